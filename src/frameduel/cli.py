@@ -1,0 +1,197 @@
+"""Command-line entry: parse, call one function per command, print. User errors exit 2 in one line."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+from typing import Callable, Optional, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from frameduel import environment
+from frameduel.errors import FrameduelError
+from frameduel.report.summary import RunSummary, summarize_run
+from frameduel.report.terminal import ms, print_summary
+from frameduel.runner.plan import PRESETS, MatrixRequest, Plan, build_plan
+from frameduel.runner.scheduler import pending_cells, run_plan, start_run
+from frameduel.spec import FRAMEWORKS, TASKS, Measurement, RunSpec
+from frameduel.store import Store, default_db_path
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
+                  help="PyTorch vs TensorFlow, measured side by side on this machine.")
+# Piped output gets a wide fixed width: the side-by-side table is unreadable folded into 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 180)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 180)
+USER_ERROR_EXIT = 2
+
+F = TypeVar("F", bound=Callable[..., object])
+DbOption = typer.Option(None, "--db", help="results database (default: $FRAMEDUEL_DB or the user data dir)")
+
+
+def user_errors(command: F) -> F:
+    """Turn a FrameduelError into one line on stderr and exit code 2; never a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: object, **kwargs: object) -> object:
+        try:
+            return command(*args, **kwargs)
+        except FrameduelError as exc:
+            err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(USER_ERROR_EXIT) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def split_list(value: str | None) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    items = tuple(item.strip() for item in value.split(",") if item.strip())
+    if not items:
+        raise FrameduelError(f"empty list '{value}'; give comma-separated names, e.g. mlp,cnn")
+    return items
+
+
+def open_store(db: Path | None) -> Store:
+    return Store(db or default_db_path())
+
+
+def summarize_stored_run(store: Store, run_id: str) -> tuple[Plan, RunSummary]:
+    run = store.get_run(run_id)
+    plan = Plan.from_dict(run.plan)
+    return plan, summarize_run(store.measurements(run_id), list(plan.specs))
+
+
+def cell_line(spec: RunSpec, measurement: Measurement) -> str:
+    label = f"{spec.workload} {spec.task} b{spec.batch_size} {spec.precision} {spec.framework} {spec.mode}"
+    if measurement.status != "ok":
+        return f"[red]x[/red] {label}: [red]{measurement.status}[/red] {measurement.error or ''}"
+    median = sorted(measurement.step_seconds)[len(measurement.step_seconds) // 2]
+    return f"[green]v[/green] {label}: {ms(median)} ms/step"
+
+
+def run_with_progress(store: Store, run_id: str, plan: Plan, quiet: bool) -> None:
+    total = len(plan.schedule())
+    done = total - len(pending_cells(store, run_id, plan))
+    out = err_console if quiet else console
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=out, transient=True) as progress:
+        bar = progress.add_task("starting", total=total, completed=done)
+
+        def on_cell(round_index: int, spec: RunSpec, measurement: Measurement | None) -> None:
+            if measurement is None:
+                progress.update(bar, description=f"{spec.workload} {spec.task} {spec.framework} {spec.mode}")
+                return
+            progress.console.print(cell_line(spec, measurement), highlight=False)
+            progress.advance(bar)
+
+        try:
+            run_plan(store, run_id, plan, on_cell)
+        except KeyboardInterrupt:
+            progress.stop()
+            err_console.print(f"interrupted; finished cells are stored. Resume with: "
+                              f"frameduel compare --resume {run_id}")
+            raise typer.Exit(130) from None
+
+
+@app.command()
+@user_errors
+def compare(
+    workloads: str = typer.Option("mlp,cnn", help="comma-separated workloads"),
+    frameworks: str = typer.Option(",".join(FRAMEWORKS), help="comma-separated: torch, tf"),
+    modes: Optional[str] = typer.Option(None, help="torch: eager,compile; tf: eager,function,xla (default all)"),
+    tasks: str = typer.Option(",".join(TASKS), help="train (fwd+bwd+optimizer step), infer"),
+    precisions: str = typer.Option("fp32", help="fp32, bf16, fp16 (mixed precision; where supported)"),
+    preset: str = typer.Option("quick", help=f"measurement effort: {', '.join(PRESETS)}"),
+    size: Optional[str] = typer.Option(None, help="model size: tiny, small (CPU default), base (GPU default)"),
+    device: Optional[str] = typer.Option(None, help="cpu or cuda (default: cuda when present)"),
+    threads: Optional[int] = typer.Option(None, help="intra-op threads per framework (default: all cores)"),
+    repeats: Optional[int] = typer.Option(None, help="worker processes per cell (default: from preset)"),
+    timeout: Optional[float] = typer.Option(None, help="seconds before a cell's worker is killed"),
+    seed: int = typer.Option(0, help="seed for data and weights"),
+    resume: Optional[str] = typer.Option(None, help="finish an interrupted run; skips finished cells"),
+    as_json: bool = typer.Option(False, "--json", help="print the summary as JSON instead of tables"),
+    db: Optional[Path] = DbOption,
+) -> None:
+    """Run workloads in PyTorch and TensorFlow side by side and print the comparison."""
+    store = open_store(db)
+    if resume:
+        run_id, plan = resume, Plan.from_dict(store.get_run(resume).plan)
+    else:
+        request = MatrixRequest(
+            workloads=split_list(workloads), frameworks=split_list(frameworks), modes=split_list(modes),
+            tasks=split_list(tasks), precisions=split_list(precisions), preset=preset, size=size,
+            device=device, threads=threads, repeats=repeats, timeout_s=timeout, seed=seed,
+        )
+        plan = build_plan(request)
+        run_id = start_run(store, plan)
+    (err_console if as_json else console).print(
+        f"run [bold]{run_id}[/bold]: {len(plan.specs)} cells x {plan.repeats} round(s), db {store.path}"
+    )
+    run_with_progress(store, run_id, plan, quiet=as_json)
+    show_run(store, run_id, as_json)
+
+
+def show_run(store: Store, run_id: str, as_json: bool) -> None:
+    _, summary = summarize_stored_run(store, run_id)
+    run = store.get_run(run_id)
+    if as_json:
+        print(json.dumps({"run_id": run_id, "status": run.status, "environment": run.environment,
+                          **summary.to_dict()}, indent=2))
+        return
+    cpu = run.environment["cpu"]["model"]
+    threads = summary.cells[0].spec.threads if summary.cells else "?"
+    print_summary(console, summary, f"run {run_id} ({run.status}) - {cpu}, {threads} threads")
+
+
+@app.command()
+@user_errors
+def show(
+    run_id: str = typer.Argument(..., help="a run id from `frameduel runs`"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON instead of tables"),
+    db: Optional[Path] = DbOption,
+) -> None:
+    """Print a stored run's side-by-side table and speedups."""
+    show_run(open_store(db), run_id, as_json)
+
+
+@app.command()
+@user_errors
+def runs(db: Optional[Path] = DbOption) -> None:
+    """List stored runs, newest first."""
+    store = open_store(db)
+    table = Table(header_style="bold")
+    for column in ("run id", "created", "status", "preset", "cells done / planned", "workloads"):
+        table.add_column(column)
+    for run, finished in store.list_runs():
+        plan = Plan.from_dict(run.plan)
+        workloads = sorted({spec.workload for spec in plan.specs})
+        table.add_row(run.id, run.created_at, run.status, plan.preset,
+                      f"{finished} / {len(plan.schedule())}", ",".join(workloads))
+    console.print(table)
+
+
+@app.command()
+@user_errors
+def env(as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
+    """Print this machine's environment fingerprint (what every run records)."""
+    fingerprint = environment.fingerprint()
+    if as_json:
+        print(json.dumps(fingerprint, indent=2))
+        return
+    table = Table(show_header=False)
+    for key, value in fingerprint.items():
+        table.add_row(key, json.dumps(value) if isinstance(value, (dict, list)) else str(value))
+    console.print(table)
+
+
+def main() -> None:
+    sys.exit(app())
+
+
+if __name__ == "__main__":
+    main()

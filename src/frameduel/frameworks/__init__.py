@@ -1,0 +1,39 @@
+"""The only package (besides workloads' model_torch.py / model_tf.py files) that imports a framework.
+
+torch_backend and tf_backend expose the same public names (Keras 3's backend pattern):
+
+    configure(spec) -> dict                  threads, seed, device, precision policy; returns runtime facts
+    make_step(workload, spec, batch) -> Step build the model and one train/infer step for spec.mode
+    peak_device_memory_mb(spec) -> float | None
+    is_out_of_memory(exc) -> bool
+
+They are imported lazily, inside a worker process, so the parent process never loads a framework.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Callable
+
+from frameduel.spec import FRAMEWORKS, check_choice
+
+BACKEND_MODULES = {
+    "torch": "frameduel.frameworks.torch_backend",
+    "tf": "frameduel.frameworks.tf_backend",
+}
+
+
+@dataclass
+class Step:
+    """One measurable step, split so the timer can tell tracing, first call and steady state apart."""
+
+    run: Callable[[], object]  # one train or inference step; may return a device value
+    sync: Callable[[], None]  # wait for the device (no-op on CPU, where execution is synchronous)
+    trace: Callable[[], None] | None = None  # explicit trace/compile ahead of the first call, if the mode has one
+
+
+def load_backend(framework: str) -> ModuleType:
+    check_choice("framework", framework, FRAMEWORKS)
+    return importlib.import_module(BACKEND_MODULES[framework])

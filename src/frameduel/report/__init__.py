@@ -1,0 +1,1 @@
+"""Presenting results: summaries (statistics over stored runs) and their renderings."""

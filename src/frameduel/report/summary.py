@@ -1,0 +1,160 @@
+"""Stored measurements -> per-cell statistics and speedup ratios with confidence intervals.
+
+The one place results are interpreted; the terminal table, --json and later reports all read this.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from frameduel.runner.stats import (
+    Interval,
+    SampleSummary,
+    hierarchical_median_ci,
+    ratio_of_medians,
+    summarize,
+    throughput,
+)
+from frameduel.spec import FRAMEWORKS, MODES, Measurement, RunSpec
+
+# A speedup whose CI does not clear this band either side of 1.0 is "no meaningful difference".
+NOISE_BAND = 0.02
+
+
+@dataclass
+class CellSummary:
+    spec: RunSpec
+    status: str  # ok only when every round is ok; else the first bad round's status
+    error: str | None
+    rounds: int
+    step: SampleSummary | None = None  # pooled steady-state step times, seconds
+    step_ci: Interval | None = None  # across-round (hierarchical) CI of the median step time
+    throughput: float | None = None  # samples/s
+    throughput_ci: Interval | None = None
+    latency: bool = False  # per-call timings: step.p50/p90/p99 are request latencies
+    compile_s: float | None = None  # median over rounds
+    first_step_s: float | None = None
+    peak_rss_mb: float | None = None  # max over rounds
+    peak_device_mb: float | None = None
+    runtime: dict[str, Any] = field(default_factory=dict)
+    samples: list[list[float]] = field(default_factory=list, repr=False)  # per round
+
+    @property
+    def noisy(self) -> bool:
+        return self.step is not None and self.step.noisy
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {k: v for k, v in dataclasses.asdict(self).items() if k not in ("samples", "step")}
+        data["spec"] = self.spec.to_dict()
+        data["key"] = self.spec.key
+        data["step"] = self.step.to_dict() if self.step else None
+        data["noisy"] = self.noisy
+        return data
+
+
+@dataclass(frozen=True)
+class Ratio:
+    """A speedup: how many times faster `faster` is than `baseline` (median step time ratio)."""
+
+    group: str
+    label: str
+    faster: str  # cell key
+    baseline: str  # cell key
+    value: float
+    ci: Interval
+
+    @property
+    def verdict(self) -> str:
+        if self.ci.low > 1 + NOISE_BAND:
+            return "faster"
+        if self.ci.high < 1 / (1 + NOISE_BAND):
+            return "slower"
+        return "no meaningful difference"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "verdict": self.verdict}
+
+
+@dataclass
+class RunSummary:
+    cells: list[CellSummary]
+    ratios: list[Ratio]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"cells": [c.to_dict() for c in self.cells], "ratios": [r.to_dict() for r in self.ratios]}
+
+
+def median_or_none(values: list[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return float(np.median(present)) if present else None
+
+
+def summarize_cell(spec: RunSpec, rounds: list[Measurement]) -> CellSummary:
+    bad = [m for m in rounds if m.status != "ok"]
+    cell = CellSummary(
+        spec=spec,
+        status=bad[0].status if bad else "ok",
+        error=bad[0].error if bad else None,
+        rounds=len(rounds),
+        compile_s=median_or_none([m.compile_s for m in rounds]),
+        first_step_s=median_or_none([m.first_step_s for m in rounds]),
+        peak_rss_mb=max((m.peak_rss_mb for m in rounds if m.peak_rss_mb), default=None),
+        peak_device_mb=max((m.peak_device_mb for m in rounds if m.peak_device_mb), default=None),
+        runtime=rounds[0].runtime,
+    )
+    cell.samples = [m.step_seconds for m in rounds if m.status == "ok" and m.step_seconds]
+    if cell.samples:
+        cell.step = summarize([s for group in cell.samples for s in group])
+        cell.step_ci = hierarchical_median_ci(cell.samples)
+        cell.step = dataclasses.replace(cell.step, median_ci=cell.step_ci)
+        cell.throughput, cell.throughput_ci = throughput(spec.batch_size, cell.step)
+        cell.latency = all(m.steps_per_sample == 1 for m in rounds) and spec.task == "infer"
+    return cell
+
+
+def speedup(group: str, label: str, faster: CellSummary, baseline: CellSummary) -> Ratio:
+    pooled = [[s for g in c.samples for s in g] for c in (baseline, faster)]
+    value, ci = ratio_of_medians(pooled[0], pooled[1])  # baseline time / faster time
+    return Ratio(group=group, label=label, faster=faster.spec.key, baseline=baseline.spec.key,
+                 value=value, ci=ci)
+
+
+def group_ratios(group: str, cells: list[CellSummary]) -> list[Ratio]:
+    """Compiled-vs-eager per framework, and the frameworks against each other (eager and best)."""
+    ok = [c for c in cells if c.step is not None]
+    by_framework: dict[str, dict[str, CellSummary]] = defaultdict(dict)
+    for cell in ok:
+        by_framework[cell.spec.framework][cell.spec.mode] = cell
+    ratios = []
+    for framework, modes in by_framework.items():
+        eager = modes.get("eager")
+        for mode in MODES[framework]:
+            if eager is not None and mode != "eager" and mode in modes:
+                ratios.append(speedup(group, f"{framework} {mode} vs {framework} eager", modes[mode], eager))
+    if len(by_framework) == 2:
+        (fw_a, modes_a), (fw_b, modes_b) = sorted(by_framework.items(), key=lambda i: FRAMEWORKS.index(i[0]))
+        if "eager" in modes_a and "eager" in modes_b:
+            ratios.append(speedup(group, f"{fw_a} eager vs {fw_b} eager", modes_a["eager"], modes_b["eager"]))
+        best_a = min(modes_a.values(), key=lambda c: c.step.median)
+        best_b = min(modes_b.values(), key=lambda c: c.step.median)
+        ratios.append(speedup(group, f"{fw_a} best ({best_a.spec.mode}) vs {fw_b} best ({best_b.spec.mode})",
+                              best_a, best_b))
+    return ratios
+
+
+def summarize_run(measurements: list[tuple[int, Measurement]], specs: list[RunSpec]) -> RunSummary:
+    """Cells in plan order (unfinished ones left out), then their ratios group by group."""
+    rounds: dict[str, list[Measurement]] = defaultdict(list)
+    for _, measurement in measurements:
+        rounds[measurement.spec.key].append(measurement)
+    cells = [summarize_cell(spec, rounds[spec.key]) for spec in specs if spec.key in rounds]
+    groups: dict[str, list[CellSummary]] = defaultdict(list)
+    for cell in cells:
+        groups[cell.spec.comparison_group].append(cell)
+    ratios = [ratio for group, members in groups.items() for ratio in group_ratios(group, members)]
+    return RunSummary(cells=cells, ratios=ratios)

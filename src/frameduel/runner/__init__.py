@@ -1,0 +1,1 @@
+"""Measurement: running cells in worker processes and turning their timings into statistics."""

@@ -1,0 +1,158 @@
+"""From what the user asked for to an ordered list of cells: presets, validation, interleaving."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from dataclasses import dataclass
+from typing import Any
+
+from frameduel import environment
+from frameduel.errors import FrameduelError
+from frameduel.spec import FRAMEWORKS, MODES, PRECISIONS, SIZES, TASKS, MeasureBudget, RunSpec, check_choice
+from frameduel.workloads import get_workload
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named measurement effort: which batches, how many rounds, how long each worker samples."""
+
+    description: str
+    train_batch: int
+    infer_batches: tuple[int, ...]  # 1 = latency (p50/p90/p99); large = throughput
+    repeats: int  # worker processes per cell, interleaved across the whole matrix
+    budget: MeasureBudget
+
+
+PRESETS: dict[str, Preset] = {
+    "quick": Preset(
+        description="one round, short sampling: a first look in a few minutes",
+        train_batch=32,
+        infer_batches=(1,),
+        repeats=1,
+        budget=MeasureBudget(warmup_steps=3, warmup_seconds=0.1, min_seconds=0.3, max_seconds=0.8,
+                             timeout_s=300),
+    ),
+    "full": Preset(
+        description="three interleaved rounds, latency and throughput inference, longer sampling",
+        train_batch=64,
+        infer_batches=(1, 256),
+        repeats=3,
+        budget=MeasureBudget(warmup_steps=5, warmup_seconds=0.5, min_seconds=1.0, max_seconds=5.0,
+                             timeout_s=900),
+    ),
+}
+
+
+@dataclass(frozen=True)
+class MatrixRequest:
+    """The user's selection; None means "the preset's / this machine's default"."""
+
+    workloads: tuple[str, ...] = ("mlp", "cnn")
+    frameworks: tuple[str, ...] = FRAMEWORKS
+    modes: tuple[str, ...] | None = None
+    tasks: tuple[str, ...] = TASKS
+    precisions: tuple[str, ...] = ("fp32",)
+    preset: str = "quick"
+    size: str | None = None
+    device: str | None = None
+    threads: int | None = None
+    repeats: int | None = None
+    timeout_s: float | None = None
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Plan:
+    preset: str
+    specs: tuple[RunSpec, ...]  # already interleaved
+    budget: MeasureBudget
+    repeats: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "preset": self.preset,
+            "specs": [spec.to_dict() for spec in self.specs],
+            "budget": self.budget.to_dict(),
+            "repeats": self.repeats,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Plan:
+        return cls(
+            preset=data["preset"],
+            specs=tuple(RunSpec.from_dict(s) for s in data["specs"]),
+            budget=MeasureBudget.from_dict(data["budget"]),
+            repeats=data["repeats"],
+        )
+
+    def schedule(self) -> list[tuple[int, RunSpec]]:
+        """Round-major order: every cell once, then every cell again, so drift hits all cells alike."""
+        return [(round_index, spec) for round_index in range(self.repeats) for spec in self.specs]
+
+
+def modes_for(framework: str, requested: tuple[str, ...] | None) -> tuple[str, ...]:
+    if requested is None:
+        return MODES[framework]
+    return tuple(mode for mode in MODES[framework] if mode in requested)
+
+
+def check_modes(frameworks: tuple[str, ...], requested: tuple[str, ...] | None) -> None:
+    if requested is None:
+        return
+    for mode in requested:
+        if not any(mode in MODES[fw] for fw in frameworks):
+            valid = "; ".join(f"{fw}: {', '.join(MODES[fw])}" for fw in frameworks)
+            raise FrameduelError(f"mode '{mode}' is not valid for {', '.join(frameworks)}; valid modes: {valid}")
+    for fw in frameworks:
+        if not modes_for(fw, requested):
+            raise FrameduelError(
+                f"none of the modes {', '.join(requested)} applies to {fw}; add one of: {', '.join(MODES[fw])}"
+            )
+
+
+def interleave(specs: list[RunSpec]) -> list[RunSpec]:
+    """Alternate frameworks inside each comparison group (A B A B ...) so slow drift cancels."""
+    ordered: list[RunSpec] = []
+    groups: dict[str, dict[str, list[RunSpec]]] = {}
+    for spec in specs:
+        groups.setdefault(spec.comparison_group, {}).setdefault(spec.framework, []).append(spec)
+    for by_framework in groups.values():
+        for row in itertools.zip_longest(*by_framework.values()):
+            ordered.extend(spec for spec in row if spec is not None)
+    return ordered
+
+
+def build_plan(request: MatrixRequest) -> Plan:
+    """Validate the request against the registries and this machine, and expand it into cells."""
+    preset = PRESETS[check_choice("preset", request.preset, list(PRESETS))]
+    for name in request.workloads:
+        get_workload(name)
+    for fw in request.frameworks:
+        check_choice("framework", fw, FRAMEWORKS)
+    for task in request.tasks:
+        check_choice("task", task, TASKS)
+    check_modes(request.frameworks, request.modes)
+    device = request.device or environment.default_device()
+    environment.check_device(device)
+    for precision in request.precisions:
+        check_choice("precision", precision, PRECISIONS)
+        environment.check_precision(precision, device)
+    size = check_choice("size", request.size or ("base" if device == "cuda" else "small"), SIZES)
+    threads = request.threads or environment.default_threads()
+    budget = preset.budget
+    if request.timeout_s is not None:
+        budget = dataclasses.replace(budget, timeout_s=request.timeout_s)
+
+    specs = []
+    for workload, task, precision in itertools.product(request.workloads, request.tasks, request.precisions):
+        batches = (preset.train_batch,) if task == "train" else preset.infer_batches
+        for batch_size, fw in itertools.product(batches, request.frameworks):
+            for mode in modes_for(fw, request.modes):
+                specs.append(RunSpec(workload=workload, framework=fw, mode=mode, task=task,
+                                     precision=precision, batch_size=batch_size, device=device,
+                                     threads=threads, size=size, seed=request.seed))
+    repeats = request.repeats or preset.repeats
+    if repeats < 1:
+        raise FrameduelError(f"repeats must be >= 1, got {repeats}")
+    return Plan(preset=request.preset, specs=tuple(interleave(specs)), budget=budget, repeats=repeats)

@@ -1,0 +1,103 @@
+"""The measurement loop: trace, first step, warm-up, then adaptive steady-state sampling.
+
+Framework-free: it only sees a Step (run/sync/trace callables), so both frameworks are timed by the
+very same code.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+from frameduel.frameworks import Step
+from frameduel.runner.stats import ci_converged
+from frameduel.spec import MeasureBudget
+
+clock = time.perf_counter
+
+
+@dataclass
+class Timings:
+    step_seconds: list[float]  # steady state, seconds per step
+    steps_per_sample: int
+    trace_s: float | None
+    first_step_s: float
+    warmup_steps: int
+
+    @property
+    def compile_s(self) -> float:
+        """Explicit trace plus what the first call cost beyond a steady step (lazy compilation)."""
+        steady = sorted(self.step_seconds)[len(self.step_seconds) // 2]
+        return (self.trace_s or 0.0) + max(0.0, self.first_step_s - steady)
+
+
+def timed_call(step: Step) -> float:
+    start = clock()
+    step.run()
+    step.sync()
+    return clock() - start
+
+
+def warm_up(step: Step, budget: MeasureBudget) -> tuple[int, float]:
+    """Run at least warmup_steps and at least warmup_seconds; return (steps run, last step seconds)."""
+    steps, started, last = 0, clock(), 0.0
+    while steps < budget.warmup_steps or clock() - started < budget.warmup_seconds:
+        last = timed_call(step)
+        steps += 1
+    return steps, last
+
+
+def steps_per_sample(step_estimate_s: float, per_call: bool, budget: MeasureBudget) -> int:
+    """Latency cells time every call; throughput cells group short steps so timer cost vanishes."""
+    if per_call or step_estimate_s <= 0:
+        return 1
+    return max(1, math.ceil(budget.min_sample_seconds / step_estimate_s))
+
+
+def sample(step: Step, repeat: int) -> float:
+    """Seconds per step over `repeat` back-to-back steps, with one device sync at the end."""
+    start = clock()
+    for _ in range(repeat):
+        step.run()
+    step.sync()
+    return (clock() - start) / repeat
+
+
+def measure_steady_state(step: Step, budget: MeasureBudget, repeat: int) -> list[float]:
+    """Collect samples until the median's CI is within target, or the sample/time budget runs out.
+
+    The CI is checked each time the sample count grows by half, so checking stays cheap.
+    """
+    samples: list[float] = []
+    started = clock()
+    next_check = budget.min_samples
+    while len(samples) < budget.max_samples:
+        samples.append(sample(step, repeat))
+        elapsed = clock() - started
+        if elapsed >= budget.max_seconds and len(samples) >= 3:
+            break
+        if len(samples) >= next_check and elapsed >= budget.min_seconds:
+            if ci_converged(samples, budget.target_ci_rel):
+                break
+            next_check = math.ceil(len(samples) * 1.5)
+    return samples
+
+
+def measure(step: Step, budget: MeasureBudget, per_call: bool) -> Timings:
+    trace_s = None
+    if step.trace is not None:
+        start = clock()
+        step.trace()
+        trace_s = clock() - start
+    first_step_s = timed_call(step)
+    warmup_steps, last_warm_s = warm_up(step, budget)
+    repeat = steps_per_sample(last_warm_s, per_call, budget)
+    samples = measure_steady_state(step, budget, repeat)
+    return Timings(
+        step_seconds=samples,
+        steps_per_sample=repeat,
+        trace_s=trace_s,
+        first_step_s=first_step_s,
+        warmup_steps=warmup_steps,
+    )

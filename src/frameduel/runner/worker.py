@@ -1,0 +1,95 @@
+"""Worker process entry point: measure exactly one cell, in a process of its own.
+
+    python -m frameduel.runner.worker RESULT_PATH   < job.json   ({"spec": ..., "budget": ...})
+
+One process per cell means no shared thread pools or allocators between frameworks, and a peak-RSS
+figure that belongs to this cell alone. The worker always tries to write a Measurement; when it
+cannot (killed, segfault), the scheduler records the death instead.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+from frameduel.frameworks import load_backend
+from frameduel.runner.timing import measure
+from frameduel.spec import MeasureBudget, Measurement, RunSpec
+from frameduel.workloads import get_workload
+
+
+def rss_mb() -> float:
+    return psutil.Process().memory_info().rss / 2**20
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def is_latency_cell(spec: RunSpec) -> bool:
+    """Batch-1 inference is about per-request latency, so every call is timed on its own."""
+    return spec.task == "infer" and spec.batch_size == 1
+
+
+def error_line(exc: BaseException) -> str:
+    """The key line of an error: its type and the first line of its message, truncated."""
+    message = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {message[0][:300] if message else ''}".rstrip(": ")
+
+
+def measure_cell(spec: RunSpec, budget: MeasureBudget) -> Measurement:
+    started = time.perf_counter()
+    backend = load_backend(spec.framework)
+    try:
+        runtime = backend.configure(spec)
+        baseline = rss_mb()
+        workload = get_workload(spec.workload)
+        batch = workload.make_batch(workload.config(spec.size), spec.batch_size, spec.seed)
+        step = backend.make_step(workload, spec, batch)
+        timings = measure(step, budget, per_call=is_latency_cell(spec))
+    except Exception as exc:  # noqa: BLE001 - any failure becomes this cell's status
+        status = "oom" if backend.is_out_of_memory(exc) else "failed"
+        return Measurement(
+            spec=spec,
+            status=status,
+            error=error_line(exc),
+            peak_rss_mb=peak_rss_mb(),
+            wall_s=time.perf_counter() - started,
+        )
+    return Measurement(
+        spec=spec,
+        status="ok",
+        step_seconds=timings.step_seconds,
+        steps_per_sample=timings.steps_per_sample,
+        trace_s=timings.trace_s,
+        first_step_s=timings.first_step_s,
+        compile_s=timings.compile_s,
+        warmup_steps=timings.warmup_steps,
+        peak_rss_mb=peak_rss_mb(),
+        baseline_rss_mb=baseline,
+        peak_device_mb=backend.peak_device_memory_mb(spec),
+        wall_s=time.perf_counter() - started,
+        runtime=runtime,
+    )
+
+
+def main(argv: list[str]) -> int:
+    result_path = Path(argv[1])
+    job = json.loads(sys.stdin.read())
+    spec = RunSpec.from_dict(job["spec"])
+    budget = MeasureBudget.from_dict(job["budget"])
+    measurement = measure_cell(spec, budget)
+    # Write then rename, so the scheduler never reads half a result.
+    tmp = result_path.with_suffix(".tmp")
+    tmp.write_text(measurement.to_json())
+    tmp.replace(result_path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

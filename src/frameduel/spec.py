@@ -1,0 +1,140 @@
+"""What one measured cell is, and what it produced: the serialisable vocabulary of frameduel.
+
+Everything here is framework-free and round-trips through JSON, so a stored result can always be
+traced back to exactly what was run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from frameduel.errors import FrameduelError
+
+# One source of truth for the matrix axes. Order matters: it is the display order.
+MODES: dict[str, tuple[str, ...]] = {
+    "torch": ("eager", "compile"),
+    "tf": ("eager", "function", "xla"),
+}
+FRAMEWORKS: tuple[str, ...] = tuple(MODES)
+PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16")
+TASKS: tuple[str, ...] = ("train", "infer")
+DEVICES: tuple[str, ...] = ("cpu", "cuda")
+SIZES: tuple[str, ...] = ("tiny", "small", "base")
+
+# Terminal states of a measured cell; every one of them counts as "finished" for --resume.
+STATUSES: tuple[str, ...] = ("ok", "failed", "oom", "timeout")
+
+
+def check_choice(kind: str, value: str, choices: tuple[str, ...] | list[str]) -> str:
+    """Return value if it is one of choices, else raise an error that lists the valid ones."""
+    if value not in choices:
+        raise FrameduelError(f"unknown {kind} '{value}'; choose from: {', '.join(choices)}")
+    return value
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One cell of the benchmark matrix: everything that determines what is measured."""
+
+    workload: str
+    framework: str
+    mode: str
+    task: str  # "train" = forward + backward + optimizer step; "infer" = forward only
+    precision: str = "fp32"
+    batch_size: int = 32
+    device: str = "cpu"
+    threads: int = 1  # intra-op threads given to the framework (resolved at plan time, never 0)
+    size: str = "small"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_choice("framework", self.framework, FRAMEWORKS)
+        if self.mode not in MODES[self.framework]:
+            raise FrameduelError(
+                f"mode '{self.mode}' is not valid for {self.framework}; "
+                f"choose from: {', '.join(MODES[self.framework])}"
+            )
+        check_choice("task", self.task, TASKS)
+        check_choice("precision", self.precision, PRECISIONS)
+        check_choice("device", self.device, DEVICES)
+        check_choice("size", self.size, SIZES)
+        if self.batch_size < 1:
+            raise FrameduelError(f"batch size must be >= 1, got {self.batch_size}")
+        if self.threads < 1:
+            raise FrameduelError(f"threads must be >= 1, got {self.threads}")
+
+    @property
+    def key(self) -> str:
+        """Stable, human-readable identity of the cell inside a run."""
+        return (
+            f"{self.workload}/{self.size}/{self.task}/b{self.batch_size}/{self.precision}/"
+            f"{self.device}/t{self.threads}/{self.framework}/{self.mode}/s{self.seed}"
+        )
+
+    @property
+    def comparison_group(self) -> str:
+        """Cells in the same group do the same work and may be compared with each other."""
+        return f"{self.workload}/{self.size}/{self.task}/b{self.batch_size}/{self.precision}/{self.device}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunSpec:
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class MeasureBudget:
+    """How hard one worker measures: warm-up, then adaptive repeats until the CI is tight enough."""
+
+    warmup_steps: int = 3
+    warmup_seconds: float = 0.2  # warm-up runs at least this long (caches, allocator, CPU clocks)
+    min_samples: int = 10
+    max_samples: int = 5000
+    target_ci_rel: float = 0.02  # stop once the 95% CI of the median is within +-2% of it
+    min_seconds: float = 0.5  # ...but never before sampling this long, so a lucky start cannot stop it
+    max_seconds: float = 3.0  # steady-state time budget per worker
+    min_sample_seconds: float = 0.005  # throughput samples batch steps up to this length
+    timeout_s: float = 600.0  # whole-worker wall clock limit, enforced by the scheduler
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MeasureBudget:
+        return cls(**data)
+
+
+@dataclass
+class Measurement:
+    """What one worker process reports for one round of one cell."""
+
+    spec: RunSpec
+    status: str
+    error: str | None = None
+    step_seconds: list[float] = field(default_factory=list)  # steady-state seconds per step
+    steps_per_sample: int = 1  # >1 when short steps were timed in groups (throughput cells)
+    trace_s: float | None = None  # explicit trace/compile call before the first step, if any
+    first_step_s: float | None = None  # first call, including lazy compilation
+    compile_s: float | None = None  # trace_s + (first_step_s - steady median), never < 0
+    warmup_steps: int = 0
+    peak_rss_mb: float | None = None  # whole worker process, import included
+    baseline_rss_mb: float | None = None  # after imports, before the model is built
+    peak_device_mb: float | None = None  # accelerator allocator peak (GPU only)
+    wall_s: float | None = None
+    runtime: dict[str, Any] = field(default_factory=dict)  # versions, threads actually in force
+
+    def to_json(self) -> str:
+        data = dataclasses.asdict(self)
+        data["spec"] = self.spec.to_dict()
+        return json.dumps(data)
+
+    @classmethod
+    def from_json(cls, text: str) -> Measurement:
+        data = json.loads(text)
+        data["spec"] = RunSpec.from_dict(data["spec"])
+        return cls(**data)

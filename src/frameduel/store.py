@@ -1,0 +1,183 @@
+"""The results database: SQLite, one transaction per finished cell, so nothing measured is lost.
+
+Schema (``SCHEMA_VERSION`` 1):
+    environments  id (content hash) -> fingerprint JSON
+    runs          id, created_at, updated_at, status (running|interrupted|complete), plan JSON, environment
+    cells         one row per (run, cell key, round): spec JSON, status, error, measurement JSON
+    samples       raw steady-state step times of a cell row, seconds per step, in measurement order
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+from frameduel.errors import FrameduelError
+from frameduel.spec import Measurement
+
+SCHEMA_VERSION = 1
+DB_ENV_VAR = "FRAMEDUEL_DB"  # documented override of the default database location
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS environments (
+    id TEXT PRIMARY KEY,
+    data TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    status TEXT NOT NULL,
+    plan TEXT NOT NULL,
+    environment_id TEXT NOT NULL REFERENCES environments(id)
+);
+CREATE TABLE IF NOT EXISTS cells (
+    id INTEGER PRIMARY KEY,
+    run_id TEXT NOT NULL REFERENCES runs(id),
+    cell_key TEXT NOT NULL,
+    round INTEGER NOT NULL,
+    spec TEXT NOT NULL,
+    status TEXT NOT NULL,
+    error TEXT,
+    measurement TEXT NOT NULL,
+    finished_at TEXT NOT NULL,
+    UNIQUE (run_id, cell_key, round)
+);
+CREATE TABLE IF NOT EXISTS samples (
+    cell_id INTEGER NOT NULL REFERENCES cells(id),
+    idx INTEGER NOT NULL,
+    seconds REAL NOT NULL,
+    PRIMARY KEY (cell_id, idx)
+);
+"""
+
+
+def default_db_path() -> Path:
+    override = os.environ.get(DB_ENV_VAR)
+    if override:
+        return Path(override)
+    return Path(platformdirs.user_data_dir("frameduel")) / "results.sqlite"
+
+
+def now_iso() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    id: str
+    created_at: str
+    updated_at: str
+    status: str
+    plan: dict[str, Any]
+    environment: dict[str, Any]
+
+
+class Store:
+    """Thin, explicit access to the results database. Open one per process."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.db = sqlite3.connect(self.path)
+            self.db.execute("PRAGMA journal_mode=WAL")  # readers never block the writing scheduler
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self.db.executescript(SCHEMA)
+            self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        except sqlite3.DatabaseError as exc:
+            raise FrameduelError(f"cannot open results database {self.path}: {exc}; pass --db PATH") from None
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- runs ------------------------------------------------------------------------------------
+    def create_run(self, run_id: str, plan: dict[str, Any], environment: dict[str, Any]) -> None:
+        env_json = json.dumps(environment, sort_keys=True)
+        env_id = hashlib.sha256(env_json.encode()).hexdigest()[:16]
+        with self.db:
+            self.db.execute("INSERT OR IGNORE INTO environments VALUES (?, ?)", (env_id, env_json))
+            self.db.execute(
+                "INSERT INTO runs VALUES (?, ?, ?, 'running', ?, ?)",
+                (run_id, now_iso(), now_iso(), json.dumps(plan), env_id),
+            )
+
+    def set_run_status(self, run_id: str, status: str) -> None:
+        with self.db:
+            self.db.execute(
+                "UPDATE runs SET status = ?, updated_at = ? WHERE id = ?", (status, now_iso(), run_id)
+            )
+
+    def get_run(self, run_id: str) -> RunRecord:
+        row = self.db.execute(
+            "SELECT r.id, r.created_at, r.updated_at, r.status, r.plan, e.data "
+            "FROM runs r JOIN environments e ON e.id = r.environment_id WHERE r.id = ?",
+            (run_id,),
+        ).fetchone()
+        if row is None:
+            raise FrameduelError(f"no run '{run_id}' in {self.path}; list runs with: frameduel runs")
+        return RunRecord(row[0], row[1], row[2], row[3], json.loads(row[4]), json.loads(row[5]))
+
+    def list_runs(self) -> list[tuple[RunRecord, int]]:
+        """All runs, newest first, each with its count of finished cell rounds."""
+        ids = [r[0] for r in self.db.execute("SELECT id FROM runs ORDER BY created_at DESC, id DESC")]
+        return [(self.get_run(run_id), self.count_finished(run_id)) for run_id in ids]
+
+    # -- cells -----------------------------------------------------------------------------------
+    def save_measurement(self, run_id: str, round_index: int, measurement: Measurement) -> None:
+        """Persist one finished cell round and its raw samples in a single transaction."""
+        body = json.loads(measurement.to_json())
+        samples = body.pop("step_seconds")
+        with self.db:
+            cursor = self.db.execute(
+                "INSERT OR REPLACE INTO cells (run_id, cell_key, round, spec, status, error, measurement,"
+                " finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    run_id,
+                    measurement.spec.key,
+                    round_index,
+                    json.dumps(measurement.spec.to_dict()),
+                    measurement.status,
+                    measurement.error,
+                    json.dumps(body),
+                    now_iso(),
+                ),
+            )
+            cell_id = cursor.lastrowid
+            self.db.execute("DELETE FROM samples WHERE cell_id = ?", (cell_id,))
+            self.db.executemany(
+                "INSERT INTO samples VALUES (?, ?, ?)", [(cell_id, i, s) for i, s in enumerate(samples)]
+            )
+            self.db.execute("UPDATE runs SET updated_at = ? WHERE id = ?", (now_iso(), run_id))
+
+    def finished_rounds(self, run_id: str) -> set[tuple[str, int]]:
+        rows = self.db.execute("SELECT cell_key, round FROM cells WHERE run_id = ?", (run_id,))
+        return {(key, round_index) for key, round_index in rows}
+
+    def count_finished(self, run_id: str) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM cells WHERE run_id = ?", (run_id,)).fetchone()[0]
+
+    def measurements(self, run_id: str) -> list[tuple[int, Measurement]]:
+        """Every stored (round, Measurement) of a run, raw samples included, in finishing order."""
+        rows = self.db.execute(
+            "SELECT id, round, measurement, spec FROM cells WHERE run_id = ? ORDER BY id", (run_id,)
+        ).fetchall()
+        result = []
+        for cell_id, round_index, body_json, spec_json in rows:
+            body = json.loads(body_json)
+            body["spec"] = json.loads(spec_json)
+            body["step_seconds"] = [
+                s for (s,) in self.db.execute(
+                    "SELECT seconds FROM samples WHERE cell_id = ? ORDER BY idx", (cell_id,)
+                )
+            ]
+            result.append((round_index, Measurement.from_json(json.dumps(body))))
+        return result

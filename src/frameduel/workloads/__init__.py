@@ -1,0 +1,22 @@
+"""Registry of built-in workloads."""
+
+from __future__ import annotations
+
+from frameduel.errors import FrameduelError
+from frameduel.workloads.base import Batch, OptimizerConfig, Workload
+from frameduel.workloads.cnn import CNN_WORKLOAD
+from frameduel.workloads.mlp import MLP_WORKLOAD
+
+WORKLOADS: dict[str, Workload] = {w.name: w for w in (MLP_WORKLOAD, CNN_WORKLOAD)}
+
+__all__ = ["Batch", "OptimizerConfig", "Workload", "WORKLOADS", "get_workload"]
+
+
+def get_workload(name: str) -> Workload:
+    """Look a workload up by name, with an error that lists what exists."""
+    try:
+        return WORKLOADS[name]
+    except KeyError:
+        raise FrameduelError(
+            f"unknown workload '{name}'; choose from: {', '.join(WORKLOADS)}"
+        ) from None

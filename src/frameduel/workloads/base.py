@@ -1,0 +1,47 @@
+"""The framework-free contract every workload meets.
+
+A workload is a spec shared by both frameworks (config presets, data maker, loss, optimizer) plus
+one model module per framework, side by side (``model_torch.py``, ``model_tf.py``). Only those model
+modules and ``frameduel.frameworks`` import torch or tensorflow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One batch in the canonical (framework-neutral) layout the workload documents."""
+
+    inputs: np.ndarray
+    targets: np.ndarray  # int64 class indices, shape (B,)
+
+
+@dataclass(frozen=True)
+class OptimizerConfig:
+    """Adam with every default pinned: Keras' epsilon default (1e-7) differs from torch's (1e-8)."""
+
+    learning_rate: float = 1e-3
+    beta1: float = 0.9
+    beta2: float = 0.999
+    epsilon: float = 1e-8
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A benchmarkable model: how to size it, feed it and build it in each framework."""
+
+    name: str
+    description: str
+    presets: dict[str, Any]  # size name -> frozen config dataclass
+    make_batch: Callable[[Any, int, int], Batch]  # (config, batch_size, seed) -> Batch
+    model_modules: dict[str, str]  # framework -> module exposing build(config) and to_native_layout(x)
+    optimizer: OptimizerConfig = OptimizerConfig()
+    loss: str = "cross_entropy"  # logits (B, classes) vs int targets (B,)
+
+    def config(self, size: str) -> Any:
+        return self.presets[size]

@@ -1,0 +1,93 @@
+"""ResNet-style CNN in TensorFlow/Keras (NHWC). Mirrors model_torch.py block for block."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+from frameduel.workloads.cnn import CNNConfig
+from frameduel.workloads.common_tf import conv_init, dense_init
+
+# torch's BatchNorm defaults, pinned here: Keras defaults to epsilon=1e-3, momentum=0.99, and its
+# momentum means the opposite (running = m * running + (1 - m) * batch), hence 1 - 0.1.
+BN_EPS = 1e-5
+BN_MOMENTUM = 0.9
+
+
+def batch_norm() -> keras.layers.BatchNormalization:
+    return keras.layers.BatchNormalization(epsilon=BN_EPS, momentum=BN_MOMENTUM)
+
+
+class Conv3x3(keras.layers.Layer):
+    """3x3 conv with explicit symmetric zero padding of 1, as torch's padding=1.
+
+    Keras' padding="same" pads stride-2 convs asymmetrically (bottom/right only), which would shift
+    every feature map by a pixel relative to torch.
+    """
+
+    def __init__(self, filters: int, stride: int) -> None:
+        super().__init__()
+        self.pad = keras.layers.ZeroPadding2D(1)
+        self.conv = keras.layers.Conv2D(
+            filters, 3, strides=stride, padding="valid", use_bias=False, kernel_initializer=conv_init()
+        )
+
+    def call(self, x):
+        return self.conv(self.pad(x))
+
+
+class BasicBlock(keras.layers.Layer):
+    """conv-BN-ReLU-conv-BN plus a shortcut (1x1 conv + BN when the shape changes), then ReLU."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = Conv3x3(c_out, stride)
+        self.bn1 = batch_norm()
+        self.conv2 = Conv3x3(c_out, 1)
+        self.bn2 = batch_norm()
+        self.shortcut = None
+        if stride != 1 or c_in != c_out:
+            self.shortcut_conv = keras.layers.Conv2D(
+                c_out, 1, strides=stride, use_bias=False, kernel_initializer=conv_init()
+            )
+            self.shortcut = batch_norm()
+
+    def call(self, x, training=False):
+        out = keras.ops.relu(self.bn1(self.conv1(x), training=training))
+        out = self.bn2(self.conv2(out), training=training)
+        skip = x if self.shortcut is None else self.shortcut(self.shortcut_conv(x), training=training)
+        return keras.ops.relu(out + skip)
+
+
+class ResNet(keras.Model):
+    def __init__(self, config: CNNConfig) -> None:
+        super().__init__()
+        self.stem_conv = Conv3x3(config.width, 1)
+        self.stem_bn = batch_norm()
+        self.blocks = []
+        c_in = config.width
+        for stage in range(config.stages):
+            c_out = config.width * 2**stage
+            for index in range(config.blocks_per_stage):
+                stride = 2 if stage > 0 and index == 0 else 1  # halve resolution entering a stage
+                self.blocks.append(BasicBlock(c_in, c_out, stride))
+                c_in = c_out
+        # Logits stay float32 under mixed precision so the loss is computed at full precision.
+        self.head = keras.layers.Dense(config.classes, kernel_initializer=dense_init(), dtype="float32")
+
+    def call(self, x, training=False):
+        x = keras.ops.relu(self.stem_bn(self.stem_conv(x), training=training))  # (B, H, W, C)
+        for block in self.blocks:
+            x = block(x, training=training)
+        return self.head(keras.ops.mean(x, axis=(1, 2)))  # global average pool -> logits (B, classes)
+
+
+def build(config: CNNConfig) -> keras.Model:
+    model = ResNet(config)
+    size = config.image_size
+    model(np.zeros((1, size, size, config.channels), np.float32))  # create the weights now, before optimizers see them
+    return model
+
+
+def to_native_layout(inputs: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(inputs.transpose(0, 2, 3, 1))  # NCHW -> NHWC

@@ -1,0 +1,15 @@
+"""Initialisers shared by the Keras model files; each has its twin in common_torch.py."""
+
+from __future__ import annotations
+
+import keras
+
+
+def dense_init() -> keras.initializers.Initializer:
+    """U(-1/sqrt(fan_in), 1/sqrt(fan_in)): torch's nn.Linear default (Keras defaults to Glorot)."""
+    return keras.initializers.VarianceScaling(scale=1.0 / 3.0, mode="fan_in", distribution="uniform")
+
+
+def conv_init() -> keras.initializers.Initializer:
+    """N(0, 2/fan_in), untruncated (Keras' HeNormal truncates; torch's kaiming_normal_ does not)."""
+    return keras.initializers.VarianceScaling(scale=2.0, mode="fan_in", distribution="untruncated_normal")

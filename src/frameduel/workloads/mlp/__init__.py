@@ -1,0 +1,48 @@
+"""MLP on tabular features: the "small model" case where per-step framework overhead shows most.
+
+Canonical data: inputs float32 (B, in_features), targets int64 (B,).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from frameduel.workloads.base import Batch, Workload
+
+
+@dataclass(frozen=True)
+class MLPConfig:
+    in_features: int
+    hidden: int
+    depth: int  # number of hidden Linear+ReLU layers
+    classes: int
+
+
+PRESETS = {
+    "tiny": MLPConfig(in_features=16, hidden=32, depth=2, classes=4),
+    "small": MLPConfig(in_features=128, hidden=512, depth=3, classes=10),
+    "base": MLPConfig(in_features=512, hidden=2048, depth=4, classes=100),
+}
+
+
+def make_batch(config: MLPConfig, batch_size: int, seed: int) -> Batch:
+    """Synthetic, learnable data: labels come from a fixed random linear teacher, so loss can fall."""
+    rng = np.random.default_rng(seed)
+    inputs = rng.standard_normal((batch_size, config.in_features), dtype=np.float32)
+    teacher = np.random.default_rng(12345).standard_normal((config.in_features, config.classes))
+    targets = np.argmax(inputs @ teacher, axis=1).astype(np.int64)
+    return Batch(inputs=inputs, targets=targets)
+
+
+MLP_WORKLOAD = Workload(
+    name="mlp",
+    description="tabular MLP (Linear+ReLU stack, Adam)",
+    presets=PRESETS,
+    make_batch=make_batch,
+    model_modules={
+        "torch": "frameduel.workloads.mlp.model_torch",
+        "tf": "frameduel.workloads.mlp.model_tf",
+    },
+)
