@@ -5,8 +5,9 @@ from __future__ import annotations
 import functools
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional, TypeVar
+from typing import TypeVar
 
 import typer
 from rich.console import Console
@@ -103,19 +104,19 @@ def run_with_progress(store: Store, run_id: str, plan: Plan, quiet: bool) -> Non
 def compare(
     workloads: str = typer.Option("mlp,cnn", help="comma-separated workloads"),
     frameworks: str = typer.Option(",".join(FRAMEWORKS), help="comma-separated: torch, tf"),
-    modes: Optional[str] = typer.Option(None, help="torch: eager,compile; tf: eager,function,xla (default all)"),
+    modes: str | None = typer.Option(None, help="torch: eager,compile; tf: eager,function,xla (default all)"),
     tasks: str = typer.Option(",".join(TASKS), help="train (fwd+bwd+optimizer step), infer"),
     precisions: str = typer.Option("fp32", help="fp32, bf16, fp16 (mixed precision; where supported)"),
     preset: str = typer.Option("quick", help=f"measurement effort: {', '.join(PRESETS)}"),
-    size: Optional[str] = typer.Option(None, help="model size: tiny, small (CPU default), base (GPU default)"),
-    device: Optional[str] = typer.Option(None, help="cpu or cuda (default: cuda when present)"),
-    threads: Optional[int] = typer.Option(None, help="intra-op threads per framework (default: all cores)"),
-    repeats: Optional[int] = typer.Option(None, help="worker processes per cell (default: from preset)"),
-    timeout: Optional[float] = typer.Option(None, help="seconds before a cell's worker is killed"),
+    size: str | None = typer.Option(None, help="model size: tiny, small (CPU default), base (GPU default)"),
+    device: str | None = typer.Option(None, help="cpu or cuda (default: cuda when present)"),
+    threads: int | None = typer.Option(None, help="intra-op threads per framework (default: all cores)"),
+    repeats: int | None = typer.Option(None, help="worker processes per cell (default: from preset)"),
+    timeout: float | None = typer.Option(None, help="seconds before a cell's worker is killed"),
     seed: int = typer.Option(0, help="seed for data and weights"),
-    resume: Optional[str] = typer.Option(None, help="finish an interrupted run; skips finished cells"),
+    resume: str | None = typer.Option(None, help="finish an interrupted run; skips finished cells"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON instead of tables"),
-    db: Optional[Path] = DbOption,
+    db: Path | None = DbOption,
 ) -> None:
     """Run workloads in PyTorch and TensorFlow side by side and print the comparison."""
     store = open_store(db)
@@ -153,7 +154,7 @@ def show_run(store: Store, run_id: str, as_json: bool) -> None:
 def show(
     run_id: str = typer.Argument(..., help="a run id from `frameduel runs`"),
     as_json: bool = typer.Option(False, "--json", help="print JSON instead of tables"),
-    db: Optional[Path] = DbOption,
+    db: Path | None = DbOption,
 ) -> None:
     """Print a stored run's side-by-side table and speedups."""
     show_run(open_store(db), run_id, as_json)
@@ -161,7 +162,7 @@ def show(
 
 @app.command()
 @user_errors
-def runs(db: Optional[Path] = DbOption) -> None:
+def runs(db: Path | None = DbOption) -> None:
     """List stored runs, newest first."""
     store = open_store(db)
     table = Table(header_style="bold")

@@ -137,8 +137,9 @@ class Store:
         body = json.loads(measurement.to_json())
         samples = body.pop("step_seconds")
         with self.db:
+            self.forget_round(run_id, measurement.spec.key, round_index)
             cursor = self.db.execute(
-                "INSERT OR REPLACE INTO cells (run_id, cell_key, round, spec, status, error, measurement,"
+                "INSERT INTO cells (run_id, cell_key, round, spec, status, error, measurement,"
                 " finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     run_id,
@@ -152,11 +153,17 @@ class Store:
                 ),
             )
             cell_id = cursor.lastrowid
-            self.db.execute("DELETE FROM samples WHERE cell_id = ?", (cell_id,))
             self.db.executemany(
                 "INSERT INTO samples VALUES (?, ?, ?)", [(cell_id, i, s) for i, s in enumerate(samples)]
             )
             self.db.execute("UPDATE runs SET updated_at = ? WHERE id = ?", (now_iso(), run_id))
+
+    def forget_round(self, run_id: str, cell_key: str, round_index: int) -> None:
+        """Delete one stored cell round and its samples (the caller owns the transaction)."""
+        where = "WHERE run_id = ? AND cell_key = ? AND round = ?"
+        key = (run_id, cell_key, round_index)
+        self.db.execute(f"DELETE FROM samples WHERE cell_id IN (SELECT id FROM cells {where})", key)
+        self.db.execute(f"DELETE FROM cells {where}", key)
 
     def finished_rounds(self, run_id: str) -> set[tuple[str, int]]:
         rows = self.db.execute("SELECT cell_key, round FROM cells WHERE run_id = ?", (run_id,))

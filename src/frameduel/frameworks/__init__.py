@@ -13,9 +13,9 @@ They are imported lazily, inside a worker process, so the parent process never l
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Callable
 
 from frameduel.spec import FRAMEWORKS, check_choice
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import importlib
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 # Must be set before TensorFlow/Keras are imported: Keras 3 picks its backend at import time, and
 # TF's C++ start-up chatter would otherwise drown the worker's one-line errors.
@@ -87,7 +88,7 @@ def make_step(workload: Workload, spec: RunSpec, batch: Batch) -> Step:
             )
             scaled_loss = optimizer.scale_loss(loss)
         grads = tape.gradient(scaled_loss, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
         return loss
 
     return _wrap(train_step, spec, (inputs, targets))

@@ -24,7 +24,7 @@ def number(value: float | None, digits: int = 3) -> str:
 def status_text(cell: CellSummary) -> str:
     if cell.status != "ok":
         return f"[red]{cell.status}[/red]: {cell.error or ''}"
-    return "[yellow]noisy (IQR/median {:.0%})[/yellow]".format(cell.step.noise) if cell.noisy else "[green]ok[/green]"
+    return f"[yellow]noisy (IQR/median {cell.step.noise:.0%})[/yellow]" if cell.noisy else "[green]ok[/green]"
 
 
 def cell_table(summary: RunSummary, title: str) -> Table:

@@ -139,7 +139,7 @@ def build_plan(request: MatrixRequest) -> Plan:
         check_choice("precision", precision, PRECISIONS)
         environment.check_precision(precision, device)
     size = check_choice("size", request.size or ("base" if device == "cuda" else "small"), SIZES)
-    threads = request.threads or environment.default_threads()
+    threads = environment.default_threads() if request.threads is None else request.threads
     budget = preset.budget
     if request.timeout_s is not None:
         budget = dataclasses.replace(budget, timeout_s=request.timeout_s)
@@ -152,7 +152,7 @@ def build_plan(request: MatrixRequest) -> Plan:
                 specs.append(RunSpec(workload=workload, framework=fw, mode=mode, task=task,
                                      precision=precision, batch_size=batch_size, device=device,
                                      threads=threads, size=size, seed=request.seed))
-    repeats = request.repeats or preset.repeats
+    repeats = preset.repeats if request.repeats is None else request.repeats
     if repeats < 1:
         raise FrameduelError(f"repeats must be >= 1, got {repeats}")
     return Plan(preset=request.preset, specs=tuple(interleave(specs)), budget=budget, repeats=repeats)

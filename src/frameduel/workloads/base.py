@@ -7,8 +7,9 @@ modules and ``frameduel.frameworks`` import torch or tensorflow.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 

@@ -13,3 +13,11 @@ def dense_init() -> keras.initializers.Initializer:
 def conv_init() -> keras.initializers.Initializer:
     """N(0, 2/fan_in), untruncated (Keras' HeNormal truncates; torch's kaiming_normal_ does not)."""
     return keras.initializers.VarianceScaling(scale=2.0, mode="fan_in", distribution="untruncated_normal")
+
+
+def normal_init(std: float) -> keras.initializers.Initializer:
+    """N(0, std), untruncated (Keras' TruncatedNormal would cut at 2 std); Dense biases stay zero.
+
+    Twin of common_torch.init_normal. Keras defaults: Dense Glorot-uniform, Embedding U(-0.05, 0.05).
+    """
+    return keras.initializers.RandomNormal(mean=0.0, stddev=std)

@@ -23,3 +23,14 @@ def init_conv(layer: nn.Conv2d) -> None:
     nn.init.kaiming_normal_(layer.weight, mode="fan_in", nonlinearity="relu")
     if layer.bias is not None:
         nn.init.zeros_(layer.bias)
+
+
+def init_normal(module: nn.Linear | nn.Embedding, std: float) -> None:
+    """N(0, std) untruncated weights, zero bias: the GPT-2/BERT scheme. Twin of common_tf.normal_init.
+
+    torch's own defaults differ by layer type (Linear: uniform, Embedding: N(0, 1)), so transformer
+    models pin one scheme for both.
+    """
+    nn.init.normal_(module.weight, mean=0.0, std=std)
+    if getattr(module, "bias", None) is not None:
+        nn.init.zeros_(module.bias)

@@ -9,7 +9,6 @@ from frameduel.workloads.common_tf import dense_init
 from frameduel.workloads.mlp import MLPConfig
 
 
-
 class MLP(keras.Model):
     def __init__(self, config: MLPConfig) -> None:
         super().__init__()

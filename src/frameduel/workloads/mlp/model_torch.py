@@ -10,7 +10,6 @@ from frameduel.workloads.common_torch import init_linear
 from frameduel.workloads.mlp import MLPConfig
 
 
-
 class MLP(nn.Module):
     def __init__(self, config: MLPConfig) -> None:
         super().__init__()

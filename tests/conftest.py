@@ -1,0 +1,30 @@
+"""Shared test helpers: a real CLI in a real subprocess, against a real SQLite file."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from frameduel.spec import MeasureBudget
+
+# Just enough sampling to exercise every code path; tests check behaviour, not speed.
+TINY_BUDGET = MeasureBudget(warmup_steps=1, warmup_seconds=0.0, min_samples=3, min_seconds=0.0,
+                            max_seconds=0.2, timeout_s=180)
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "results.sqlite"
+
+
+def cli_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "frameduel.cli", *args]
+
+
+def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    env = {**os.environ, "COLUMNS": "200"}
+    return subprocess.run(cli_command(*args), capture_output=True, text=True, timeout=timeout, env=env)

@@ -1,0 +1,123 @@
+"""The scheduler and workers for real: subprocesses, SQLite, kills, timeouts, interrupts, resume."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import subprocess
+import time
+
+import psutil
+import pytest
+
+from frameduel.runner.plan import MatrixRequest, build_plan
+from frameduel.runner.scheduler import run_worker, start_run
+from frameduel.spec import Measurement, RunSpec
+from frameduel.store import Store
+from tests.conftest import TINY_BUDGET, cli_command, run_cli
+
+# Four cells (torch/tf x train/infer), tiny model, eager: the cheapest real matrix.
+SMALL_MATRIX = ("compare", "--workloads", "mlp", "--size", "tiny", "--modes", "eager", "--threads", "1")
+
+
+@pytest.mark.parametrize("framework, mode", [("torch", "eager"), ("tf", "function")])
+def test_worker_measures_a_cell_in_its_own_process(framework, mode, tmp_path):
+    spec = RunSpec(workload="mlp", framework=framework, mode=mode, task="train", size="tiny", threads=1)
+    result = run_worker(spec, TINY_BUDGET, tmp_path)
+    assert result.status == "ok", result.error
+    assert len(result.step_seconds) >= 3 and all(s > 0 for s in result.step_seconds)
+    assert result.runtime["intra_op_threads"] == 1
+    assert result.first_step_s > 0 and result.compile_s >= 0
+    assert result.peak_rss_mb > result.baseline_rss_mb > 50  # a framework was really loaded
+    if mode == "function":
+        assert result.trace_s > 0
+
+
+def test_worker_past_its_timeout_is_killed_and_recorded(tmp_path):
+    spec = RunSpec(workload="mlp", framework="torch", mode="eager", task="train", size="tiny", threads=1)
+    budget = TINY_BUDGET.__class__(**{**TINY_BUDGET.to_dict(), "timeout_s": 0.3})
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    result = run_worker(spec, budget, tmp_path)
+    assert result.status == "timeout" and "--timeout" in result.error
+    leftovers = {p.pid for p in psutil.Process().children(recursive=True)} - before
+    assert not leftovers
+
+
+def cells_in(db_path) -> list[tuple[str, str, str | None]]:
+    query = "SELECT cell_key, status, error FROM cells ORDER BY id"
+    try:
+        return list(sqlite3.connect(db_path).execute(query))
+    except sqlite3.OperationalError:  # the CLI has not created the schema yet
+        return []
+
+
+def wait_for(predicate, timeout: float = 120.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("condition not reached in time")
+
+
+def worker_of(process: subprocess.Popen) -> psutil.Process | None:
+    for child in psutil.Process(process.pid).children(recursive=True):
+        try:
+            if "frameduel.runner.worker" in " ".join(child.cmdline()):
+                return child
+        except psutil.NoSuchProcess:
+            continue
+    return None
+
+
+def test_a_killed_worker_fails_its_cell_and_the_matrix_goes_on(db_path):
+    compare = subprocess.Popen(cli_command(*SMALL_MATRIX, "--db", str(db_path)),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: worker_of(compare)).send_signal(signal.SIGKILL)  # the first cell's worker
+    out, err = compare.communicate(timeout=300)
+    assert compare.returncode == 0, err
+    statuses = [status for _, status, _ in cells_in(db_path)]
+    assert statuses == ["failed", "ok", "ok", "ok"]
+    assert "killed by SIGKILL" in cells_in(db_path)[0][2]
+    assert "failed" in out
+
+
+def test_interrupted_run_resumes_without_redoing_finished_cells(db_path):
+    compare = subprocess.Popen(cli_command(*SMALL_MATRIX, "--db", str(db_path)),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: len(cells_in(db_path)) >= 1 if db_path.exists() else False)
+    compare.send_signal(signal.SIGINT)
+    out, err = compare.communicate(timeout=120)
+    assert compare.returncode == 130
+    [run_id] = [line.split("--resume ")[1].strip() for line in err.splitlines() if "--resume" in line]
+    store = Store(db_path)
+    assert store.get_run(run_id).status == "interrupted"
+    finished_before = {row[0] for row in cells_in(db_path)}
+    ids_before = dict(sqlite3.connect(db_path).execute("SELECT cell_key, id FROM cells"))
+    assert 1 <= len(finished_before) < 4
+
+    resumed = run_cli("compare", "--resume", run_id, "--db", str(db_path))
+    assert resumed.returncode == 0, resumed.stderr
+    assert store.get_run(run_id).status == "complete"
+    assert len(cells_in(db_path)) == 4
+    ids_after = dict(sqlite3.connect(db_path).execute("SELECT cell_key, id FROM cells"))
+    assert all(ids_after[key] == ids_before[key] for key in finished_before)  # not redone
+
+
+def test_resume_runs_only_the_missing_cells(db_path):
+    plan = build_plan(MatrixRequest(workloads=("mlp",), tasks=("train",), modes=("eager",), size="tiny",
+                                    device="cpu", threads=1))
+    store = Store(db_path)
+    run_id = start_run(store, plan)
+    torch_spec, tf_spec = plan.specs
+    store.save_measurement(run_id, 0, Measurement(spec=torch_spec, status="ok", step_seconds=[42.0]))
+    store.set_run_status(run_id, "interrupted")
+
+    result = run_cli("compare", "--resume", run_id, "--db", str(db_path))
+    assert result.returncode == 0, result.stderr
+    stored = {m.spec.framework: m for _, m in store.measurements(run_id)}
+    assert stored["torch"].step_seconds == [42.0]  # the finished cell was not measured again
+    assert stored["tf"].status == "ok" and stored["tf"].step_seconds != [42.0]
+    progress_lines = [line for line in result.stdout.splitlines() if "ms/step" in line]
+    assert len(progress_lines) == 1 and "tf eager:" in progress_lines[0]

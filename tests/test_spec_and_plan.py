@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+import pytest
+
+from frameduel import environment
+from frameduel.errors import FrameduelError
+from frameduel.runner.plan import MatrixRequest, Plan, build_plan, interleave
+from frameduel.spec import MODES, Measurement, RunSpec
+
+
+def spec(**overrides) -> RunSpec:
+    fields = dict(workload="mlp", framework="torch", mode="eager", task="train", size="tiny")
+    return RunSpec(**{**fields, **overrides})
+
+
+def test_spec_rejects_mode_of_other_framework_naming_valid_modes():
+    with pytest.raises(FrameduelError, match="mode 'xla' is not valid for torch; choose from: eager, compile"):
+        spec(mode="xla")
+
+
+@pytest.mark.parametrize(
+    "field, value, fragment",
+    [("framework", "jax", "unknown framework 'jax'"), ("task", "fly", "unknown task 'fly'"),
+     ("precision", "int4", "unknown precision"), ("batch_size", 0, "batch size must be >= 1")],
+)
+def test_spec_rejects_bad_fields(field, value, fragment):
+    with pytest.raises(FrameduelError, match=fragment):
+        spec(**{field: value})
+
+
+def test_measurement_round_trips_through_json():
+    m = Measurement(spec=spec(), status="ok", step_seconds=[0.1, 0.2], compile_s=1.5, runtime={"a": 1})
+    assert Measurement.from_json(m.to_json()) == m
+
+
+def test_plan_covers_every_mode_and_task_and_round_trips():
+    plan = build_plan(MatrixRequest(workloads=("mlp", "cnn"), size="tiny", device="cpu", threads=1))
+    modes_per_group = sum(len(m) for m in MODES.values())
+    assert len(plan.specs) == 2 * 2 * modes_per_group  # workloads x tasks (quick: infer b1 only) x modes
+    assert {(s.framework, s.mode) for s in plan.specs} == {(f, m) for f in MODES for m in MODES[f]}
+    assert Plan.from_dict(plan.to_dict()) == plan
+
+
+def test_frameworks_alternate_within_each_group():
+    plan = build_plan(MatrixRequest(workloads=("mlp",), tasks=("train",), size="tiny", device="cpu"))
+    order = [s.framework for s in plan.specs]
+    assert order == ["torch", "tf", "torch", "tf", "tf"]  # torch has 2 modes, tf 3: A B A B B
+
+
+def test_interleave_keeps_groups_together():
+    specs = [spec(task=t, framework=f, mode=MODES[f][0]) for t in ("train", "infer") for f in MODES]
+    assert [s.comparison_group for s in interleave(specs)] == [s.comparison_group for s in specs]
+
+
+def test_schedule_is_round_major():
+    plan = build_plan(MatrixRequest(workloads=("mlp",), tasks=("train",), modes=("eager",), size="tiny",
+                                    device="cpu", repeats=2))
+    assert [(r, s.framework) for r, s in plan.schedule()] == [(0, "torch"), (0, "tf"), (1, "torch"), (1, "tf")]
+
+
+@pytest.mark.parametrize(
+    "request_fields, message",
+    [
+        (dict(workloads=("bert9000",)), "unknown workload 'bert9000'; choose from: mlp"),
+        (dict(frameworks=("torch",), modes=("xla",)), "mode 'xla' is not valid for torch"),
+        (dict(modes=("compile",)), "none of the modes compile applies to tf"),
+        (dict(preset="huge"), "unknown preset 'huge'; choose from: quick, full"),
+        (dict(size="giant"), "unknown size 'giant'"),
+        (dict(repeats=0), "repeats must be >= 1"),
+    ],
+)
+def test_bad_requests_name_the_problem(request_fields, message):
+    with pytest.raises(FrameduelError, match=message):
+        build_plan(MatrixRequest(**{"device": "cpu", **request_fields}))
+
+
+def test_unsupported_precision_is_rejected():
+    if environment.precision_supported("bf16", "cpu"):
+        pytest.skip("this CPU does bf16 natively")
+    with pytest.raises(FrameduelError, match="precision 'bf16' is not supported natively on this cpu"):
+        build_plan(MatrixRequest(precisions=("bf16",), device="cpu"))

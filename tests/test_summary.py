@@ -1,0 +1,67 @@
+"""Per-cell statistics and speedups from synthetic measurements (no framework needed)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from frameduel.report.summary import summarize_run
+from frameduel.spec import Measurement, RunSpec
+
+
+def fake(framework: str, mode: str, median_s: float, spread: float = 0.01, seed: int = 0,
+         task: str = "train", batch: int = 32, status: str = "ok") -> Measurement:
+    rng = np.random.default_rng(seed)
+    samples = (median_s * (1 + spread * rng.standard_normal(200))).tolist() if status == "ok" else []
+    spec = RunSpec(workload="mlp", framework=framework, mode=mode, task=task, batch_size=batch, size="tiny")
+    return Measurement(spec=spec, status=status, step_seconds=samples, compile_s=2.0 if mode != "eager" else 0.0,
+                       error=None if status == "ok" else "boom")
+
+
+def summary_of(*measurements: Measurement):
+    stored = [(0, m) for m in measurements]
+    return summarize_run(stored, [m.spec for m in measurements])
+
+
+def ratio(summary, label_start: str):
+    [found] = [r for r in summary.ratios if r.label.startswith(label_start)]
+    return found
+
+
+def test_clear_gap_names_a_winner_with_its_ci():
+    summary = summary_of(fake("torch", "eager", 0.010), fake("torch", "compile", 0.005, seed=1),
+                         fake("tf", "eager", 0.020, seed=2))
+    compiled = ratio(summary, "torch compile vs torch eager")
+    assert abs(compiled.value - 2.0) < 0.05 and compiled.ci.low > 1.9 and compiled.verdict == "faster"
+    cross = ratio(summary, "torch eager vs tf eager")
+    assert abs(cross.value - 2.0) < 0.05 and cross.verdict == "faster"
+    best = ratio(summary, "torch best (compile) vs tf best (eager)")
+    assert abs(best.value - 4.0) < 0.1
+
+
+def test_difference_inside_the_noise_band_is_no_meaningful_difference():
+    summary = summary_of(fake("torch", "eager", 0.0100, spread=0.05), fake("tf", "eager", 0.0101, spread=0.05, seed=3))
+    assert ratio(summary, "torch eager vs tf eager").verdict == "no meaningful difference"
+
+
+def test_slower_candidate_is_called_slower():
+    summary = summary_of(fake("torch", "eager", 0.030), fake("tf", "eager", 0.010, seed=4))
+    assert ratio(summary, "torch eager vs tf eager").verdict == "slower"
+
+
+def test_failed_cells_are_reported_but_not_compared():
+    summary = summary_of(fake("torch", "eager", 0.01), fake("tf", "eager", 0.0, status="oom"))
+    statuses = {c.spec.framework: (c.status, c.error) for c in summary.cells}
+    assert statuses == {"torch": ("ok", None), "tf": ("oom", "boom")}
+    assert summary.ratios == []
+
+
+def test_throughput_latency_and_rounds():
+    latency = fake("torch", "eager", 0.002, task="infer", batch=1)
+    second_round = fake("torch", "eager", 0.0022, task="infer", batch=1, seed=9)
+    stored = [(0, latency), (1, second_round)]
+    [cell] = summarize_run(stored, [latency.spec]).cells
+    assert cell.rounds == 2 and cell.latency
+    assert 400 < cell.throughput < 500  # 1 sample / ~2.1 ms
+    assert cell.step.p50 <= cell.step.p90 <= cell.step.p99
+    assert cell.step_ci.low < 0.002 * 1.05 and cell.step_ci.high > 0.0022 * 0.95  # spans both rounds
+    assert summarize_run(stored, [latency.spec]).to_dict()["cells"][0]["key"] == latency.spec.key
