@@ -16,12 +16,15 @@ from rich.table import Table
 
 from frameduel import environment
 from frameduel.errors import FrameduelError
+from frameduel.parity.check import DIRECTIONS, check_parity
+from frameduel.report.parity import print_parity
 from frameduel.report.summary import RunSummary, summarize_run
 from frameduel.report.terminal import ms, print_summary
 from frameduel.runner.plan import PRESETS, MatrixRequest, Plan, build_plan
 from frameduel.runner.scheduler import pending_cells, run_plan, start_run
-from frameduel.spec import FRAMEWORKS, TASKS, Measurement, RunSpec
+from frameduel.spec import FRAMEWORKS, SIZES, TASKS, Measurement, RunSpec, check_choice
 from frameduel.store import Store, default_db_path
+from frameduel.workloads import get_workload
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
                   help="PyTorch vs TensorFlow, measured side by side on this machine.")
@@ -188,6 +191,33 @@ def env(as_json: bool = typer.Option(False, "--json", help="print JSON")) -> Non
     for key, value in fingerprint.items():
         table.add_row(key, json.dumps(value) if isinstance(value, (dict, list)) else str(value))
     console.print(table)
+
+
+@app.command()
+@user_errors
+def parity(
+    workload: str = typer.Argument(..., help="workload to check, e.g. mlp"),
+    size: str = typer.Option("tiny", help="model size: tiny, small, base"),
+    direction: str = typer.Option("both", help="torch-to-tf, tf-to-torch or both"),
+    steps: int = typer.Option(10, help="training steps compared, per optimizer (SGD and Adam)"),
+    batch_size: int = typer.Option(8, help="batch size of the evaluation and training batches"),
+    seed: int = typer.Option(0, help="seed for weights and data"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON instead of tables"),
+) -> None:
+    """Prove both implementations are the same model: transfer weights, compare outputs and loss curves."""
+    get_workload(workload)
+    check_choice("size", size, SIZES)
+    directions = list(DIRECTIONS) if direction == "both" else [direction]
+    if steps < 1 or batch_size < 1:
+        raise FrameduelError("--steps and --batch-size must be >= 1")
+    reports = [check_parity(workload, size, d, steps, batch_size, seed) for d in directions]
+    if as_json:
+        print(json.dumps([report.to_dict() for report in reports], indent=2))
+    else:
+        for report in reports:
+            print_parity(console, report)
+    if not all(report.passed for report in reports):
+        raise typer.Exit(1)
 
 
 def main() -> None:

@@ -3,9 +3,11 @@ layers and mixed-precision policies."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import os
 from collections.abc import Callable
+from types import ModuleType
 from typing import Any
 
 # Must be set before TensorFlow/Keras are imported: Keras 3 picks its backend at import time, and
@@ -14,11 +16,13 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
+import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from frameduel.frameworks import Step  # noqa: E402
 from frameduel.spec import RunSpec  # noqa: E402
-from frameduel.workloads.base import Batch, Workload  # noqa: E402
+from frameduel.workloads.base import Batch, OptimizerConfig, Workload  # noqa: E402
+from frameduel.workloads.weight_layouts import LAYOUTS, check_weight_names  # noqa: E402
 
 PRECISION_POLICIES = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
 
@@ -47,38 +51,39 @@ def configure(spec: RunSpec) -> dict[str, Any]:
 
 
 def build_model(workload: Workload, spec: RunSpec) -> keras.Model:
-    model_module = importlib.import_module(workload.model_modules["tf"])
+    model_module = _model_module(workload)
     with tf.device(_device_name(spec)):
         return model_module.build(workload.config(spec.size))
 
 
 def to_tensors(workload: Workload, spec: RunSpec, batch: Batch) -> tuple[tf.Tensor, tf.Tensor]:
     """Place the batch on the device once: steps measure compute, not host-to-device copies."""
-    model_module = importlib.import_module(workload.model_modules["tf"])
+    model_module = _model_module(workload)
     with tf.device(_device_name(spec)):
         inputs = tf.identity(tf.constant(model_module.to_native_layout(batch.inputs)))
         targets = tf.identity(tf.constant(batch.targets))
     return inputs, targets
 
 
-def make_step(workload: Workload, spec: RunSpec, batch: Batch) -> Step:
-    model = build_model(workload, spec)
-    inputs, targets = to_tensors(workload, spec, batch)
-    if spec.task == "infer":
-
-        def infer_step(x: tf.Tensor) -> tf.Tensor:
-            return model(x, training=False)
-
-        return _wrap(infer_step, spec, (inputs,))
-
-    opt = workload.optimizer
-    optimizer = keras.optimizers.Adam(
-        learning_rate=opt.learning_rate, beta_1=opt.beta1, beta_2=opt.beta2, epsilon=opt.epsilon
-    )
+def make_optimizer(model: keras.Model, spec: RunSpec, opt: OptimizerConfig) -> keras.optimizers.Optimizer:
+    if opt.name == "sgd":
+        optimizer = keras.optimizers.SGD(learning_rate=opt.learning_rate)
+    else:
+        optimizer = keras.optimizers.Adam(
+            learning_rate=opt.learning_rate, beta_1=opt.beta1, beta_2=opt.beta2, epsilon=opt.epsilon
+        )
     if spec.precision == "fp16":  # loss scaling keeps small fp16 gradients from underflowing
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     # Slots must exist before tracing: a tf.function may not create variables on later traces.
     optimizer.build(model.trainable_variables)
+    return optimizer
+
+
+def make_train_fn(
+    model: keras.Model, spec: RunSpec, opt: OptimizerConfig
+) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
+    """One training step: forward, cross-entropy on float32 logits, gradients, optimizer step."""
+    optimizer = make_optimizer(model, spec, opt)
 
     def train_step(x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
         with tf.GradientTape() as tape:
@@ -91,20 +96,33 @@ def make_step(workload: Workload, spec: RunSpec, batch: Batch) -> Step:
         optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
         return loss
 
-    return _wrap(train_step, spec, (inputs, targets))
+    return apply_mode(train_step, spec)
 
 
-def _wrap(step_fn: Callable[..., tf.Tensor], spec: RunSpec, args: tuple[tf.Tensor, ...]) -> Step:
-    """Apply the execution mode; compiled modes get an explicit trace so it is timed on its own."""
-    sync = _sync_device if spec.device == "cuda" else _no_sync
+def make_infer_fn(model: keras.Model, spec: RunSpec) -> Callable[[tf.Tensor], tf.Tensor]:
+    def infer_step(x: tf.Tensor) -> tf.Tensor:
+        return model(x, training=False)
+
+    return apply_mode(infer_step, spec)
+
+
+def apply_mode(step_fn: Callable[..., tf.Tensor], spec: RunSpec) -> Callable[..., tf.Tensor]:
     if spec.mode == "eager":
-        return Step(run=lambda: step_fn(*args), sync=sync)
-    function = tf.function(step_fn, jit_compile=spec.mode == "xla")
-    return Step(
-        run=lambda: function(*args),
-        sync=sync,
-        trace=lambda: function.get_concrete_function(*args),  # XLA compiles later, on the first call
-    )
+        return step_fn
+    return tf.function(step_fn, jit_compile=spec.mode == "xla")
+
+
+def make_step(workload: Workload, spec: RunSpec, batch: Batch) -> Step:
+    model = build_model(workload, spec)
+    inputs, targets = to_tensors(workload, spec, batch)
+    if spec.task == "infer":
+        step_fn, args = make_infer_fn(model, spec), (inputs,)
+    else:
+        step_fn, args = make_train_fn(model, spec, workload.optimizer), (inputs, targets)
+    sync = _sync_device if spec.device == "cuda" else _no_sync
+    # Compiled modes get an explicit trace so it is timed on its own; XLA compiles later, on the first call.
+    trace = (lambda: step_fn.get_concrete_function(*args)) if spec.mode != "eager" else None
+    return Step(run=lambda: step_fn(*args), sync=sync, trace=trace)
 
 
 def _device_name(spec: RunSpec) -> str:
@@ -127,3 +145,72 @@ def peak_device_memory_mb(spec: RunSpec) -> float | None:
 
 def is_out_of_memory(exc: BaseException) -> bool:
     return isinstance(exc, (tf.errors.ResourceExhaustedError, MemoryError))
+
+
+# -- Parity: weights in torch's state_dict form (via each model's weight_map), outputs, loss curves,
+# -- activations at the layers each model file names as matching a torch module.
+
+
+def export_weights(workload: Workload, model: keras.Model) -> dict[str, np.ndarray]:
+    weights = {}
+    for entry in _model_module(workload).weight_map(model):
+        arrays = LAYOUTS[entry.layout].to_canonical(np.asarray(entry.variable.numpy()))
+        weights.update(zip(entry.canonical, arrays, strict=True))
+    return weights
+
+
+def import_weights(workload: Workload, model: keras.Model, weights: dict[str, np.ndarray]) -> None:
+    entries = _model_module(workload).weight_map(model)
+    check_weight_names({name for entry in entries for name in entry.canonical}, set(weights), "tf")
+    for entry in entries:
+        value = LAYOUTS[entry.layout].from_canonical(*(weights[name] for name in entry.canonical))
+        if tuple(value.shape) != tuple(entry.variable.shape):
+            raise ValueError(f"weight {entry.canonical[0]}: shape {value.shape} does not fit Keras variable "
+                             f"{entry.variable.path} {tuple(entry.variable.shape)}")
+        entry.variable.assign(value)
+
+
+def forward(workload: Workload, spec: RunSpec, model: keras.Model, batch: Batch) -> np.ndarray:
+    inputs, _ = to_tensors(workload, spec, batch)
+    return np.asarray(tf.cast(make_infer_fn(model, spec)(inputs), tf.float32))
+
+
+def train_losses(
+    workload: Workload, spec: RunSpec, model: keras.Model, batches: list[Batch], opt: OptimizerConfig
+) -> list[float]:
+    train = make_train_fn(model, spec, opt)
+    return [float(train(*to_tensors(workload, spec, batch))) for batch in batches]
+
+
+def capture_activations(
+    workload: Workload, spec: RunSpec, model: keras.Model, batch: Batch
+) -> dict[str, np.ndarray]:
+    """Outputs of the model file's probe points, converted to torch's layout, keyed by torch module name.
+
+    Keras has no forward hooks, so each probed layer's `call` is wrapped for the duration of one
+    eager forward pass, then restored.
+    """
+    model_module = _model_module(workload)
+    captured: dict[str, np.ndarray] = {}
+    points = model_module.probe_points(model)
+
+    def recording(name: str, call: Callable[..., tf.Tensor]) -> Callable[..., tf.Tensor]:
+        def call_and_record(*args: object, **kwargs: object) -> tf.Tensor:
+            output = call(*args, **kwargs)
+            captured[name] = model_module.activation_to_canonical(np.asarray(tf.cast(output, tf.float32)))
+            return output
+
+        return call_and_record
+
+    for name, layer in points.items():
+        layer.call = recording(name, layer.call)
+    try:
+        forward(workload, dataclasses.replace(spec, mode="eager"), model, batch)
+    finally:
+        for layer in points.values():
+            del layer.call  # the instance attribute goes; the class's call shows through again
+    return captured
+
+
+def _model_module(workload: Workload) -> ModuleType:
+    return importlib.import_module(workload.model_modules["tf"])

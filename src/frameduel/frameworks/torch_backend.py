@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+from collections.abc import Callable
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -12,7 +14,8 @@ import torch.nn.functional as F
 
 from frameduel.frameworks import Step
 from frameduel.spec import RunSpec
-from frameduel.workloads.base import Batch, Workload
+from frameduel.workloads.base import Batch, OptimizerConfig, Workload
+from frameduel.workloads.weight_layouts import check_weight_names
 
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -41,41 +44,35 @@ def autocast(spec: RunSpec) -> contextlib.AbstractContextManager:
 
 
 def build_model(workload: Workload, spec: RunSpec) -> torch.nn.Module:
-    model_module = importlib.import_module(workload.model_modules["torch"])
+    model_module = _model_module(workload)
     return model_module.build(workload.config(spec.size)).to(spec.device)
 
 
 def to_tensors(workload: Workload, spec: RunSpec, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
     """Place the batch on the device once: steps measure compute, not host-to-device copies."""
-    model_module = importlib.import_module(workload.model_modules["torch"])
+    model_module = _model_module(workload)
     inputs = np.ascontiguousarray(model_module.to_native_layout(batch.inputs))
     return torch.from_numpy(inputs).to(spec.device), torch.from_numpy(batch.targets).to(spec.device)
 
 
-def make_step(workload: Workload, spec: RunSpec, batch: Batch) -> Step:
-    model = build_model(workload, spec)
-    inputs, targets = to_tensors(workload, spec, batch)
+def make_optimizer(model: torch.nn.Module, opt: OptimizerConfig) -> torch.optim.Optimizer:
+    if opt.name == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=opt.learning_rate)
+    return torch.optim.Adam(model.parameters(), lr=opt.learning_rate, betas=(opt.beta1, opt.beta2), eps=opt.epsilon)
+
+
+def make_train_fn(
+    model: torch.nn.Module, spec: RunSpec, opt: OptimizerConfig
+) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """One training step: forward, cross-entropy on float32 logits, backward, optimizer step."""
+    model.train()
+    optimizer = make_optimizer(model, opt)
     # The model is compiled, as training scripts do; the optimizer step stays eager.
     forward = torch.compile(model) if spec.mode == "compile" else model
-    sync = torch.cuda.synchronize if spec.device == "cuda" else _no_sync
-    if spec.task == "infer":
-        model.eval()
-
-        def infer_step() -> torch.Tensor:
-            with torch.no_grad(), autocast(spec):
-                return forward(inputs)
-
-        return Step(run=infer_step, sync=sync)
-
-    model.train()
-    opt = workload.optimizer
-    optimizer = torch.optim.Adam(
-        model.parameters(), lr=opt.learning_rate, betas=(opt.beta1, opt.beta2), eps=opt.epsilon
-    )
     # fp16 needs loss scaling to keep small gradients from underflowing; bf16 does not.
     scaler = torch.amp.GradScaler(spec.device, enabled=spec.precision == "fp16")
 
-    def train_step() -> torch.Tensor:
+    def train_step(inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         optimizer.zero_grad(set_to_none=True)
         with autocast(spec):
             logits = forward(inputs)
@@ -85,7 +82,29 @@ def make_step(workload: Workload, spec: RunSpec, batch: Batch) -> Step:
         scaler.update()
         return loss
 
-    return Step(run=train_step, sync=sync)
+    return train_step
+
+
+def make_infer_fn(model: torch.nn.Module, spec: RunSpec) -> Callable[[torch.Tensor], torch.Tensor]:
+    model.eval()
+    forward = torch.compile(model) if spec.mode == "compile" else model
+
+    def infer_step(inputs: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad(), autocast(spec):
+            return forward(inputs)
+
+    return infer_step
+
+
+def make_step(workload: Workload, spec: RunSpec, batch: Batch) -> Step:
+    model = build_model(workload, spec)
+    inputs, targets = to_tensors(workload, spec, batch)
+    sync = torch.cuda.synchronize if spec.device == "cuda" else _no_sync
+    if spec.task == "infer":
+        infer = make_infer_fn(model, spec)
+        return Step(run=lambda: infer(inputs), sync=sync)
+    train = make_train_fn(model, spec, workload.optimizer)
+    return Step(run=lambda: train(inputs, targets), sync=sync)
 
 
 def _no_sync() -> None:
@@ -100,3 +119,64 @@ def peak_device_memory_mb(spec: RunSpec) -> float | None:
 
 def is_out_of_memory(exc: BaseException) -> bool:
     return isinstance(exc, (torch.OutOfMemoryError, MemoryError))
+
+
+# -- Parity: weights in torch's own state_dict form, outputs, loss curves, per-module activations. --
+
+
+def export_weights(workload: Workload, model: torch.nn.Module) -> dict[str, np.ndarray]:
+    """torch's state_dict is the canonical form: names and layouts as they are."""
+    return {name: t.detach().cpu().numpy().copy() for name, t in _state(model).items()}
+
+
+def import_weights(workload: Workload, model: torch.nn.Module, weights: dict[str, np.ndarray]) -> None:
+    state = _state(model)
+    check_weight_names(set(state), set(weights), "torch")
+    for name, tensor in state.items():
+        if tuple(weights[name].shape) != tuple(tensor.shape):
+            raise ValueError(f"weight {name}: shape {weights[name].shape} does not fit torch's {tuple(tensor.shape)}")
+    model.load_state_dict({name: torch.from_numpy(np.ascontiguousarray(weights[name])) for name in state},
+                          strict=False)
+
+
+def _state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    # BatchNorm's step counter is bookkeeping, not a weight; Keras has no such thing.
+    return {k: v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
+
+
+def forward(workload: Workload, spec: RunSpec, model: torch.nn.Module, batch: Batch) -> np.ndarray:
+    inputs, _ = to_tensors(workload, spec, batch)
+    return make_infer_fn(model, spec)(inputs).float().cpu().numpy()
+
+
+def train_losses(
+    workload: Workload, spec: RunSpec, model: torch.nn.Module, batches: list[Batch], opt: OptimizerConfig
+) -> list[float]:
+    train = make_train_fn(model, spec, opt)
+    return [float(train(*to_tensors(workload, spec, batch))) for batch in batches]
+
+
+def capture_activations(
+    workload: Workload, spec: RunSpec, model: torch.nn.Module, batch: Batch
+) -> dict[str, np.ndarray]:
+    """Output of every named submodule in eval mode, in the order the modules finish (inner first)."""
+    captured: dict[str, np.ndarray] = {}
+
+    def recorder(name: str) -> Callable[..., None]:
+        def record(module: torch.nn.Module, args: object, output: object) -> None:
+            if isinstance(output, torch.Tensor):
+                captured[name] = output.detach().float().cpu().numpy()
+
+        return record
+
+    handles = [module.register_forward_hook(recorder(name)) for name, module in model.named_modules() if name]
+    try:
+        forward(workload, spec, model, batch)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return captured
+
+
+def _model_module(workload: Workload) -> ModuleType:
+    return importlib.import_module(workload.model_modules["torch"])

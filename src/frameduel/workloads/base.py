@@ -24,8 +24,9 @@ class Batch:
 
 @dataclass(frozen=True)
 class OptimizerConfig:
-    """Adam with every default pinned: Keras' epsilon default (1e-7) differs from torch's (1e-8)."""
+    """Adam (or plain SGD) with every default pinned: Keras' Adam epsilon (1e-7) differs from torch's (1e-8)."""
 
+    name: str = "adam"  # "adam" or "sgd"
     learning_rate: float = 1e-3
     beta1: float = 0.9
     beta2: float = 0.999

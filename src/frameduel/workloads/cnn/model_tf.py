@@ -7,6 +7,7 @@ import numpy as np
 
 from frameduel.workloads.cnn import CNNConfig
 from frameduel.workloads.common_tf import conv_init, dense_init
+from frameduel.workloads.weight_layouts import WeightEntry, batch_norm_entries, conv_entries, dense_entries
 
 # torch's BatchNorm defaults, pinned here: Keras defaults to epsilon=1e-3, momentum=0.99, and its
 # momentum means the opposite (running = m * running + (1 - m) * batch), hence 1 - 0.1.
@@ -45,17 +46,17 @@ class BasicBlock(keras.layers.Layer):
         self.bn1 = batch_norm()
         self.conv2 = Conv3x3(c_out, 1)
         self.bn2 = batch_norm()
-        self.shortcut = None
+        self.shortcut_conv = self.shortcut_bn = None  # identity shortcut unless the shape changes
         if stride != 1 or c_in != c_out:
             self.shortcut_conv = keras.layers.Conv2D(
                 c_out, 1, strides=stride, use_bias=False, kernel_initializer=conv_init()
             )
-            self.shortcut = batch_norm()
+            self.shortcut_bn = batch_norm()
 
     def call(self, x, training=False):
         out = keras.ops.relu(self.bn1(self.conv1(x), training=training))
         out = self.bn2(self.conv2(out), training=training)
-        skip = x if self.shortcut is None else self.shortcut(self.shortcut_conv(x), training=training)
+        skip = x if self.shortcut_conv is None else self.shortcut_bn(self.shortcut_conv(x), training=training)
         return keras.ops.relu(out + skip)
 
 
@@ -91,3 +92,37 @@ def build(config: CNNConfig) -> keras.Model:
 
 def to_native_layout(inputs: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(inputs.transpose(0, 2, 3, 1))  # NCHW -> NHWC
+
+
+# -- Transfer to and from PyTorch: torch state_dict names (model_torch.py) for every Keras variable. --
+
+
+def weight_map(model: ResNet) -> list[WeightEntry]:
+    entries = conv_entries("stem.0", model.stem_conv.conv) + batch_norm_entries("stem.1", model.stem_bn)
+    for i, block in enumerate(model.blocks):
+        prefix = f"blocks.{i}"
+        entries += conv_entries(f"{prefix}.conv1", block.conv1.conv) + batch_norm_entries(f"{prefix}.bn1", block.bn1)
+        entries += conv_entries(f"{prefix}.conv2", block.conv2.conv) + batch_norm_entries(f"{prefix}.bn2", block.bn2)
+        if block.shortcut_conv is not None:
+            entries += conv_entries(f"{prefix}.shortcut.0", block.shortcut_conv)
+            entries += batch_norm_entries(f"{prefix}.shortcut.1", block.shortcut_bn)
+    return entries + dense_entries("head", model.head)
+
+
+def probe_points(model: ResNet) -> dict[str, keras.layers.Layer]:
+    """Keras layers whose output equals the output of the torch module of the same name."""
+    points = {"stem.0": model.stem_conv, "stem.1": model.stem_bn}
+    for i, block in enumerate(model.blocks):
+        prefix = f"blocks.{i}"
+        points.update({f"{prefix}.conv1": block.conv1, f"{prefix}.bn1": block.bn1,
+                       f"{prefix}.conv2": block.conv2, f"{prefix}.bn2": block.bn2})
+        if block.shortcut_conv is not None:
+            points.update({f"{prefix}.shortcut.0": block.shortcut_conv, f"{prefix}.shortcut.1": block.shortcut_bn})
+        points[prefix] = block
+    points["head"] = model.head
+    return points
+
+
+def activation_to_canonical(activation: np.ndarray) -> np.ndarray:
+    """Feature maps NHWC -> NCHW, torch's layout; vectors are the same in both."""
+    return activation.transpose(0, 3, 1, 2) if activation.ndim == 4 else activation
