@@ -61,3 +61,28 @@ def test_time_budget_bounds_a_noisy_measurement():
     started = time.perf_counter()
     measure(known_step(0.001), budget, per_call=True)
     assert time.perf_counter() - started < 1.0
+
+
+def test_background_load_sees_another_busy_process():
+    import subprocess
+    import sys
+
+    from frameduel.runner.contention import BackgroundLoad
+
+    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)  # let it get going
+        with BackgroundLoad() as load:
+            time.sleep(0.5)  # we are idle; the hog is not
+    finally:
+        hog.kill()
+        hog.wait()
+    assert load.cores > 0.5
+
+
+def test_our_own_cpu_time_is_what_gets_subtracted():
+    from frameduel.runner.contention import own_cpu_seconds
+
+    before = own_cpu_seconds()
+    busy_wait(0.3)
+    assert 0.2 < own_cpu_seconds() - before < 0.6  # our busy-wait is ours, so never counted as "other" load

@@ -122,6 +122,7 @@ class Measurement:
     first_step_s: float | None = None  # first call, including lazy compilation
     compile_s: float | None = None  # trace_s + (first_step_s - steady median), never < 0
     warmup_steps: int = 0
+    background_cores: float | None = None  # CPU other processes used while sampling (contention)
     peak_rss_mb: float | None = None  # whole worker process, import included
     baseline_rss_mb: float | None = None  # after imports, before the model is built
     peak_device_mb: float | None = None  # accelerator allocator peak (GPU only)

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from frameduel.runner.contention import CONTENTION_THRESHOLD_CORES
 from frameduel.runner.stats import (
     Interval,
     SampleSummary,
@@ -41,6 +42,7 @@ class CellSummary:
     first_step_s: float | None = None
     peak_rss_mb: float | None = None  # max over rounds
     peak_device_mb: float | None = None
+    background_cores: float | None = None  # max over rounds: other processes' CPU use while sampling
     runtime: dict[str, Any] = field(default_factory=dict)
     samples: list[list[float]] = field(default_factory=list, repr=False)  # per round
 
@@ -48,12 +50,17 @@ class CellSummary:
     def noisy(self) -> bool:
         return self.step is not None and self.step.noisy
 
+    @property
+    def contended(self) -> bool:
+        return self.background_cores is not None and self.background_cores > CONTENTION_THRESHOLD_CORES
+
     def to_dict(self) -> dict[str, Any]:
         data = {k: v for k, v in dataclasses.asdict(self).items() if k not in ("samples", "step")}
         data["spec"] = self.spec.to_dict()
         data["key"] = self.spec.key
         data["step"] = self.step.to_dict() if self.step else None
         data["noisy"] = self.noisy
+        data["contended"] = self.contended
         return data
 
 
@@ -105,6 +112,7 @@ def summarize_cell(spec: RunSpec, rounds: list[Measurement]) -> CellSummary:
         first_step_s=median_or_none([m.first_step_s for m in rounds]),
         peak_rss_mb=max((m.peak_rss_mb for m in rounds if m.peak_rss_mb), default=None),
         peak_device_mb=max((m.peak_device_mb for m in rounds if m.peak_device_mb), default=None),
+        background_cores=max((m.background_cores for m in rounds if m.background_cores is not None), default=None),
         runtime=rounds[0].runtime,
     )
     cell.samples = [m.step_seconds for m in rounds if m.status == "ok" and m.step_seconds]

@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass
 
 from frameduel.frameworks import Step
+from frameduel.runner.contention import BackgroundLoad
 from frameduel.runner.stats import ci_converged
 from frameduel.spec import MeasureBudget
 
@@ -24,6 +25,7 @@ class Timings:
     trace_s: float | None
     first_step_s: float
     warmup_steps: int
+    background_cores: float  # other processes' busy cores during steady-state sampling
 
     @property
     def compile_s(self) -> float:
@@ -93,11 +95,13 @@ def measure(step: Step, budget: MeasureBudget, per_call: bool) -> Timings:
     first_step_s = timed_call(step)
     warmup_steps, last_warm_s = warm_up(step, budget)
     repeat = steps_per_sample(last_warm_s, per_call, budget)
-    samples = measure_steady_state(step, budget, repeat)
+    with BackgroundLoad() as background:
+        samples = measure_steady_state(step, budget, repeat)
     return Timings(
         step_seconds=samples,
         steps_per_sample=repeat,
         trace_s=trace_s,
         first_step_s=first_step_s,
         warmup_steps=warmup_steps,
+        background_cores=background.cores,
     )

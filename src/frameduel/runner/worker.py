@@ -70,6 +70,7 @@ def measure_cell(spec: RunSpec, budget: MeasureBudget) -> Measurement:
         first_step_s=timings.first_step_s,
         compile_s=timings.compile_s,
         warmup_steps=timings.warmup_steps,
+        background_cores=timings.background_cores,
         peak_rss_mb=peak_rss_mb(),
         baseline_rss_mb=baseline,
         peak_device_mb=backend.peak_device_memory_mb(spec),
