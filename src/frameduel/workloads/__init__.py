@@ -1,4 +1,4 @@
-"""Registry of built-in workloads."""
+"""Registry of built-in workloads; a dotted module path names a user's plugin (see plugins.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from frameduel.workloads.cnn import CNN_WORKLOAD
 from frameduel.workloads.gpt import GPT_WORKLOAD
 from frameduel.workloads.lstm import LSTM_WORKLOAD
 from frameduel.workloads.mlp import MLP_WORKLOAD
+from frameduel.workloads.plugins import load_plugin, module_exists
 from frameduel.workloads.transformer import TRANSFORMER_WORKLOAD
 
 WORKLOADS: dict[str, Workload] = {
@@ -18,10 +19,11 @@ __all__ = ["Batch", "OptimizerConfig", "Workload", "WORKLOADS", "get_workload"]
 
 
 def get_workload(name: str) -> Workload:
-    """Look a workload up by name, with an error that lists what exists."""
-    try:
+    """Look a workload up by name (or plugin module path), with an error that lists what exists."""
+    if name in WORKLOADS:
         return WORKLOADS[name]
-    except KeyError:
-        raise FrameduelError(
-            f"unknown workload '{name}'; choose from: {', '.join(WORKLOADS)}"
-        ) from None
+    if "." in name or module_exists(name):
+        return load_plugin(name)
+    raise FrameduelError(
+        f"unknown workload '{name}'; choose from: {', '.join(WORKLOADS)}, or a plugin module path (my_pkg.my_model)"
+    )

@@ -55,35 +55,40 @@ def entry(name: str, variable: Any, layout: str = "same") -> WeightEntry:
     return WeightEntry(canonical=(name,), variable=variable, layout=layout)
 
 
+def child(prefix: str, name: str) -> str:
+    """torch's dotted state_dict name; an empty prefix is the root module (a bare nn.Linear, say)."""
+    return f"{prefix}.{name}" if prefix else name
+
+
 def dense_entries(prefix: str, layer: Any) -> list[WeightEntry]:
     """A Keras Dense layer <-> an nn.Linear at `prefix`."""
-    entries = [entry(f"{prefix}.weight", layer.kernel, "dense")]
+    entries = [entry(child(prefix, "weight"), layer.kernel, "dense")]
     if getattr(layer, "bias", None) is not None:
-        entries.append(entry(f"{prefix}.bias", layer.bias))
+        entries.append(entry(child(prefix, "bias"), layer.bias))
     return entries
 
 
 def conv_entries(prefix: str, layer: Any) -> list[WeightEntry]:
     """A Keras Conv2D layer <-> an nn.Conv2d at `prefix`."""
-    entries = [entry(f"{prefix}.weight", layer.kernel, "conv2d")]
+    entries = [entry(child(prefix, "weight"), layer.kernel, "conv2d")]
     if getattr(layer, "bias", None) is not None:
-        entries.append(entry(f"{prefix}.bias", layer.bias))
+        entries.append(entry(child(prefix, "bias"), layer.bias))
     return entries
 
 
 def batch_norm_entries(prefix: str, layer: Any) -> list[WeightEntry]:
     """A Keras BatchNormalization <-> an nn.BatchNorm2d/1d at `prefix`, running statistics included."""
     return [
-        entry(f"{prefix}.weight", layer.gamma),
-        entry(f"{prefix}.bias", layer.beta),
-        entry(f"{prefix}.running_mean", layer.moving_mean),
-        entry(f"{prefix}.running_var", layer.moving_variance),
+        entry(child(prefix, "weight"), layer.gamma),
+        entry(child(prefix, "bias"), layer.beta),
+        entry(child(prefix, "running_mean"), layer.moving_mean),
+        entry(child(prefix, "running_var"), layer.moving_variance),
     ]
 
 
 def layer_norm_entries(prefix: str, layer: Any) -> list[WeightEntry]:
     """A Keras LayerNormalization <-> an nn.LayerNorm at `prefix`."""
-    return [entry(f"{prefix}.weight", layer.gamma), entry(f"{prefix}.bias", layer.beta)]
+    return [entry(child(prefix, "weight"), layer.gamma), entry(child(prefix, "bias"), layer.beta)]
 
 
 def check_weight_names(expected: set[str], given: set[str], where: str) -> None:
