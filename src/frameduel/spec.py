@@ -20,7 +20,7 @@ MODES: dict[str, tuple[str, ...]] = {
 }
 FRAMEWORKS: tuple[str, ...] = tuple(MODES)
 PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16")
-TASKS: tuple[str, ...] = ("train", "infer")
+TASKS: tuple[str, ...] = ("train", "infer", "generate")
 DEVICES: tuple[str, ...] = ("cpu", "cuda")
 SIZES: tuple[str, ...] = ("tiny", "small", "base")
 
@@ -42,7 +42,7 @@ class RunSpec:
     workload: str
     framework: str
     mode: str
-    task: str  # "train" = forward + backward + optimizer step; "infer" = forward only
+    task: str  # "train" = fwd + bwd + optimizer step; "infer" = forward; "generate" = KV-cache decoding
     precision: str = "fp32"
     batch_size: int = 32
     device: str = "cpu"
@@ -117,6 +117,8 @@ class Measurement:
     status: str
     error: str | None = None
     step_seconds: list[float] = field(default_factory=list)  # steady-state seconds per step
+    # Further sample series of a step's phases, e.g. generation's "prefill" and "decode_token" seconds.
+    series: dict[str, list[float]] = field(default_factory=dict)
     steps_per_sample: int = 1  # >1 when short steps were timed in groups (throughput cells)
     trace_s: float | None = None  # explicit trace/compile call before the first step, if any
     first_step_s: float | None = None  # first call, including lazy compilation

@@ -1,10 +1,11 @@
 """The results database: SQLite, one transaction per finished cell, so nothing measured is lost.
 
-Schema (``SCHEMA_VERSION`` 1):
+Schema (``SCHEMA_VERSION`` 2):
     environments  id (content hash) -> fingerprint JSON
     runs          id, created_at, updated_at, status (running|interrupted|complete), plan JSON, environment
     cells         one row per (run, cell key, round): spec JSON, status, error, measurement JSON
-    samples       raw steady-state step times of a cell row, seconds per step, in measurement order
+    samples       raw timings of a cell row in measurement order: series "step" (seconds per step) and any
+                  phase series (e.g. generation's "prefill", "decode_token")
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ import platformdirs
 from frameduel.errors import FrameduelError
 from frameduel.spec import Measurement
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+STEP_SERIES = "step"  # the samples series holding Measurement.step_seconds
 DB_ENV_VAR = "FRAMEDUEL_DB"  # documented override of the default database location
 
 SCHEMA = """
@@ -53,9 +55,10 @@ CREATE TABLE IF NOT EXISTS cells (
 );
 CREATE TABLE IF NOT EXISTS samples (
     cell_id INTEGER NOT NULL REFERENCES cells(id),
+    series TEXT NOT NULL,
     idx INTEGER NOT NULL,
     seconds REAL NOT NULL,
-    PRIMARY KEY (cell_id, idx)
+    PRIMARY KEY (cell_id, series, idx)
 );
 """
 
@@ -89,6 +92,10 @@ class Store:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self.db = sqlite3.connect(self.path)
+            version = self.db.execute("PRAGMA user_version").fetchone()[0]
+            if version not in (0, SCHEMA_VERSION):
+                raise FrameduelError(f"results database {self.path} has schema version {version}, this frameduel "
+                                     f"writes {SCHEMA_VERSION}; pass --db NEW_PATH")
             self.db.execute("PRAGMA journal_mode=WAL")  # readers never block the writing scheduler
             self.db.execute("PRAGMA foreign_keys=ON")
             self.db.executescript(SCHEMA)
@@ -135,7 +142,7 @@ class Store:
     def save_measurement(self, run_id: str, round_index: int, measurement: Measurement) -> None:
         """Persist one finished cell round and its raw samples in a single transaction."""
         body = json.loads(measurement.to_json())
-        samples = body.pop("step_seconds")
+        series = {STEP_SERIES: body.pop("step_seconds"), **body.pop("series")}
         with self.db:
             self.forget_round(run_id, measurement.spec.key, round_index)
             cursor = self.db.execute(
@@ -154,7 +161,8 @@ class Store:
             )
             cell_id = cursor.lastrowid
             self.db.executemany(
-                "INSERT INTO samples VALUES (?, ?, ?)", [(cell_id, i, s) for i, s in enumerate(samples)]
+                "INSERT INTO samples VALUES (?, ?, ?, ?)",
+                [(cell_id, name, i, s) for name, values in series.items() for i, s in enumerate(values)],
             )
             self.db.execute("UPDATE runs SET updated_at = ? WHERE id = ?", (now_iso(), run_id))
 
@@ -181,10 +189,12 @@ class Store:
         for cell_id, round_index, body_json, spec_json in rows:
             body = json.loads(body_json)
             body["spec"] = json.loads(spec_json)
-            body["step_seconds"] = [
-                s for (s,) in self.db.execute(
-                    "SELECT seconds FROM samples WHERE cell_id = ? ORDER BY idx", (cell_id,)
-                )
-            ]
+            series: dict[str, list[float]] = {}
+            for name, seconds in self.db.execute(
+                "SELECT series, seconds FROM samples WHERE cell_id = ? ORDER BY series, idx", (cell_id,)
+            ):
+                series.setdefault(name, []).append(seconds)
+            body["step_seconds"] = series.pop(STEP_SERIES, [])
+            body["series"] = series
             result.append((round_index, Measurement.from_json(json.dumps(body))))
         return result

@@ -4,6 +4,7 @@ torch_backend and tf_backend expose the same public names (Keras 3's backend pat
 
     configure(spec) -> dict                  threads, seed, device, precision policy; returns runtime facts
     make_step(workload, spec, batch) -> Step build the model and one train/infer step for spec.mode
+    make_generation(workload, spec, batch) -> Generation   KV-cache decoding (language models)
     peak_device_memory_mb(spec) -> float | None
     is_out_of_memory(exc) -> bool
 
@@ -32,6 +33,20 @@ class Step:
     run: Callable[[], object]  # one train or inference step; may return a device value
     sync: Callable[[], None]  # wait for the device (no-op on CPU, where execution is synchronous)
     trace: Callable[[], None] | None = None  # explicit trace/compile ahead of the first call, if the mode has one
+
+
+@dataclass
+class Generation:
+    """Fixed-length greedy decoding with a KV cache, split into its two phases for timing.
+
+    prefill() runs the prompt and returns the decoding state; decode(state, i) produces new token i.
+    Every run decodes exactly new_tokens tokens, so both frameworks do identical work.
+    """
+
+    prefill: Callable[[], object]
+    decode: Callable[[object, int], object]
+    sync: Callable[[], None]
+    new_tokens: int
 
 
 def load_backend(framework: str) -> ModuleType:

@@ -19,7 +19,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from frameduel.frameworks import Step  # noqa: E402
+from frameduel.frameworks import Generation, Step  # noqa: E402
 from frameduel.spec import RunSpec  # noqa: E402
 from frameduel.workloads.base import Batch, OptimizerConfig, Workload  # noqa: E402
 from frameduel.workloads.weight_layouts import LAYOUTS, check_weight_names  # noqa: E402
@@ -123,6 +123,30 @@ def make_step(workload: Workload, spec: RunSpec, batch: Batch) -> Step:
     # Compiled modes get an explicit trace so it is timed on its own; XLA compiles later, on the first call.
     trace = (lambda: step_fn.get_concrete_function(*args)) if spec.mode != "eager" else None
     return Step(run=lambda: step_fn(*args), sync=sync, trace=trace)
+
+
+def make_generation(workload: Workload, spec: RunSpec, batch: Batch) -> Generation:
+    """Greedy fixed-length decoding with the model file's static KV cache (prefill, then decode_step)."""
+    model = build_model(workload, spec)
+    model_module, config = _model_module(workload), workload.config(spec.size)
+    prompt_len, new_tokens = workload.generation(config)
+    prompt = to_tensors(workload, spec, batch)[0][:, :prompt_len]  # (B, P)
+    prefill = apply_mode(lambda ids, cache: model_module.prefill(model, ids, cache), spec)
+    decode_step = apply_mode(lambda ids, pos, cache: model_module.decode_step(model, ids, pos, cache), spec)
+    # Positions as tensors, not ints: one traced (and XLA-compiled) decode graph serves every position.
+    positions = [tf.constant(prompt_len + i, dtype=tf.int32) for i in range(new_tokens)]
+
+    def run_prefill() -> object:
+        with tf.device(_device_name(spec)):
+            return prefill(prompt, model_module.new_cache(model, config, spec.batch_size))
+
+    def run_decode(state: object, index: int) -> object:
+        tokens, cache = state
+        with tf.device(_device_name(spec)):
+            return decode_step(tokens, positions[index], cache)
+
+    sync = _sync_device if spec.device == "cuda" else _no_sync
+    return Generation(prefill=run_prefill, decode=run_decode, sync=sync, new_tokens=new_tokens)
 
 
 def _device_name(spec: RunSpec) -> str:

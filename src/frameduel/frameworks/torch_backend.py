@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from frameduel.frameworks import Step
+from frameduel.frameworks import Generation, Step
 from frameduel.spec import RunSpec
 from frameduel.workloads.base import Batch, OptimizerConfig, Workload
 from frameduel.workloads.weight_layouts import check_weight_names
@@ -105,6 +105,31 @@ def make_step(workload: Workload, spec: RunSpec, batch: Batch) -> Step:
         return Step(run=lambda: infer(inputs), sync=sync)
     train = make_train_fn(model, spec, workload.optimizer)
     return Step(run=lambda: train(inputs, targets), sync=sync)
+
+
+def make_generation(workload: Workload, spec: RunSpec, batch: Batch) -> Generation:
+    """Greedy fixed-length decoding with the model file's static KV cache (prefill, then decode_step)."""
+    model = build_model(workload, spec).eval()
+    model_module, config = _model_module(workload), workload.config(spec.size)
+    prompt_len, new_tokens = workload.generation(config)
+    prompt = to_tensors(workload, spec, batch)[0][:, :prompt_len]  # (B, P)
+    prefill, decode_step = model_module.prefill, model_module.decode_step
+    if spec.mode == "compile":
+        prefill, decode_step = torch.compile(prefill), torch.compile(decode_step)
+    # Positions as tensors, not ints: one compiled decode graph serves every position.
+    positions = [torch.tensor(prompt_len + i, device=spec.device) for i in range(new_tokens)]
+
+    def run_prefill() -> object:
+        with torch.no_grad(), autocast(spec):
+            return prefill(model, prompt, model_module.new_cache(model, config, spec.batch_size))
+
+    def run_decode(state: object, index: int) -> object:
+        tokens, cache = state
+        with torch.no_grad(), autocast(spec):
+            return decode_step(model, tokens, positions[index], cache)
+
+    sync = torch.cuda.synchronize if spec.device == "cuda" else _no_sync
+    return Generation(prefill=run_prefill, decode=run_decode, sync=sync, new_tokens=new_tokens)
 
 
 def _no_sync() -> None:

@@ -38,6 +38,7 @@ class CellSummary:
     throughput: float | None = None  # samples/s
     throughput_ci: Interval | None = None
     latency: bool = False  # per-call timings: step.p50/p90/p99 are request latencies
+    phases: dict[str, SampleSummary] = field(default_factory=dict)  # e.g. "prefill", "decode_token"
     compile_s: float | None = None  # median over rounds
     first_step_s: float | None = None
     peak_rss_mb: float | None = None  # max over rounds
@@ -55,10 +56,11 @@ class CellSummary:
         return self.background_cores is not None and self.background_cores > CONTENTION_THRESHOLD_CORES
 
     def to_dict(self) -> dict[str, Any]:
-        data = {k: v for k, v in dataclasses.asdict(self).items() if k not in ("samples", "step")}
+        data = {k: v for k, v in dataclasses.asdict(self).items() if k not in ("samples", "step", "phases")}
         data["spec"] = self.spec.to_dict()
         data["key"] = self.spec.key
         data["step"] = self.step.to_dict() if self.step else None
+        data["phases"] = {name: phase.to_dict() for name, phase in self.phases.items()}
         data["noisy"] = self.noisy
         data["contended"] = self.contended
         return data
@@ -122,7 +124,19 @@ def summarize_cell(spec: RunSpec, rounds: list[Measurement]) -> CellSummary:
         cell.step = dataclasses.replace(cell.step, median_ci=cell.step_ci)
         cell.throughput, cell.throughput_ci = throughput(spec.batch_size, cell.step)
         cell.latency = all(m.steps_per_sample == 1 for m in rounds) and spec.task == "infer"
+        cell.phases = summarize_phases(rounds)
+        if "decode_token" in cell.phases:  # generation: throughput means generated tokens per second
+            cell.throughput, cell.throughput_ci = throughput(spec.batch_size, cell.phases["decode_token"])
     return cell
+
+
+def summarize_phases(rounds: list[Measurement]) -> dict[str, SampleSummary]:
+    pooled: dict[str, list[float]] = defaultdict(list)
+    for measurement in rounds:
+        if measurement.status == "ok":
+            for name, values in measurement.series.items():
+                pooled[name].extend(values)
+    return {name: summarize(values) for name, values in pooled.items() if values}
 
 
 def speedup(group: str, label: str, faster: CellSummary, baseline: CellSummary) -> Ratio:

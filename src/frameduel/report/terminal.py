@@ -29,7 +29,7 @@ def status_text(cell: CellSummary) -> str:
 
 def cell_table(summary: RunSummary, title: str) -> Table:
     table = Table(title=title, show_lines=False, header_style="bold")
-    for column in ("workload / task", "fw", "mode", "step ms [95% CI]", "samples/s",
+    for column in ("workload / task", "fw", "mode", "step ms [95% CI]", "samples/s (tokens/s)",
                    "latency ms p50/p90/p99", "compile s", "1st step s", "peak MB", "status"):
         table.add_column(column, overflow="fold")
     group = None
@@ -43,7 +43,7 @@ def cell_table(summary: RunSummary, title: str) -> Table:
         else:
             label = ""
         step = cell.step
-        latency = f"{ms(step.p50)}/{ms(step.p90)}/{ms(step.p99)}" if step and cell.latency else "-"
+        latency = latency_text(cell)
         table.add_row(
             label, spec.framework, spec.mode,
             f"{ms(step.median)}{interval_ms(cell.step_ci)}" if step else "-",
@@ -51,6 +51,17 @@ def cell_table(summary: RunSummary, title: str) -> Table:
             number(cell.peak_rss_mb, 4), status_text(cell),
         )
     return table
+
+
+def latency_text(cell: CellSummary) -> str:
+    """Per-request latency for batch-1 inference; prefill and per-token decode for generation."""
+    step, phases = cell.step, cell.phases
+    if "decode_token" in phases:
+        token = phases["decode_token"]
+        return f"prefill {ms(phases['prefill'].p50)}; token {ms(token.p50)}/{ms(token.p90)}/{ms(token.p99)}"
+    if step and cell.latency:
+        return f"{ms(step.p50)}/{ms(step.p90)}/{ms(step.p99)}"
+    return "-"
 
 
 def verdict_text(ratio: Ratio) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 from frameduel import environment
 from frameduel.errors import FrameduelError
 from frameduel.spec import FRAMEWORKS, MODES, PRECISIONS, SIZES, TASKS, MeasureBudget, RunSpec, check_choice
-from frameduel.workloads import get_workload
+from frameduel.workloads import Workload, get_workload
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,10 @@ class Preset:
     infer_batches: tuple[int, ...]  # 1 = latency (p50/p90/p99); large = throughput
     repeats: int  # worker processes per cell, interleaved across the whole matrix
     budget: MeasureBudget
+    generate_batch: int = 1  # sequences decoded together: batch 1 is the chat/latency case
+
+    def batch_sizes(self, task: str) -> tuple[int, ...]:
+        return {"train": (self.train_batch,), "infer": self.infer_batches}.get(task, (self.generate_batch,))
 
 
 PRESETS: dict[str, Preset] = {
@@ -51,7 +55,7 @@ class MatrixRequest:
     workloads: tuple[str, ...] = ("mlp", "cnn")
     frameworks: tuple[str, ...] = FRAMEWORKS
     modes: tuple[str, ...] | None = None
-    tasks: tuple[str, ...] = TASKS
+    tasks: tuple[str, ...] | None = None  # None: every task each workload supports
     precisions: tuple[str, ...] = ("fp32",)
     preset: str = "quick"
     size: str | None = None
@@ -123,15 +127,25 @@ def interleave(specs: list[RunSpec]) -> list[RunSpec]:
     return ordered
 
 
+def tasks_per_workload(workloads: dict[str, Workload], requested: tuple[str, ...] | None) -> dict[str, tuple[str, ...]]:
+    """Each workload's tasks: all it supports, or the requested ones it supports."""
+    if requested is None:
+        return {name: workload.tasks for name, workload in workloads.items()}
+    for task in requested:
+        check_choice("task", task, TASKS)
+        if not any(task in workload.tasks for workload in workloads.values()):
+            raise FrameduelError(f"task '{task}' is not supported by {', '.join(workloads)}; "
+                                 f"it needs a language-model workload such as gpt")
+    return {name: tuple(t for t in requested if t in workload.tasks) for name, workload in workloads.items()}
+
+
 def build_plan(request: MatrixRequest) -> Plan:
     """Validate the request against the registries and this machine, and expand it into cells."""
     preset = PRESETS[check_choice("preset", request.preset, list(PRESETS))]
-    for name in request.workloads:
-        get_workload(name)
+    workloads = {name: get_workload(name) for name in request.workloads}
     for fw in request.frameworks:
         check_choice("framework", fw, FRAMEWORKS)
-    for task in request.tasks:
-        check_choice("task", task, TASKS)
+    tasks_of = tasks_per_workload(workloads, request.tasks)
     check_modes(request.frameworks, request.modes)
     device = request.device or environment.default_device()
     environment.check_device(device)
@@ -145,13 +159,13 @@ def build_plan(request: MatrixRequest) -> Plan:
         budget = dataclasses.replace(budget, timeout_s=request.timeout_s)
 
     specs = []
-    for workload, task, precision in itertools.product(request.workloads, request.tasks, request.precisions):
-        batches = (preset.train_batch,) if task == "train" else preset.infer_batches
-        for batch_size, fw in itertools.product(batches, request.frameworks):
-            for mode in modes_for(fw, request.modes):
-                specs.append(RunSpec(workload=workload, framework=fw, mode=mode, task=task,
-                                     precision=precision, batch_size=batch_size, device=device,
-                                     threads=threads, size=size, seed=request.seed))
+    for workload, precision in itertools.product(request.workloads, request.precisions):
+        for task in tasks_of[workload]:
+            for batch_size, fw in itertools.product(preset.batch_sizes(task), request.frameworks):
+                for mode in modes_for(fw, request.modes):
+                    specs.append(RunSpec(workload=workload, framework=fw, mode=mode, task=task,
+                                         precision=precision, batch_size=batch_size, device=device,
+                                         threads=threads, size=size, seed=request.seed))
     repeats = preset.repeats if request.repeats is None else request.repeats
     if repeats < 1:
         raise FrameduelError(f"repeats must be >= 1, got {repeats}")

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from frameduel.frameworks import Step
+from frameduel.frameworks import Generation, Step
 from frameduel.runner.contention import BackgroundLoad
 from frameduel.runner.stats import ci_converged
 from frameduel.spec import MeasureBudget
@@ -41,13 +42,13 @@ def timed_call(step: Step) -> float:
     return clock() - start
 
 
-def warm_up(step: Step, budget: MeasureBudget) -> tuple[int, float]:
-    """Run at least warmup_steps and at least warmup_seconds; return (steps run, last step seconds)."""
-    steps, started, last = 0, clock(), 0.0
-    while steps < budget.warmup_steps or clock() - started < budget.warmup_seconds:
-        last = timed_call(step)
-        steps += 1
-    return steps, last
+def warm_up(run_once: Callable[[], float], budget: MeasureBudget) -> tuple[int, float]:
+    """Run at least warmup_steps times and at least warmup_seconds; return (runs, last run's seconds)."""
+    runs, started, last = 0, clock(), 0.0
+    while runs < budget.warmup_steps or clock() - started < budget.warmup_seconds:
+        last = run_once()
+        runs += 1
+    return runs, last
 
 
 def steps_per_sample(step_estimate_s: float, per_call: bool, budget: MeasureBudget) -> int:
@@ -66,7 +67,7 @@ def sample(step: Step, repeat: int) -> float:
     return (clock() - start) / repeat
 
 
-def measure_steady_state(step: Step, budget: MeasureBudget, repeat: int) -> list[float]:
+def adaptive_samples(take_sample: Callable[[], float], budget: MeasureBudget) -> list[float]:
     """Collect samples until the median's CI is within target, or the sample/time budget runs out.
 
     The CI is checked each time the sample count grows by half, so checking stays cheap.
@@ -75,7 +76,7 @@ def measure_steady_state(step: Step, budget: MeasureBudget, repeat: int) -> list
     started = clock()
     next_check = budget.min_samples
     while len(samples) < budget.max_samples:
-        samples.append(sample(step, repeat))
+        samples.append(take_sample())
         elapsed = clock() - started
         if elapsed >= budget.max_seconds and len(samples) >= 3:
             break
@@ -93,10 +94,10 @@ def measure(step: Step, budget: MeasureBudget, per_call: bool) -> Timings:
         step.trace()
         trace_s = clock() - start
     first_step_s = timed_call(step)
-    warmup_steps, last_warm_s = warm_up(step, budget)
+    warmup_steps, last_warm_s = warm_up(lambda: timed_call(step), budget)
     repeat = steps_per_sample(last_warm_s, per_call, budget)
     with BackgroundLoad() as background:
-        samples = measure_steady_state(step, budget, repeat)
+        samples = adaptive_samples(lambda: sample(step, repeat), budget)
     return Timings(
         step_seconds=samples,
         steps_per_sample=repeat,
@@ -105,3 +106,52 @@ def measure(step: Step, budget: MeasureBudget, per_call: bool) -> Timings:
         warmup_steps=warmup_steps,
         background_cores=background.cores,
     )
+
+
+@dataclass
+class GenerationTimings:
+    round_seconds: list[float]  # one full generation each: prefill + every decode step
+    prefill_seconds: list[float]
+    decode_token_seconds: list[float]  # one per generated token, every round
+    first_round_s: float  # includes compilation of both phases
+    warmup_rounds: int
+    background_cores: float
+
+    @property
+    def compile_s(self) -> float:
+        steady = sorted(self.round_seconds)[len(self.round_seconds) // 2]
+        return max(0.0, self.first_round_s - steady)
+
+
+def generation_round(generation: Generation) -> tuple[float, list[float]]:
+    """(prefill seconds, per-token decode seconds) of one generation, each phase synced."""
+    start = clock()
+    state = generation.prefill()
+    generation.sync()
+    prefill_s = clock() - start
+    tokens = []
+    for index in range(generation.new_tokens):
+        start = clock()
+        state = generation.decode(state, index)
+        generation.sync()
+        tokens.append(clock() - start)
+    return prefill_s, tokens
+
+
+def measure_generation(generation: Generation, budget: MeasureBudget) -> GenerationTimings:
+    """Like measure(), with one whole generation as the sample: compile, warm up, adaptive rounds."""
+    first_prefill, first_tokens = generation_round(generation)
+    warmup_rounds, _ = warm_up(lambda: sum(generation_round(generation)[1]), budget)
+    prefills: list[float] = []
+    tokens: list[float] = []
+
+    def one_round() -> float:
+        prefill_s, token_s = generation_round(generation)
+        prefills.append(prefill_s)
+        tokens.extend(token_s)
+        return prefill_s + sum(token_s)
+
+    with BackgroundLoad() as background:
+        rounds = adaptive_samples(one_round, budget)
+    return GenerationTimings(rounds, prefills, tokens, first_prefill + sum(first_tokens), warmup_rounds,
+                             background.cores)

@@ -18,7 +18,7 @@ from pathlib import Path
 import psutil
 
 from frameduel.frameworks import load_backend
-from frameduel.runner.timing import measure
+from frameduel.runner.timing import GenerationTimings, Timings, measure, measure_generation
 from frameduel.spec import MeasureBudget, Measurement, RunSpec
 from frameduel.workloads import get_workload
 
@@ -50,33 +50,37 @@ def measure_cell(spec: RunSpec, budget: MeasureBudget) -> Measurement:
         baseline = rss_mb()
         workload = get_workload(spec.workload)
         batch = workload.make_batch(workload.config(spec.size), spec.batch_size, spec.seed)
-        step = backend.make_step(workload, spec, batch)
-        timings = measure(step, budget, per_call=is_latency_cell(spec))
+        if spec.task == "generate":
+            measurement = generation_measurement(spec, measure_generation(
+                backend.make_generation(workload, spec, batch), budget))
+        else:
+            measurement = step_measurement(spec, measure(
+                backend.make_step(workload, spec, batch), budget, per_call=is_latency_cell(spec)))
     except Exception as exc:  # noqa: BLE001 - any failure becomes this cell's status
         status = "oom" if backend.is_out_of_memory(exc) else "failed"
-        return Measurement(
-            spec=spec,
-            status=status,
-            error=error_line(exc),
-            peak_rss_mb=peak_rss_mb(),
-            wall_s=time.perf_counter() - started,
-        )
-    return Measurement(
-        spec=spec,
-        status="ok",
-        step_seconds=timings.step_seconds,
-        steps_per_sample=timings.steps_per_sample,
-        trace_s=timings.trace_s,
-        first_step_s=timings.first_step_s,
-        compile_s=timings.compile_s,
-        warmup_steps=timings.warmup_steps,
-        background_cores=timings.background_cores,
-        peak_rss_mb=peak_rss_mb(),
-        baseline_rss_mb=baseline,
-        peak_device_mb=backend.peak_device_memory_mb(spec),
-        wall_s=time.perf_counter() - started,
-        runtime=runtime,
-    )
+        return Measurement(spec=spec, status=status, error=error_line(exc), peak_rss_mb=peak_rss_mb(),
+                           wall_s=time.perf_counter() - started)
+    measurement.peak_rss_mb = peak_rss_mb()
+    measurement.baseline_rss_mb = baseline
+    measurement.peak_device_mb = backend.peak_device_memory_mb(spec)
+    measurement.wall_s = time.perf_counter() - started
+    measurement.runtime = runtime
+    return measurement
+
+
+def step_measurement(spec: RunSpec, timings: Timings) -> Measurement:
+    return Measurement(spec=spec, status="ok", step_seconds=timings.step_seconds,
+                       steps_per_sample=timings.steps_per_sample, trace_s=timings.trace_s,
+                       first_step_s=timings.first_step_s, compile_s=timings.compile_s,
+                       warmup_steps=timings.warmup_steps, background_cores=timings.background_cores)
+
+
+def generation_measurement(spec: RunSpec, timings: GenerationTimings) -> Measurement:
+    """A generation's "step" is the whole fixed-length generation; its phases are kept as series."""
+    return Measurement(spec=spec, status="ok", step_seconds=timings.round_seconds,
+                       series={"prefill": timings.prefill_seconds, "decode_token": timings.decode_token_seconds},
+                       first_step_s=timings.first_round_s, compile_s=timings.compile_s,
+                       warmup_steps=timings.warmup_rounds, background_cores=timings.background_cores)
 
 
 def main(argv: list[str]) -> int:

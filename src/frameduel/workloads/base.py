@@ -44,6 +44,13 @@ class Workload:
     model_modules: dict[str, str]  # framework -> module exposing build(config) and to_native_layout(x)
     optimizer: OptimizerConfig = OptimizerConfig()
     loss: str = "cross_entropy"  # logits (B, classes) vs int targets (B,)
+    # Language models only: config -> (prompt tokens, new tokens) of a fixed-length generation; the
+    # model modules then also expose new_cache, prefill and decode_step (see workloads/gpt/).
+    generation: Callable[[Any], tuple[int, int]] | None = None
+
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        return ("train", "infer", "generate") if self.generation else ("train", "infer")
 
     def config(self, size: str) -> Any:
         return self.presets[size]
