@@ -22,7 +22,7 @@ from frameduel.report.summary import RunSummary, summarize_run
 from frameduel.report.terminal import ms, print_summary
 from frameduel.runner.plan import PRESETS, MatrixRequest, Plan, build_plan
 from frameduel.runner.scheduler import pending_cells, run_plan, start_run
-from frameduel.spec import FRAMEWORKS, SIZES, TASKS, Measurement, RunSpec, check_choice
+from frameduel.spec import FRAMEWORKS, SIZES, Measurement, RunSpec, check_choice
 from frameduel.store import Store, default_db_path
 from frameduel.workloads import get_workload
 
@@ -108,7 +108,9 @@ def compare(
     workloads: str = typer.Option("mlp,cnn", help="comma-separated workloads"),
     frameworks: str = typer.Option(",".join(FRAMEWORKS), help="comma-separated: torch, tf"),
     modes: str | None = typer.Option(None, help="torch: eager,compile; tf: eager,function,xla (default all)"),
-    tasks: str = typer.Option(",".join(TASKS), help="train (fwd+bwd+optimizer step), infer"),
+    tasks: str | None = typer.Option(
+        None, help="train (fwd+bwd+optimizer step), infer, generate (KV cache); default: all a workload supports"
+    ),
     precisions: str = typer.Option("fp32", help="fp32, bf16, fp16 (mixed precision; where supported)"),
     preset: str = typer.Option("quick", help=f"measurement effort: {', '.join(PRESETS)}"),
     size: str | None = typer.Option(None, help="model size: tiny, small (CPU default), base (GPU default)"),
