@@ -1,0 +1,64 @@
+"""LSTM classifier in TensorFlow/Keras. Mirrors model_torch.py layer for layer."""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+
+from frameduel.workloads.common_tf import dense_init, normal_init
+from frameduel.workloads.lstm import LSTMConfig
+
+EMBED_STD = 1.0  # torch's nn.Embedding default N(0, 1), pinned (Keras defaults to U(-0.05, 0.05))
+
+
+def lstm_layer(config: LSTMConfig, return_sequences: bool) -> keras.layers.LSTM:
+    """A Keras LSTM pinned to torch's cell: same activations, same init, no forget-gate bias of +1.
+
+    These settings also keep Keras' cuDNN fast path eligible on GPU (tanh/sigmoid, bias, no
+    recurrent dropout, not unrolled).
+    """
+    bound = 1.0 / math.sqrt(config.hidden)
+    uniform = keras.initializers.RandomUniform(-bound, bound)  # torch's LSTM weight default
+    return keras.layers.LSTM(
+        config.hidden,
+        activation="tanh",
+        recurrent_activation="sigmoid",  # Keras 2 defaulted to hard_sigmoid; pinned to be explicit
+        kernel_initializer=uniform,  # Keras default: glorot_uniform
+        recurrent_initializer=uniform,  # Keras default: orthogonal
+        bias_initializer="zeros",
+        unit_forget_bias=False,  # Keras default True starts the forget-gate bias at 1
+        return_sequences=return_sequences,
+    )
+
+
+class LSTMClassifier(keras.Model):
+    def __init__(self, config: LSTMConfig) -> None:
+        super().__init__()
+        self.embed = keras.layers.Embedding(
+            config.vocab_size, config.embed_dim, embeddings_initializer=normal_init(EMBED_STD)
+        )
+        # Every layer but the top one hands its full sequence to the next, as torch's stacked LSTM does.
+        top = config.n_layer - 1
+        self.lstms = [lstm_layer(config, return_sequences=i < top) for i in range(config.n_layer)]
+        # Logits stay float32 under mixed precision so the loss is computed at full precision.
+        self.head = keras.layers.Dense(config.classes, kernel_initializer=dense_init(), dtype="float32")
+
+    def call(self, idx, training=False):
+        x = self.embed(idx)  # (B, T, E)
+        for lstm in self.lstms:
+            x = lstm(x)  # (B, T, H), and (B, H) out of the top layer: the state after the last token
+        return self.head(x)  # logits (B, classes)
+
+
+def build(config: LSTMConfig) -> keras.Model:
+    model = LSTMClassifier(config)
+    model(np.zeros((1, config.seq_len), np.int64))  # create the weights now, before optimizers see them
+    return model
+
+
+def to_native_layout(inputs: np.ndarray) -> np.ndarray:
+    # Kept int64, not TF's usual int32: TF pins int32 tensors to host memory on GPU (its Identity
+    # kernel is host-only for int32), which would add a copy to every step.
+    return inputs  # (B, T) token ids

@@ -1,0 +1,63 @@
+"""BERT-mini-style encoder classifier: the attention + LayerNorm + GELU case, bidirectional.
+
+Token + learned position embeddings, pre-LN blocks (multi-head self-attention, GELU MLP), final
+LayerNorm, mean-pool over tokens, linear head.
+
+Canonical data: inputs int64 token ids (B, T) with T = seq_len, targets int64 (B,).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from frameduel.workloads.base import Batch, Workload
+
+
+@dataclass(frozen=True)
+class TransformerConfig:
+    vocab_size: int
+    seq_len: int  # every batch uses exactly this many tokens; also the position-table size
+    n_layer: int
+    n_head: int
+    n_embd: int  # model width C; the MLP is 4C wide
+    classes: int
+
+    def __post_init__(self) -> None:
+        if self.n_embd % self.n_head:
+            raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
+
+
+PRESETS = {
+    "tiny": TransformerConfig(vocab_size=64, seq_len=16, n_layer=1, n_head=2, n_embd=32, classes=4),
+    # BERT-tiny's width and depth (2 x 128); a train step of tens of ms at batch 32 on 2 CPU cores.
+    "small": TransformerConfig(vocab_size=512, seq_len=32, n_layer=2, n_head=4, n_embd=128, classes=10),
+    # BERT-small-ish width and depth; a GPU-scale cell.
+    "base": TransformerConfig(vocab_size=8192, seq_len=128, n_layer=4, n_head=8, n_embd=512, classes=10),
+}
+
+
+def make_batch(config: TransformerConfig, batch_size: int, seed: int) -> Batch:
+    """Random tokens; the label is the class bucket holding most of them (learnable bag-of-tokens).
+
+    Token ids are split into `classes` contiguous buckets; ties go to the lowest bucket. Mean-pooled
+    embeddings carry the bucket counts linearly, so the loss can fall.
+    """
+    rng = np.random.default_rng(seed)
+    tokens = rng.integers(0, config.vocab_size, size=(batch_size, config.seq_len), dtype=np.int64)
+    buckets = tokens * config.classes // config.vocab_size  # (B, T) in [0, classes)
+    counts = np.stack([(buckets == c).sum(axis=1) for c in range(config.classes)], axis=1)  # (B, classes)
+    return Batch(inputs=tokens, targets=np.argmax(counts, axis=1).astype(np.int64))
+
+
+TRANSFORMER_WORKLOAD = Workload(
+    name="transformer",
+    description="BERT-mini-style encoder classifier (pre-LN attention + GELU MLP, mean-pool, Adam)",
+    presets=PRESETS,
+    make_batch=make_batch,
+    model_modules={
+        "torch": "frameduel.workloads.transformer.model_torch",
+        "tf": "frameduel.workloads.transformer.model_tf",
+    },
+)
