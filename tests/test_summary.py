@@ -65,3 +65,19 @@ def test_throughput_latency_and_rounds():
     assert cell.step.p50 <= cell.step.p90 <= cell.step.p99
     assert cell.step_ci.low < 0.002 * 1.05 and cell.step_ci.high > 0.0022 * 0.95  # spans both rounds
     assert summarize_run(stored, [latency.spec]).to_dict()["cells"][0]["key"] == latency.spec.key
+
+
+def test_contended_cells_are_flagged_in_the_table():
+    from rich.console import Console
+
+    from frameduel.report.terminal import cell_table
+
+    busy = fake("torch", "eager", 0.01)
+    busy.background_cores = 0.9
+    quiet = fake("tf", "eager", 0.01, seed=5)
+    quiet.background_cores = 0.0
+    summary = summary_of(busy, quiet)
+    assert [c.contended for c in summary.cells] == [True, False]
+    console = Console(width=250, record=True)
+    console.print(cell_table(summary, "t"))
+    assert console.export_text().count("contended (0.9 cores busy elsewhere)") == 1

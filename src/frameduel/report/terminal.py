@@ -24,7 +24,12 @@ def number(value: float | None, digits: int = 3) -> str:
 def status_text(cell: CellSummary) -> str:
     if cell.status != "ok":
         return f"[red]{cell.status}[/red]: {cell.error or ''}"
-    return f"[yellow]noisy (IQR/median {cell.step.noise:.0%})[/yellow]" if cell.noisy else "[green]ok[/green]"
+    warnings = []
+    if cell.noisy:
+        warnings.append(f"noisy (IQR/median {cell.step.noise:.0%})")
+    if cell.contended:
+        warnings.append(f"contended ({cell.background_cores:.1f} cores busy elsewhere)")
+    return f"[yellow]{'; '.join(warnings)}[/yellow]" if warnings else "[green]ok[/green]"
 
 
 def cell_table(summary: RunSummary, title: str) -> Table:

@@ -69,6 +69,11 @@ def make_batch(config: GPTConfig, batch_size: int, seed: int) -> Batch:
     return Batch(inputs=np.ascontiguousarray(seq[:, :-1]), targets=seq[:, 1:].reshape(-1))  # (B, T), (B*T,)
 
 
+def generation_lengths(config: GPTConfig) -> tuple[int, int]:
+    """Prompt half the context, then generate the other half: fixed lengths, identical work."""
+    return config.block_size // 2, config.block_size - config.block_size // 2
+
+
 GPT_WORKLOAD = Workload(
     name="gpt",
     description="nanoGPT-style decoder LM (causal pre-LN blocks, tied head, next-token loss, Adam)",
@@ -78,4 +83,5 @@ GPT_WORKLOAD = Workload(
         "torch": "frameduel.workloads.gpt.model_torch",
         "tf": "frameduel.workloads.gpt.model_tf",
     },
+    generation=generation_lengths,
 )

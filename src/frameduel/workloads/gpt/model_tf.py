@@ -9,6 +9,7 @@ import numpy as np
 
 from frameduel.workloads.common_tf import normal_init
 from frameduel.workloads.gpt import GPTConfig
+from frameduel.workloads.weight_layouts import WeightEntry, dense_entries, entry, layer_norm_entries
 
 INIT_STD = 0.02  # GPT-2's N(0, 0.02) for every Dense and Embedding weight; biases zero (Keras' default)
 LN_EPS = 1e-5  # torch's default, pinned: Keras' LayerNormalization defaults to 1e-3
@@ -47,25 +48,49 @@ class CausalSelfAttention(keras.layers.Layer):
         # True where a query may look: itself and earlier positions. A constant, not a weight.
         self.causal = np.tril(np.ones((config.block_size, config.block_size), dtype=bool))
 
-    def call(self, x):
+    def call(self, x, positions, cache=None):
+        """x (B, T, C) holds the tokens at `positions` (T,). With a cache, their keys and values are
+        written into it and the queries attend over the whole cache; without, over x alone."""
         T, C = x.shape[1], x.shape[2]
         q, k, v = keras.ops.split(self.c_attn(x), 3, axis=-1)  # 3 x (B, T, C)
         q, k, v = (split_heads(t, self.n_head) for t in (q, k, v))  # (B, nh, T, hd)
-        y = self.attend(q, k, v)  # (B, nh, T, hd)
+        if cache is not None:
+            k, v = cache.write(k, v, positions)  # (B, nh, block_size, hd)
+        y = self.attend(q, k, v, positions)  # (B, nh, T, hd)
         y = keras.ops.reshape(keras.ops.transpose(y, (0, 2, 1, 3)), (-1, T, C))  # heads side by side
         return self.c_proj(y)
 
-    def attend(self, q, k, v):
-        """Masked attention of Tq queries over Tk keys; the queries are the last Tq positions.
+    def attend(self, q, k, v, positions):
+        """Queries at `positions` attend to every key at or before their own position.
 
-        Tq == Tk here; kept apart so a KV cache (keys longer than queries) slots in unchanged.
+        Keys are positions 0..Tk-1: the tokens themselves (Tk == T) or a static cache (Tk == block_size,
+        where slots past the current position are masked out).
         """
-        Tq, Tk = q.shape[2], k.shape[2]
-        att = keras.ops.matmul(q, keras.ops.swapaxes(k, -2, -1)) / math.sqrt(k.shape[-1])  # (B, nh, Tq, Tk)
+        att = keras.ops.matmul(q, keras.ops.swapaxes(k, -2, -1)) / math.sqrt(k.shape[-1])  # (B, nh, T, Tk)
+        visible = keras.ops.take(self.causal[:, : k.shape[2]], positions, axis=0)  # (T, Tk)
         # Mask and softmax in float32 under mixed precision, as torch autocast does; a no-op in fp32.
-        att = keras.ops.where(self.causal[Tk - Tq : Tk, :Tk], keras.ops.cast(att, "float32"), float("-inf"))
+        att = keras.ops.where(visible, keras.ops.cast(att, "float32"), float("-inf"))
         att = keras.ops.cast(keras.ops.softmax(att, axis=-1), v.dtype)
-        return keras.ops.matmul(att, v)  # (B, nh, Tq, hd)
+        return keras.ops.matmul(att, v)  # (B, nh, T, hd)
+
+
+class KVCache:
+    """Keys and values of one layer for the whole context, stored position-major (block_size, B, nh, hd)
+    so that writing a step's tokens is one row scatter.
+
+    Static shapes on purpose: every decode step then has the same shapes, so XLA (and torch.compile on
+    the torch side) compile one graph instead of one per sequence length. Tensors are immutable in
+    TF, so write() rebinds k and v; the decode functions hand the new tensors back to the caller.
+    """
+
+    def __init__(self, k, v) -> None:
+        self.k, self.v = k, v
+
+    def write(self, k, v, positions):
+        rows = keras.ops.expand_dims(positions, 1)  # (T, 1) scatter indices
+        self.k = keras.ops.scatter_update(self.k, rows, keras.ops.transpose(k, (2, 0, 1, 3)))  # (T, B, nh, hd)
+        self.v = keras.ops.scatter_update(self.v, rows, keras.ops.transpose(v, (2, 0, 1, 3)))
+        return keras.ops.transpose(self.k, (1, 2, 0, 3)), keras.ops.transpose(self.v, (1, 2, 0, 3))
 
 
 class MLP(keras.layers.Layer):
@@ -90,8 +115,8 @@ class Block(keras.layers.Layer):
         self.ln_2 = layer_norm()
         self.mlp = MLP(config)
 
-    def call(self, x):
-        x = x + self.attn(self.ln_1(x))
+    def call(self, x, positions, cache=None):
+        x = x + self.attn(self.ln_1(x), positions, cache=cache)
         return x + self.mlp(self.ln_2(x))
 
 
@@ -104,16 +129,21 @@ class GPT(keras.Model):
         self.ln_f = layer_norm()
 
     def call(self, idx, training=False):
-        T = idx.shape[1]
-        x = self.wte(idx) + self.wpe(keras.ops.arange(T))  # (B, T, C)
-        for block in self.blocks:
-            x = block(x)
-        x = self.ln_f(x)
-        # Tied head, no bias. The matmul runs in the compute dtype (as under torch autocast); the
-        # logits are then cast to float32 so the loss is computed at full precision.
-        wte = keras.ops.cast(self.wte.embeddings, x.dtype)  # (vocab, C)
-        logits = keras.ops.matmul(x, keras.ops.transpose(wte))  # (B, T, vocab)
+        logits = self.head(self.hidden(idx, keras.ops.arange(idx.shape[1])))  # (B, T, vocab)
         return keras.ops.cast(keras.ops.reshape(logits, (-1, logits.shape[-1])), "float32")  # (B*T, vocab)
+
+    def hidden(self, idx, positions, caches=None):
+        """Final hidden states (B, T, C) of tokens idx (B, T) sitting at `positions` (T,)."""
+        x = self.wte(idx) + self.wpe(positions)  # (B, T, C)
+        for i, block in enumerate(self.blocks):
+            x = block(x, positions, cache=caches[i] if caches else None)
+        return self.ln_f(x)
+
+    def head(self, x):
+        """Tied head, no bias: x @ wte^T in the compute dtype (as under torch autocast); the training
+        path casts the logits to float32 so the loss is computed at full precision."""
+        wte = keras.ops.cast(self.wte.embeddings, x.dtype)  # (vocab, C)
+        return keras.ops.matmul(x, keras.ops.transpose(wte))
 
 
 def build(config: GPTConfig) -> keras.Model:
@@ -126,3 +156,75 @@ def to_native_layout(inputs: np.ndarray) -> np.ndarray:
     # Kept int64, not TF's usual int32: TF pins int32 tensors to host memory on GPU (its Identity
     # kernel is host-only for int32), which would add a copy to every step.
     return inputs  # (B, T) token ids
+
+
+# -- Generation: greedy decoding with a static KV cache, prefill then one token per step. --
+# Caches cross the tf.function boundary as a list of (k, v) tensor pairs.
+
+
+def new_cache(model: GPT, config: GPTConfig, batch_size: int) -> list[tuple]:
+    """Zeroed (k, v) per layer, (block_size, B, nh, hd), in the compute dtype (as torch autocast's)."""
+    shape = (config.block_size, batch_size, config.n_head, config.n_embd // config.n_head)
+    dtype = keras.mixed_precision.global_policy().compute_dtype
+    return [(keras.ops.zeros(shape, dtype), keras.ops.zeros(shape, dtype)) for _ in range(config.n_layer)]
+
+
+def run_cached(model: GPT, idx, positions, cache_tensors: list[tuple]) -> tuple:
+    """Hidden states of idx at positions through the caches -> (greedy next tokens (B,), new caches)."""
+    caches = [KVCache(k, v) for k, v in cache_tensors]
+    hidden = model.hidden(idx, positions, caches)  # (B, T, C)
+    tokens = keras.ops.argmax(model.head(hidden[:, -1, :]), axis=-1)  # (B,)
+    return tokens, [(cache.k, cache.v) for cache in caches]
+
+
+def prefill(model: GPT, prompt, cache_tensors: list[tuple]) -> tuple:
+    """Run the prompt (B, P) through the model, filling the caches; return the first new token (B,)."""
+    return run_cached(model, prompt, keras.ops.arange(prompt.shape[1]), cache_tensors)
+
+
+def decode_step(model: GPT, tokens, position, cache_tensors: list[tuple]) -> tuple:
+    """Feed the last tokens (B,) at `position` (a scalar tensor) and return the next ones (B,)."""
+    return run_cached(model, keras.ops.expand_dims(tokens, 1), keras.ops.reshape(position, (1,)), cache_tensors)
+
+
+# -- Transfer to and from PyTorch: torch state_dict names (model_torch.py) for every Keras variable. --
+
+
+def weight_map(model: GPT) -> list[WeightEntry]:
+    # One Keras table serves as both torch names: torch's state_dict lists the tied tensor twice.
+    entries = [WeightEntry(("wte.weight", "lm_head.weight"), model.wte.embeddings, "tied"),
+               entry("wpe.weight", model.wpe.embeddings)]
+    for i, block in enumerate(model.blocks):
+        entries += block_entries(f"blocks.{i}", block)
+    return entries + layer_norm_entries("ln_f", model.ln_f)
+
+
+def block_entries(prefix: str, block: Block) -> list[WeightEntry]:
+    """One block; the fused c_attn kernel keeps q, k, v in the same order in both, so it only transposes."""
+    return (layer_norm_entries(f"{prefix}.ln_1", block.ln_1)
+            + dense_entries(f"{prefix}.attn.c_attn", block.attn.c_attn)
+            + dense_entries(f"{prefix}.attn.c_proj", block.attn.c_proj)
+            + layer_norm_entries(f"{prefix}.ln_2", block.ln_2)
+            + dense_entries(f"{prefix}.mlp.c_fc", block.mlp.c_fc)
+            + dense_entries(f"{prefix}.mlp.c_proj", block.mlp.c_proj))
+
+
+def probe_points(model: GPT) -> dict[str, keras.layers.Layer]:
+    """Keras layers whose output equals the output of the torch module of the same name.
+
+    Not probed: torch's mlp.gelu and lm_head, which are keras.ops calls here (gelu in MLP.call, the
+    tied head's matmul in GPT.head), not layers; the model's output still compares the logits.
+    """
+    points: dict[str, keras.layers.Layer] = {"wte": model.wte, "wpe": model.wpe}
+    for i, block in enumerate(model.blocks):
+        prefix = f"blocks.{i}"
+        points.update({f"{prefix}.ln_1": block.ln_1, f"{prefix}.attn.c_attn": block.attn.c_attn,
+                       f"{prefix}.attn.c_proj": block.attn.c_proj, f"{prefix}.attn": block.attn,
+                       f"{prefix}.ln_2": block.ln_2, f"{prefix}.mlp.c_fc": block.mlp.c_fc,
+                       f"{prefix}.mlp.c_proj": block.mlp.c_proj, f"{prefix}.mlp": block.mlp, prefix: block})
+    points["ln_f"] = model.ln_f
+    return points
+
+
+def activation_to_canonical(activation: np.ndarray) -> np.ndarray:
+    return activation  # (B, T, C), or (T, C) for wpe: the same layout in both frameworks

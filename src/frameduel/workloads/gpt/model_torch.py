@@ -40,24 +40,47 @@ class CausalSelfAttention(nn.Module):
         causal = torch.tril(torch.ones(size, size, dtype=torch.bool)).view(1, 1, size, size)
         self.register_buffer("causal", causal, persistent=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, positions: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+        """x (B, T, C) holds the tokens at `positions` (T,). With a cache, their keys and values are
+        written into it and the queries attend over the whole cache; without, over x alone."""
         B, T, C = x.shape
         q, k, v = self.c_attn(x).split(C, dim=2)  # 3 x (B, T, C)
         q, k, v = (split_heads(t, self.n_head) for t in (q, k, v))  # (B, nh, T, hd)
-        y = self.attend(q, k, v)  # (B, nh, T, hd)
+        if cache is not None:
+            k, v = cache.write(k, v, positions)  # (B, nh, block_size, hd)
+        y = self.attend(q, k, v, positions)  # (B, nh, T, hd)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # re-assemble heads side by side
         return self.c_proj(y)
 
-    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        """Masked attention of Tq queries over Tk keys; the queries are the last Tq positions.
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """Queries at `positions` attend to every key at or before their own position.
 
-        Tq == Tk here; kept apart so a KV cache (keys longer than queries) slots in unchanged.
+        Keys are positions 0..Tk-1: the tokens themselves (Tk == T) or a static cache (Tk == block_size,
+        where slots past the current position are masked out).
         """
-        Tq, Tk = q.size(-2), k.size(-2)
-        att = (q @ k.transpose(-2, -1)) / math.sqrt(k.size(-1))  # (B, nh, Tq, Tk)
-        att = att.masked_fill(~self.causal[:, :, Tk - Tq : Tk, :Tk], float("-inf"))
+        att = (q @ k.transpose(-2, -1)) / math.sqrt(k.size(-1))  # (B, nh, T, Tk)
+        visible = self.causal[:, :, positions, : k.size(-2)]  # (1, 1, T, Tk)
+        att = att.masked_fill(~visible, float("-inf"))
         att = torch.softmax(att, dim=-1)
-        return att @ v  # (B, nh, Tq, hd)
+        return att @ v  # (B, nh, T, hd)
+
+
+class KVCache:
+    """Keys and values of one layer, preallocated for the whole context (B, nh, block_size, hd).
+
+    Static shapes on purpose: every decode step then has the same shapes, so torch.compile (and XLA
+    on the TF side) compile one graph instead of one per sequence length.
+    """
+
+    def __init__(self, batch_size: int, config: GPTConfig, dtype: torch.dtype, device: torch.device) -> None:
+        shape = (batch_size, config.n_head, config.block_size, config.n_embd // config.n_head)
+        self.k = torch.zeros(shape, dtype=dtype, device=device)
+        self.v = torch.zeros(shape, dtype=dtype, device=device)
+
+    def write(self, k: torch.Tensor, v: torch.Tensor, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        self.k.index_copy_(2, positions, k.to(self.k.dtype))  # in place: O(new tokens), not O(context)
+        self.v.index_copy_(2, positions, v.to(self.v.dtype))
+        return self.k, self.v
 
 
 class MLP(nn.Module):
@@ -81,8 +104,8 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(config.n_embd, eps=LN_EPS)
         self.mlp = MLP(config)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.ln_1(x))
+    def forward(self, x: torch.Tensor, positions: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x), positions, cache=cache)
         return x + self.mlp(self.ln_2(x))
 
 
@@ -107,13 +130,15 @@ class GPT(nn.Module):
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         B, T = idx.shape
-        pos = torch.arange(T, device=idx.device)  # (T,)
-        x = self.wte(idx) + self.wpe(pos)  # (B, T, C)
-        for block in self.blocks:
-            x = block(x)
-        x = self.ln_f(x)
-        logits = self.lm_head(x)  # h @ wte^T, no bias: (B, T, vocab)
+        logits = self.lm_head(self.hidden(idx, torch.arange(T, device=idx.device)))  # h @ wte^T: (B, T, vocab)
         return logits.view(B * T, -1)  # flattened for the (N, classes) loss contract, see __init__.py
+
+    def hidden(self, idx: torch.Tensor, positions: torch.Tensor, caches: list[KVCache] | None = None) -> torch.Tensor:
+        """Final hidden states (B, T, C) of tokens idx (B, T) sitting at `positions` (T,)."""
+        x = self.wte(idx) + self.wpe(positions)  # (B, T, C)
+        for i, block in enumerate(self.blocks):
+            x = block(x, positions, cache=caches[i] if caches else None)
+        return self.ln_f(x)
 
 
 def build(config: GPTConfig) -> nn.Module:
@@ -122,3 +147,32 @@ def build(config: GPTConfig) -> nn.Module:
 
 def to_native_layout(inputs: np.ndarray) -> np.ndarray:
     return inputs  # (B, T) int64 token ids, torch's index dtype
+
+
+# -- Generation: greedy decoding with a static KV cache, prefill then one token per step. --
+
+
+def new_cache(model: GPT, config: GPTConfig, batch_size: int) -> list[KVCache]:
+    """Zeroed caches in the compute dtype: autocast's when it is on (as Keras' mixed policy does)."""
+    device = model.lm_head.weight.device
+    autocast_on = torch.is_autocast_enabled(device.type)
+    dtype = torch.get_autocast_dtype(device.type) if autocast_on else model.lm_head.weight.dtype
+    return [KVCache(batch_size, config, dtype, device) for _ in range(config.n_layer)]
+
+
+def next_tokens(model: GPT, hidden: torch.Tensor) -> torch.Tensor:
+    """Greedy choice from the last position's logits: (B, T, C) -> (B,)."""
+    return model.lm_head(hidden[:, -1, :]).argmax(dim=-1)
+
+
+def prefill(model: GPT, prompt: torch.Tensor, caches: list[KVCache]) -> tuple[torch.Tensor, list[KVCache]]:
+    """Run the prompt (B, P) through the model, filling the caches; return the first new token (B,)."""
+    positions = torch.arange(prompt.size(1), device=prompt.device)
+    return next_tokens(model, model.hidden(prompt, positions, caches)), caches
+
+
+def decode_step(
+    model: GPT, tokens: torch.Tensor, position: torch.Tensor, caches: list[KVCache]
+) -> tuple[torch.Tensor, list[KVCache]]:
+    """Feed the last tokens (B,) at `position` (a 0-d tensor) and return the next ones (B,)."""
+    return next_tokens(model, model.hidden(tokens[:, None], position.view(1), caches)), caches
