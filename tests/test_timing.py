@@ -52,7 +52,7 @@ def test_short_throughput_steps_are_grouped_and_reported_per_step():
     timings = measure(known_step(0.0005), budget, per_call=False)
     assert timings.steps_per_sample >= 5
     median = sorted(timings.step_seconds)[len(timings.step_seconds) // 2]
-    assert abs(median - 0.0005) / 0.0005 < 0.3
+    assert abs(median - 0.0005) / 0.0005 < 0.5  # generous: busy-waits stretch when descheduled
 
 
 def test_time_budget_bounds_a_noisy_measurement():
@@ -83,6 +83,7 @@ def test_background_load_sees_another_busy_process():
 def test_our_own_cpu_time_is_what_gets_subtracted():
     from frameduel.runner.contention import own_cpu_seconds
 
-    before = own_cpu_seconds()
-    busy_wait(0.3)
-    assert 0.2 < own_cpu_seconds() - before < 0.6  # our busy-wait is ours, so never counted as "other" load
+    before, process_before = own_cpu_seconds(), time.process_time()
+    sum(i * i for i in range(2_000_000))  # a fixed amount of CPU work, whatever else the machine does
+    ours, per_python = own_cpu_seconds() - before, time.process_time() - process_before
+    assert ours > 0.05 and abs(ours - per_python) < 0.05  # it is this process's CPU time, not wall time

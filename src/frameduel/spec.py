@@ -98,7 +98,9 @@ class MeasureBudget:
     target_ci_rel: float = 0.02  # stop once the 95% CI of the median is within +-2% of it
     min_seconds: float = 0.5  # ...but never before sampling this long, so a lucky start cannot stop it
     max_seconds: float = 3.0  # steady-state time budget per worker
-    min_sample_seconds: float = 0.005  # throughput samples batch steps up to this length
+    # Throughput samples group steps up to this length. Long enough that a sample's mean absorbs the
+    # occasional slow step (GC, preemption): the median of such samples then tracks total/steps.
+    min_sample_seconds: float = 0.05
     timeout_s: float = 600.0  # whole-worker wall clock limit, enforced by the scheduler
 
     def to_dict(self) -> dict[str, Any]:

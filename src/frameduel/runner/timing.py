@@ -43,12 +43,17 @@ def timed_call(step: Step) -> float:
 
 
 def warm_up(run_once: Callable[[], float], budget: MeasureBudget) -> tuple[int, float]:
-    """Run at least warmup_steps times and at least warmup_seconds; return (runs, last run's seconds)."""
-    runs, started, last = 0, clock(), 0.0
-    while runs < budget.warmup_steps or clock() - started < budget.warmup_seconds:
-        last = run_once()
-        runs += 1
-    return runs, last
+    """Run at least warmup_steps times and at least warmup_seconds.
+
+    Returns (runs, typical seconds per run): the median of the last few runs, so one outlier does not
+    decide how steady-state steps are grouped.
+    """
+    times: list[float] = []
+    started = clock()
+    while len(times) < budget.warmup_steps or clock() - started < budget.warmup_seconds:
+        times.append(run_once())
+    recent = sorted(times[-5:])
+    return len(times), recent[len(recent) // 2]
 
 
 def steps_per_sample(step_estimate_s: float, per_call: bool, budget: MeasureBudget) -> int:
