@@ -12,7 +12,7 @@ from frameduel.parity.check import ParityReport, Tolerances, compare_sides, load
 from frameduel.spec import RunSpec
 from tests.conftest import run_cli
 
-WORKLOADS = ["mlp", "cnn"]
+WORKLOADS = ["mlp", "cnn", "transformer", "gpt", "lstm"]
 
 
 @pytest.mark.parametrize("workload", WORKLOADS)
@@ -69,6 +69,35 @@ def test_a_spatially_flipped_conv_kernel_is_caught_and_located(tmp_path):
     report = transfer_with_a_wrong_mapping(tmp_path, "cnn", swap_kernel_axes)
     assert not report.passed
     assert report.first_divergent_layer.name == "blocks.0.conv2"
+
+
+def test_swapped_query_and_key_projections_are_caught_and_located(tmp_path):
+    # The fused qkv Linear (3C, C) read as k, q, v: both thirds have the same shape, so it loads silently.
+    def swap_q_and_k(name, value):
+        if name != "weights/blocks.0.attn.qkv.weight":
+            return value
+        q, k, v = np.split(value, 3, axis=0)
+        return np.concatenate([k, q, v], axis=0)
+
+    report = transfer_with_a_wrong_mapping(tmp_path, "transformer", swap_q_and_k)
+    assert not report.passed and not report.forward_ok
+    assert report.first_divergent_layer.name == "blocks.0.attn.qkv"
+    assert all(layer.ok for layer in report.layers[: report.layers.index(report.first_divergent_layer)])
+    assert not next(layer for layer in report.layers if layer.name == "blocks.0.attn").ok
+
+
+def test_swapped_lstm_gates_are_caught(tmp_path):
+    # Input and forget gates exchanged along the 4H axis: the gate-order slip of LSTM ports.
+    def swap_input_and_forget_gates(name, value):
+        if name != "weights/lstm.weight_ih_l0":
+            return value
+        i, f, g, o = np.split(value, 4, axis=0)
+        return np.concatenate([f, i, g, o], axis=0)
+
+    report = transfer_with_a_wrong_mapping(tmp_path, "lstm", swap_input_and_forget_gates)
+    assert not report.passed and not report.forward_ok
+    # torch's nn.LSTM returns a tuple and is not probed, so the first layer after it takes the blame.
+    assert [(layer.name, layer.ok) for layer in report.layers] == [("embed", True), ("head", False)]
 
 
 def test_a_weights_file_missing_a_tensor_is_reported_by_name(tmp_path):

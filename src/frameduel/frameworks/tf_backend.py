@@ -93,6 +93,11 @@ def make_train_fn(
             )
             scaled_loss = optimizer.scale_loss(loss)
         grads = tape.gradient(scaled_loss, model.trainable_variables)
+        # An Embedding's gradient comes as IndexedSlices, one row per lookup, repeated tokens included.
+        # Keras' Adam squares those rows before they are summed (v gets sum(g_i^2), not sum(g_i)^2), so
+        # a repeated token takes a larger step than in torch. Summing them first, into the dense
+        # gradient torch's nn.Embedding also produces, gives both frameworks the same update.
+        grads = [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in grads]
         optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
         return loss
 

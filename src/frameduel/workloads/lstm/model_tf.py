@@ -9,6 +9,7 @@ import numpy as np
 
 from frameduel.workloads.common_tf import dense_init, normal_init
 from frameduel.workloads.lstm import LSTMConfig
+from frameduel.workloads.weight_layouts import WeightEntry, dense_entries, entry
 
 EMBED_STD = 1.0  # torch's nn.Embedding default N(0, 1), pinned (Keras defaults to U(-0.05, 0.05))
 
@@ -62,3 +63,36 @@ def to_native_layout(inputs: np.ndarray) -> np.ndarray:
     # Kept int64, not TF's usual int32: TF pins int32 tensors to host memory on GPU (its Identity
     # kernel is host-only for int32), which would add a copy to every step.
     return inputs  # (B, T) token ids
+
+
+# -- Transfer to and from PyTorch: torch state_dict names (model_torch.py) for every Keras variable. --
+
+
+def weight_map(model: LSTMClassifier) -> list[WeightEntry]:
+    entries = [entry("embed.weight", model.embed.embeddings)]
+    for i, layer in enumerate(model.lstms):
+        entries += lstm_entries(i, layer.cell)
+    return entries + dense_entries("head", model.head)
+
+
+def lstm_entries(index: int, cell: keras.layers.LSTMCell) -> list[WeightEntry]:
+    """Layer `index` of torch's stacked nn.LSTM. Gates are i, f, g, o along 4H in both, so kernels only
+    transpose; Keras' one bias is torch's b_ih + b_hh (b_hh frozen at zero, see model_torch.py)."""
+    return [
+        entry(f"lstm.weight_ih_l{index}", cell.kernel, "dense"),  # (in, 4H) <-> (4H, in)
+        entry(f"lstm.weight_hh_l{index}", cell.recurrent_kernel, "dense"),  # (H, 4H) <-> (4H, H)
+        WeightEntry((f"lstm.bias_ih_l{index}", f"lstm.bias_hh_l{index}"), cell.bias, "lstm_bias"),
+    ]
+
+
+def probe_points(model: LSTMClassifier) -> dict[str, keras.layers.Layer]:
+    """Keras layers whose output equals the output of the torch module of the same name.
+
+    torch's nn.LSTM returns a tuple (outputs, (h, c)), which its hook does not record, and it runs
+    every layer as one module; so the LSTM is judged by the head that reads its last state.
+    """
+    return {"embed": model.embed, "head": model.head}
+
+
+def activation_to_canonical(activation: np.ndarray) -> np.ndarray:
+    return activation  # (B, T, E) and (B, classes): the same layout in both frameworks

@@ -9,6 +9,7 @@ import numpy as np
 
 from frameduel.workloads.common_tf import normal_init
 from frameduel.workloads.transformer import TransformerConfig
+from frameduel.workloads.weight_layouts import WeightEntry, dense_entries, entry, layer_norm_entries
 
 INIT_STD = 0.02  # BERT's N(0, 0.02) for every Dense and Embedding weight; biases zero (Keras' default)
 LN_EPS = 1e-5  # torch's default, pinned: Keras' LayerNormalization defaults to 1e-3
@@ -110,3 +111,44 @@ def to_native_layout(inputs: np.ndarray) -> np.ndarray:
     # Kept int64, not TF's usual int32: TF pins int32 tensors to host memory on GPU (its Identity
     # kernel is host-only for int32), which would add a copy to every step.
     return inputs  # (B, T) token ids
+
+
+# -- Transfer to and from PyTorch: torch state_dict names (model_torch.py) for every Keras variable. --
+
+
+def weight_map(model: EncoderClassifier) -> list[WeightEntry]:
+    entries = [entry("wte.weight", model.wte.embeddings), entry("wpe.weight", model.wpe.embeddings)]
+    for i, block in enumerate(model.blocks):
+        entries += block_entries(f"blocks.{i}", block)
+    return entries + layer_norm_entries("ln_f", model.ln_f) + dense_entries("head", model.head)
+
+
+def block_entries(prefix: str, block: Block) -> list[WeightEntry]:
+    """One block; the fused qkv kernel keeps q, k, v in the same order in both, so it only transposes."""
+    return (layer_norm_entries(f"{prefix}.ln_1", block.ln_1)
+            + dense_entries(f"{prefix}.attn.qkv", block.attn.qkv)
+            + dense_entries(f"{prefix}.attn.proj", block.attn.proj)
+            + layer_norm_entries(f"{prefix}.ln_2", block.ln_2)
+            + dense_entries(f"{prefix}.mlp.fc", block.mlp.fc)
+            + dense_entries(f"{prefix}.mlp.proj", block.mlp.proj))
+
+
+def probe_points(model: EncoderClassifier) -> dict[str, keras.layers.Layer]:
+    """Keras layers whose output equals the output of the torch module of the same name.
+
+    torch's mlp.gelu has no Keras layer (keras.ops.gelu inside MLP.call), so it is not probed; ln_f is
+    probed before the mean-pool in both.
+    """
+    points: dict[str, keras.layers.Layer] = {"wte": model.wte, "wpe": model.wpe}
+    for i, block in enumerate(model.blocks):
+        prefix = f"blocks.{i}"
+        points.update({f"{prefix}.ln_1": block.ln_1, f"{prefix}.attn.qkv": block.attn.qkv,
+                       f"{prefix}.attn.proj": block.attn.proj, f"{prefix}.attn": block.attn,
+                       f"{prefix}.ln_2": block.ln_2, f"{prefix}.mlp.fc": block.mlp.fc,
+                       f"{prefix}.mlp.proj": block.mlp.proj, f"{prefix}.mlp": block.mlp, prefix: block})
+    points.update({"ln_f": model.ln_f, "head": model.head})
+    return points
+
+
+def activation_to_canonical(activation: np.ndarray) -> np.ndarray:
+    return activation  # (B, T, C), (T, C) for wpe, (B, classes): the same layout in both frameworks
