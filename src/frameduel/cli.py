@@ -15,14 +15,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from frameduel import environment
+from frameduel.accuracy.run import DEFAULT_MODES, AccuracyRequest, run_accuracy
 from frameduel.errors import FrameduelError
 from frameduel.parity.check import DIRECTIONS, check_parity
+from frameduel.report.accuracy import accuracy_json, print_accuracy, run_line
 from frameduel.report.parity import print_parity
 from frameduel.report.summary import RunSummary, summarize_run
 from frameduel.report.terminal import ms, print_summary
 from frameduel.runner.plan import PRESETS, MatrixRequest, Plan, build_plan
 from frameduel.runner.scheduler import pending_cells, run_plan, start_run
-from frameduel.spec import FRAMEWORKS, SIZES, Measurement, RunSpec, check_choice
+from frameduel.spec import DEVICES, FRAMEWORKS, SIZES, Measurement, RunSpec, check_choice
 from frameduel.store import Store, default_db_path
 from frameduel.workloads import get_workload
 
@@ -220,6 +222,52 @@ def parity(
             print_parity(console, report)
     if not all(report.passed for report in reports):
         raise typer.Exit(1)
+
+
+def parse_modes(value: str | None) -> dict[str, str]:
+    """'torch=compile,tf=xla' -> {"torch": "compile", "tf": "xla"}."""
+    modes = {}
+    for item in split_list(value) or ():
+        framework, sep, mode = item.partition("=")
+        if not sep:
+            raise FrameduelError(f"bad mode '{item}'; give framework=mode pairs, e.g. torch=compile,tf=xla")
+        modes[check_choice("framework", framework, FRAMEWORKS)] = mode
+    return modes
+
+
+@app.command()
+@user_errors
+def accuracy(
+    workloads: str = typer.Option("mlp,cnn", help="comma-separated workloads that support the digits data"),
+    frameworks: str = typer.Option(",".join(FRAMEWORKS), help="comma-separated: torch, tf"),
+    seeds: int = typer.Option(3, help="training runs per framework (seeds 0..N-1: weights and shuffling)"),
+    target: float = typer.Option(0.95, help="test accuracy to reach, in (0, 1]"),
+    max_epochs: int = typer.Option(40, help="epochs each run trains for"),
+    batch_size: int = typer.Option(64, help="training batch size (the last partial batch is dropped)"),
+    modes: str | None = typer.Option(
+        None, help="framework=mode pairs, e.g. torch=compile,tf=xla (default: "
+        + ",".join(f"{fw}={mode}" for fw, mode in DEFAULT_MODES.items()) + ")"
+    ),
+    device: str | None = typer.Option(None, help="cpu or cuda (default: cuda when present)"),
+    threads: int | None = typer.Option(None, help="intra-op threads per framework (default: all cores)"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON instead of tables"),
+) -> None:
+    """Time to accuracy on real data: train on scikit-learn's digits until the test accuracy reaches --target."""
+    device = check_choice("device", device or environment.default_device(), DEVICES)
+    environment.check_device(device)
+    if threads is not None and threads < 1:
+        raise FrameduelError(f"--threads must be >= 1, got {threads}")
+    request = AccuracyRequest(
+        workloads=split_list(workloads), frameworks=split_list(frameworks),
+        modes={**DEFAULT_MODES, **parse_modes(modes)}, seeds=seeds, target=target, max_epochs=max_epochs,
+        batch_size=batch_size, device=device, threads=threads or environment.default_threads(),
+    )
+    runs, summaries = run_accuracy(
+        request, on_run=lambda run: err_console.print(run_line(run, target), highlight=False, soft_wrap=True))
+    if as_json:
+        print(json.dumps(accuracy_json(runs, summaries, request), indent=2))
+    else:
+        print_accuracy(console, summaries, request)
 
 
 def main() -> None:

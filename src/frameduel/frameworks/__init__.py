@@ -8,6 +8,9 @@ torch_backend and tf_backend expose the same public names (Keras 3's backend pat
     peak_device_memory_mb(spec) -> float | None
     is_out_of_memory(exc) -> bool
 
+and, for parity and accuracy runs: build_model, to_tensors, make_train_fn, make_infer_fn, set_training,
+to_numpy, export_weights, import_weights, forward, train_losses, capture_activations.
+
 They are imported lazily, inside a worker process, so the parent process never loads a framework.
 """
 

@@ -154,6 +154,14 @@ def make_generation(workload: Workload, spec: RunSpec, batch: Batch) -> Generati
     return Generation(prefill=run_prefill, decode=run_decode, sync=sync, new_tokens=new_tokens)
 
 
+def set_training(model: keras.Model, training: bool) -> None:
+    """Keras takes training= on every call, so there is no mode to switch (torch's twin does)."""
+
+
+def to_numpy(value: tf.Tensor) -> np.ndarray:
+    return np.asarray(tf.cast(value, tf.float32))
+
+
 def _device_name(spec: RunSpec) -> str:
     return "/GPU:0" if spec.device == "cuda" else "/CPU:0"
 

@@ -132,6 +132,15 @@ def make_generation(workload: Workload, spec: RunSpec, batch: Batch) -> Generati
     return Generation(prefill=run_prefill, decode=run_decode, sync=sync, new_tokens=new_tokens)
 
 
+def set_training(model: torch.nn.Module, training: bool) -> None:
+    """Train/eval mode (BatchNorm, dropout) lives on the module in torch; make_*_fn set it once."""
+    model.train(training)
+
+
+def to_numpy(value: torch.Tensor) -> np.ndarray:
+    return value.detach().float().cpu().numpy()
+
+
 def _no_sync() -> None:
     """CPU kernels run synchronously: a step has finished when its call returns."""
 

@@ -37,9 +37,14 @@ def is_latency_cell(spec: RunSpec) -> bool:
 
 
 def error_line(exc: BaseException) -> str:
-    """The key line of an error: its type and the first line of its message, truncated."""
-    message = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {message[0][:300] if message else ''}".rstrip(": ")
+    """The key line of an error: its type and the first line of its message, truncated.
+
+    tf.function errors open with "in user code:" and a traceback, and end with the real cause.
+    """
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    if len(lines) > 1 and lines[0].startswith("in user code"):
+        lines = lines[-1:]
+    return f"{type(exc).__name__}: {lines[0][:300] if lines else ''}".rstrip(": ")
 
 
 def measure_cell(spec: RunSpec, budget: MeasureBudget) -> Measurement:

@@ -34,6 +34,14 @@ class OptimizerConfig:
 
 
 @dataclass(frozen=True)
+class DigitsAdapter:
+    """How a workload trains on real data: scikit-learn's 8x8 handwritten digits (`frameduel accuracy`)."""
+
+    config: Any  # the workload's config dataclass, sized for 8x8 grey images and 10 classes
+    to_inputs: Callable[[np.ndarray], np.ndarray]  # images (N, 8, 8) float32 in [0, 1] -> canonical inputs
+
+
+@dataclass(frozen=True)
 class Workload:
     """A benchmarkable model: how to size it, feed it and build it in each framework."""
 
@@ -47,6 +55,8 @@ class Workload:
     # Language models only: config -> (prompt tokens, new tokens) of a fixed-length generation; the
     # model modules then also expose new_cache, prefill and decode_step (see workloads/gpt/).
     generation: Callable[[Any], tuple[int, int]] | None = None
+    # Workloads that can learn the digits data set (see frameduel.datasets); None: `accuracy` rejects it.
+    digits: DigitsAdapter | None = None
 
     @property
     def tasks(self) -> tuple[str, ...]:

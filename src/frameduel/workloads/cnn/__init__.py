@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from frameduel.workloads.base import Batch, Workload
+from frameduel.workloads.base import Batch, DigitsAdapter, Workload
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,17 @@ def make_batch(config: CNNConfig, batch_size: int, seed: int) -> Batch:
     return Batch(inputs=images, targets=targets)
 
 
+def digits_to_inputs(images: np.ndarray) -> np.ndarray:
+    """Digits images (N, 8, 8) -> one grey channel, NCHW (N, 1, 8, 8)."""
+    return np.ascontiguousarray(images[:, None, :, :], dtype=np.float32)
+
+
+# 8x8 input: stage 0 keeps 8x8 (16 channels), stage 1 halves it to 4x4 (32 channels), then global pooling.
+DIGITS = DigitsAdapter(
+    config=CNNConfig(image_size=8, channels=1, width=16, stages=2, blocks_per_stage=1, classes=10),
+    to_inputs=digits_to_inputs,
+)
+
 CNN_WORKLOAD = Workload(
     name="cnn",
     description="ResNet-style CNN, 32x32 images (conv-BN-ReLU basic blocks, Adam)",
@@ -50,4 +61,5 @@ CNN_WORKLOAD = Workload(
         "torch": "frameduel.workloads.cnn.model_torch",
         "tf": "frameduel.workloads.cnn.model_tf",
     },
+    digits=DIGITS,
 )

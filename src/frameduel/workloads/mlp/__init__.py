@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from frameduel.workloads.base import Batch, Workload
+from frameduel.workloads.base import Batch, DigitsAdapter, Workload
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,13 @@ def make_batch(config: MLPConfig, batch_size: int, seed: int) -> Batch:
     return Batch(inputs=inputs, targets=targets)
 
 
+def digits_to_inputs(images: np.ndarray) -> np.ndarray:
+    """Digits images (N, 8, 8) -> flat pixel features (N, 64)."""
+    return np.ascontiguousarray(images.reshape(len(images), -1), dtype=np.float32)
+
+
+DIGITS = DigitsAdapter(config=MLPConfig(in_features=64, hidden=128, depth=2, classes=10), to_inputs=digits_to_inputs)
+
 MLP_WORKLOAD = Workload(
     name="mlp",
     description="tabular MLP (Linear+ReLU stack, Adam)",
@@ -45,4 +52,5 @@ MLP_WORKLOAD = Workload(
         "torch": "frameduel.workloads.mlp.model_torch",
         "tf": "frameduel.workloads.mlp.model_tf",
     },
+    digits=DIGITS,
 )

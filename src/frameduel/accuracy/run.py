@@ -1,0 +1,196 @@
+"""Time to accuracy, framework-free: launch one worker per (workload, framework, seed), summarise.
+
+Each run trains for max_epochs epochs in a fresh subprocess (accuracy/worker.py) and reports every
+epoch's training seconds and test accuracy. Here, a run's time to target is the sum of its epoch
+seconds up to the first epoch whose test accuracy reaches the target; a framework's figure is the
+median over seeds, where a seed that never reached the target counts as infinitely slow (so the
+median says "not reached" unless most seeds got there).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from frameduel.datasets import TRAIN_IMAGES, check_sklearn
+from frameduel.errors import FrameduelError
+from frameduel.spec import FRAMEWORKS, MODES, RunSpec, check_choice
+from frameduel.workloads import WORKLOADS, get_workload
+
+# Each framework trains in its idiomatic default mode: what a user writing a training loop gets.
+DEFAULT_MODES: dict[str, str] = {"torch": "eager", "tf": "function"}
+
+
+@dataclass(frozen=True)
+class AccuracyRequest:
+    workloads: tuple[str, ...] = ("mlp", "cnn")
+    frameworks: tuple[str, ...] = FRAMEWORKS
+    modes: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_MODES))  # framework -> mode
+    seeds: int = 3
+    target: float = 0.95
+    max_epochs: int = 40
+    batch_size: int = 64
+    device: str = "cpu"
+    threads: int = 1
+    timeout_s: float = 900.0  # per worker
+
+
+@dataclass
+class TrainingRun:
+    """One (workload, framework, seed): its per-epoch curve, as the worker reported it."""
+
+    spec: RunSpec
+    status: str  # "ok", "failed" or "timeout"
+    error: str | None = None
+    epoch_seconds: list[float] = field(default_factory=list)  # training steps only; epoch 1 includes compilation
+    accuracy: list[float] = field(default_factory=list)  # test accuracy after each epoch
+    loss: list[float] = field(default_factory=list)  # mean training loss of each epoch
+    wall_s: float | None = None
+    runtime: dict[str, Any] = field(default_factory=dict)
+
+    def epochs_to(self, target: float) -> int | None:
+        """1-based epoch at whose end test accuracy first reached target; None if it never did."""
+        return next((i + 1 for i, acc in enumerate(self.accuracy) if acc >= target), None)
+
+    def seconds_to(self, target: float) -> float | None:
+        epochs = self.epochs_to(target)
+        return None if epochs is None else float(sum(self.epoch_seconds[:epochs]))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "spec": self.spec.to_dict()}
+
+
+@dataclass(frozen=True)
+class AccuracySummary:
+    """Medians over one framework's seeds for one workload. None: not reached / no successful run."""
+
+    workload: str
+    framework: str
+    mode: str
+    seeds: int
+    ok_runs: int
+    reached: int  # runs that reached the target
+    epochs_to_target: float | None
+    seconds_to_target: float | None
+    first_epoch_s: float | None  # includes tracing / compilation
+    steady_epoch_s: float | None  # median epoch after the first
+    final_accuracy: float | None  # after the last epoch
+    best_accuracy: float | None
+    errors: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def resolve_modes(frameworks: tuple[str, ...], overrides: dict[str, str] | None) -> dict[str, str]:
+    modes = {fw: (overrides or {}).get(fw, DEFAULT_MODES[fw]) for fw in frameworks}
+    for fw, mode in modes.items():
+        if mode not in MODES[fw]:
+            raise FrameduelError(f"mode '{mode}' is not valid for {fw}; choose from: {', '.join(MODES[fw])}")
+    return modes
+
+
+def digits_workloads() -> list[str]:
+    return [name for name, workload in WORKLOADS.items() if workload.digits is not None]
+
+
+def check_request(request: AccuracyRequest) -> None:
+    """Every user mistake becomes one FrameduelError before any worker starts."""
+    for name in request.workloads:
+        if get_workload(name).digits is None:
+            raise FrameduelError(f"workload '{name}' cannot train on the digits data set; "
+                                 f"choose from: {', '.join(digits_workloads())}")
+    for fw in request.frameworks:
+        check_choice("framework", fw, FRAMEWORKS)
+    resolve_modes(request.frameworks, request.modes)
+    if request.seeds < 1:
+        raise FrameduelError(f"--seeds must be >= 1, got {request.seeds}")
+    if not 0 < request.target <= 1:
+        raise FrameduelError(f"--target is a test accuracy in (0, 1], got {request.target}")
+    if request.max_epochs < 1:
+        raise FrameduelError(f"--max-epochs must be >= 1, got {request.max_epochs}")
+    if not 1 <= request.batch_size <= TRAIN_IMAGES:
+        raise FrameduelError(f"--batch-size must be between 1 and {TRAIN_IMAGES} (the train split's size), "
+                             f"got {request.batch_size}")
+    check_sklearn()
+
+
+def run_specs(request: AccuracyRequest) -> list[RunSpec]:
+    """Seed-major, frameworks alternating (A B A B), so machine drift hits both frameworks alike."""
+    modes = resolve_modes(request.frameworks, request.modes)
+    return [RunSpec(workload=workload, framework=fw, mode=modes[fw], task="train", batch_size=request.batch_size,
+                    device=request.device, threads=request.threads, seed=seed)
+            for workload in request.workloads for seed in range(request.seeds) for fw in request.frameworks]
+
+
+def run_worker(spec: RunSpec, max_epochs: int, timeout_s: float) -> TrainingRun:
+    job = json.dumps({"spec": spec.to_dict(), "max_epochs": max_epochs})
+    with tempfile.TemporaryDirectory(prefix="frameduel-accuracy-") as tmp:
+        result_path = Path(tmp) / "result.json"
+        try:
+            completed = subprocess.run([sys.executable, "-m", "frameduel.accuracy.worker", str(result_path)],
+                                       input=job, capture_output=True, text=True, timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            return TrainingRun(spec, "timeout", f"no result within {timeout_s:g}s")
+        if not result_path.exists():
+            tail = (completed.stderr.strip().splitlines() or [f"exit code {completed.returncode}"])[-1]
+            return TrainingRun(spec, "failed", f"worker died: {tail[:300]}")
+        result = json.loads(result_path.read_text())
+    result["spec"] = spec
+    return TrainingRun(**result)
+
+
+def run_accuracy(
+    request: AccuracyRequest, on_run: Callable[[TrainingRun], None] | None = None
+) -> tuple[list[TrainingRun], list[AccuracySummary]]:
+    """Train every (workload, seed, framework) in its own worker, one at a time; on_run sees each finish."""
+    check_request(request)
+    runs = []
+    for spec in run_specs(request):
+        runs.append(run_worker(spec, request.max_epochs, request.timeout_s))
+        if on_run:
+            on_run(runs[-1])
+    return runs, summarize(runs, request.target)
+
+
+def median_or_none(values: list[float]) -> float | None:
+    if not values:
+        return None
+    value = float(np.median(values))
+    return None if math.isinf(value) else value
+
+
+def summarize_group(runs: list[TrainingRun], target: float) -> AccuracySummary:
+    ok = [run for run in runs if run.status == "ok" and run.accuracy]
+    failed = [run for run in runs if run.status != "ok" or not run.accuracy]
+    spec = runs[0].spec
+    return AccuracySummary(
+        workload=spec.workload, framework=spec.framework, mode=spec.mode, seeds=len(runs), ok_runs=len(ok),
+        reached=sum(run.epochs_to(target) is not None for run in ok),
+        # Unreached runs count as infinite, so the median is "not reached" unless most runs got there.
+        epochs_to_target=median_or_none([run.epochs_to(target) or math.inf for run in ok]),
+        seconds_to_target=median_or_none([run.seconds_to(target) or math.inf for run in ok]),
+        first_epoch_s=median_or_none([run.epoch_seconds[0] for run in ok]),
+        steady_epoch_s=median_or_none([float(np.median(run.epoch_seconds[1:])) for run in ok
+                                       if len(run.epoch_seconds) > 1]),
+        final_accuracy=median_or_none([run.accuracy[-1] for run in ok]),
+        best_accuracy=median_or_none([max(run.accuracy) for run in ok]),
+        errors=tuple(f"seed {run.spec.seed}: {run.status}: {run.error}" for run in failed),
+    )
+
+
+def summarize(runs: list[TrainingRun], target: float) -> list[AccuracySummary]:
+    """One summary per (workload, framework), in the order the runs were made."""
+    groups: dict[tuple[str, str], list[TrainingRun]] = {}
+    for run in runs:
+        groups.setdefault((run.spec.workload, run.spec.framework), []).append(run)
+    return [summarize_group(group, target) for group in groups.values()]
