@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import keras
+import numpy as np
 
 
 def dense_init() -> keras.initializers.Initializer:
@@ -21,3 +22,9 @@ def normal_init(std: float) -> keras.initializers.Initializer:
     Twin of common_torch.init_normal. Keras defaults: Dense Glorot-uniform, Embedding U(-0.05, 0.05).
     """
     return keras.initializers.RandomNormal(mean=0.0, stddev=std)
+
+
+def token_ids_as_they_are(inputs: np.ndarray) -> np.ndarray:
+    """(B, T) token ids, kept int64 rather than TF's usual int32: TF pins int32 tensors to host memory
+    on GPU (its Identity kernel is host-only for int32), which would add a copy to every step."""
+    return inputs

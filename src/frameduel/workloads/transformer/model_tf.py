@@ -7,7 +7,7 @@ import math
 import keras
 import numpy as np
 
-from frameduel.workloads.common_tf import normal_init
+from frameduel.workloads.common_tf import normal_init, token_ids_as_they_are
 from frameduel.workloads.transformer import TransformerConfig
 from frameduel.workloads.weight_layouts import WeightEntry, dense_entries, entry, layer_norm_entries
 
@@ -107,10 +107,7 @@ def build(config: TransformerConfig) -> keras.Model:
     return model
 
 
-def to_native_layout(inputs: np.ndarray) -> np.ndarray:
-    # Kept int64, not TF's usual int32: TF pins int32 tensors to host memory on GPU (its Identity
-    # kernel is host-only for int32), which would add a copy to every step.
-    return inputs  # (B, T) token ids
+to_native_layout = token_ids_as_they_are  # (B, T) int64 token ids, see common_tf
 
 
 # -- Transfer to and from PyTorch: torch state_dict names (model_torch.py) for every Keras variable. --
