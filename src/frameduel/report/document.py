@@ -1,0 +1,98 @@
+"""The report of one stored run, as data: every rendering (HTML, Markdown, JSON) reads this one model.
+
+Contents: run header and environment, cell statistics, speedups with their verdicts, the compile
+break-even (how many steps repay a compiled mode's compile time), and the figures.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from frameduel.report import plots
+from frameduel.report.summary import CellSummary, Ratio, RunSummary
+from frameduel.store import RunRecord
+
+
+@dataclass(frozen=True)
+class BreakEven:
+    """Compile time repaid by faster steps: steps = compile_s / (eager step - compiled step)."""
+
+    group: str
+    framework: str
+    mode: str
+    compile_s: float
+    eager_step_s: float
+    compiled_step_s: float
+
+    @property
+    def steps(self) -> float | None:
+        """Steps after which the compiled mode is ahead in total time; None if it never is."""
+        saving = self.eager_step_s - self.compiled_step_s
+        return self.compile_s / saving if saving > 0 else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.__dict__, "steps": self.steps}
+
+
+@dataclass(frozen=True)
+class Figure:
+    title: str
+    data_uri: str  # a PNG, embedded: the report makes no network request
+
+
+@dataclass
+class Report:
+    run: RunRecord
+    summary: RunSummary
+    break_even: list[BreakEven]
+    figures: list[Figure] = field(default_factory=list)
+
+    @property
+    def headline(self) -> list[Ratio]:
+        """Framework against framework, each at its best mode: the first thing a reader wants."""
+        return [ratio for ratio in self.summary.ratios if " best (" in ratio.label]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run.id,
+            "status": self.run.status,
+            "created_at": self.run.created_at,
+            "plan": self.run.plan,
+            "environment": self.run.environment,
+            **self.summary.to_dict(),
+            "break_even": [item.to_dict() for item in self.break_even],
+        }
+
+
+def break_even_rows(summary: RunSummary) -> list[BreakEven]:
+    rows = []
+    by_group: dict[tuple[str, str], dict[str, CellSummary]] = {}
+    for cell in summary.cells:
+        if cell.step is not None:
+            by_group.setdefault((cell.spec.comparison_group, cell.spec.framework), {})[cell.spec.mode] = cell
+    for (group, framework), modes in by_group.items():
+        eager = modes.get("eager")
+        for mode, cell in modes.items():
+            if eager is None or mode == "eager" or cell.compile_s is None:
+                continue
+            rows.append(BreakEven(group, framework, mode, cell.compile_s, eager.step.median, cell.step.median))
+    return rows
+
+
+def build_report(run: RunRecord, summary: RunSummary, with_figures: bool = True) -> Report:
+    report = Report(run=run, summary=summary, break_even=break_even_rows(summary))
+    if with_figures:
+        report.figures = make_figures(summary)
+    return report
+
+
+def make_figures(summary: RunSummary) -> list[Figure]:
+    figures = []
+    for group, cells in plots.groups_of(summary).items():
+        figures.append(Figure(f"Throughput: {group}", plots.throughput_bars(group, cells)))
+        if all(cell.latency for cell in cells):
+            figures.append(Figure(f"Latency: {group}", plots.latency_distribution(group, cells)))
+    if any(cell.peak_rss_mb for cell in summary.cells):
+        figures.append(Figure("Peak memory per cell", plots.memory_bars(summary)))
+    return figures

@@ -1,0 +1,117 @@
+"""Write a Report as self-contained HTML (figures embedded, no external requests), Markdown and JSON."""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+from frameduel.report.document import Report
+from frameduel.report.tables import (
+    BREAK_EVEN_COLUMNS,
+    CELL_COLUMNS,
+    RATIO_COLUMNS,
+    break_even_rows,
+    cell_rows,
+    ratio_rows,
+)
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
+table { border-collapse: collapse; margin: 1em 0; font-size: 0.85em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.5em; text-align: left; vertical-align: top; }
+th { background: #f3f3f3; }
+td.faster { color: #11772d; } td.slower { color: #b3261e; } td.warn { color: #a15c00; }
+figure { display: inline-block; margin: 0.5em; } figcaption { font-size: 0.8em; color: #555; }
+pre { background: #f7f7f7; padding: 1em; overflow-x: auto; font-size: 0.8em; }
+"""
+
+
+def title_of(report: Report) -> str:
+    return f"frameduel run {report.run.id}"
+
+
+def overview_lines(report: Report) -> list[str]:
+    env, plan = report.run.environment, report.run.plan
+    packages = ", ".join(f"{name} {version}" for name, version in env["packages"].items() if version)
+    gpus = ", ".join(gpu["name"] for gpu in env.get("gpus", [])) or "none"
+    return [
+        f"Status: {report.run.status}; created {report.run.created_at}; preset {plan['preset']}, "
+        f"{plan['repeats']} round(s) per cell.",
+        f"Machine: {env['cpu']['model']}, {env['cpu']['logical_cores']} logical cores, {env['memory_gb']} GB; "
+        f"GPUs: {gpus}.",
+        f"Software: Python {env['python']}; {packages}.",
+        "Verdicts name a winner only where the 95% CI of the speedup clears a ±2% band around 1.0.",
+    ]
+
+
+# -- HTML ------------------------------------------------------------------------------------------
+
+
+def html_table(columns: tuple[str, ...], rows: list[list[str]]) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(html_cell(value) for value in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def html_cell(value: str) -> str:
+    css = {"faster": "faster", "slower": "slower"}.get(value, "")
+    if value.startswith(("noisy", "contended", "failed", "oom", "timeout")):
+        css = "warn"
+    return f'<td class="{css}">{html.escape(value)}</td>' if css else f"<td>{html.escape(value)}</td>"
+
+
+def to_html(report: Report) -> str:
+    sections = [
+        f"<h1>{html.escape(title_of(report))}</h1>",
+        "<section id='overview'><h2>Overview</h2>"
+        + "".join(f"<p>{html.escape(line)}</p>" for line in overview_lines(report)) + "</section>",
+        "<section id='verdict'><h2>Verdict: each framework at its best mode</h2>"
+        + html_table(RATIO_COLUMNS, ratio_rows(report.headline)) + "</section>",
+        "<section id='cells'><h2>Every cell</h2>" + html_table(CELL_COLUMNS, cell_rows(report.summary)) + "</section>",
+        "<section id='speedups'><h2>Speedups</h2>"
+        + html_table(RATIO_COLUMNS, ratio_rows(report.summary.ratios)) + "</section>",
+        "<section id='break-even'><h2>Compile time vs steady state</h2>"
+        + html_table(BREAK_EVEN_COLUMNS, break_even_rows(report.break_even)) + "</section>",
+        "<section id='figures'><h2>Figures</h2>" + "".join(
+            f"<figure><img alt='{html.escape(f.title)}' src='{f.data_uri}'>"
+            f"<figcaption>{html.escape(f.title)}</figcaption></figure>" for f in report.figures) + "</section>",
+        "<section id='environment'><h2>Environment</h2><pre>"
+        + html.escape(json.dumps(report.run.environment, indent=2)) + "</pre></section>",
+    ]
+    return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title_of(report))}"
+            f"</title><style>{STYLE}</style></head><body>{''.join(sections)}</body></html>\n")
+
+
+# -- Markdown --------------------------------------------------------------------------------------
+
+
+def markdown_table(columns: tuple[str, ...], rows: list[list[str]]) -> str:
+    def line(values: list[str] | tuple[str, ...]) -> str:
+        return "| " + " | ".join(value.replace("|", "\\|") for value in values) + " |"
+
+    return "\n".join([line(columns), line(["---"] * len(columns)), *(line(row) for row in rows)])
+
+
+def to_markdown(report: Report) -> str:
+    parts = [
+        f"# {title_of(report)}", "\n".join(f"- {line}" for line in overview_lines(report)),
+        "## Verdict: each framework at its best mode", markdown_table(RATIO_COLUMNS, ratio_rows(report.headline)),
+        "## Every cell", markdown_table(CELL_COLUMNS, cell_rows(report.summary)),
+        "## Speedups", markdown_table(RATIO_COLUMNS, ratio_rows(report.summary.ratios)),
+        "## Compile time vs steady state", markdown_table(BREAK_EVEN_COLUMNS, break_even_rows(report.break_even)),
+        "Figures are in report.html.",
+    ]
+    return "\n\n".join(parts) + "\n"
+
+
+def write_report(report: Report, out_dir: Path) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = {
+        out_dir / "report.html": to_html(report),
+        out_dir / "report.md": to_markdown(report),
+        out_dir / "report.json": json.dumps(report.to_dict(), indent=2) + "\n",
+    }
+    for path, text in written.items():
+        path.write_text(text, encoding="utf-8")
+    return list(written)

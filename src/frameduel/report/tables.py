@@ -1,0 +1,78 @@
+"""The report's tables as plain rows of text: one definition shared by terminal, Markdown and HTML."""
+
+from __future__ import annotations
+
+from frameduel.report.document import BreakEven
+from frameduel.report.summary import CellSummary, Ratio, RunSummary
+from frameduel.runner.stats import Interval
+
+CELL_COLUMNS = ("workload / task", "fw", "mode", "step ms [95% CI]", "samples/s (tokens/s)",
+                "latency ms p50/p90/p99", "compile s", "1st step s", "peak MB", "status")
+RATIO_COLUMNS = ("group", "candidate vs baseline", "speedup x [95% CI]", "verdict")
+BREAK_EVEN_COLUMNS = ("group", "framework", "mode", "compile s", "eager step ms", "compiled step ms",
+                      "steps to repay compile")
+
+
+def ms(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1e3:.3g}"
+
+
+def interval_ms(ci: Interval | None) -> str:
+    return "" if ci is None else f" [{ms(ci.low)}, {ms(ci.high)}]"
+
+
+def number(value: float | None, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}g}"
+
+
+def group_label(cell: CellSummary) -> str:
+    spec = cell.spec
+    return f"{spec.workload}/{spec.size} {spec.task} b{spec.batch_size} {spec.precision}"
+
+
+def latency_text(cell: CellSummary) -> str:
+    """Per-request latency for batch-1 inference; prefill and per-token decode for generation."""
+    step, phases = cell.step, cell.phases
+    if "decode_token" in phases:
+        token = phases["decode_token"]
+        return f"prefill {ms(phases['prefill'].p50)}; token {ms(token.p50)}/{ms(token.p90)}/{ms(token.p99)}"
+    if step and cell.latency:
+        return f"{ms(step.p50)}/{ms(step.p90)}/{ms(step.p99)}"
+    return "-"
+
+
+def status_text(cell: CellSummary) -> str:
+    """'ok', the failure status with its error line, or the measurement's warnings."""
+    if cell.status != "ok":
+        return f"{cell.status}: {cell.error or ''}"
+    warnings = []
+    if cell.noisy:
+        warnings.append(f"noisy (IQR/median {cell.step.noise:.0%})")
+    if cell.contended:
+        warnings.append(f"contended ({cell.background_cores:.1f} cores busy elsewhere)")
+    return "; ".join(warnings) or "ok"
+
+
+def cell_rows(summary: RunSummary) -> list[list[str]]:
+    """One row per cell; the first column names the comparison group on its first row only."""
+    rows, group = [], None
+    for cell in summary.cells:
+        step = cell.step
+        first = cell.spec.comparison_group != group
+        group = cell.spec.comparison_group
+        rows.append([
+            group_label(cell) if first else "", cell.spec.framework, cell.spec.mode,
+            f"{ms(step.median)}{interval_ms(cell.step_ci)}" if step else "-",
+            number(cell.throughput, 4), latency_text(cell), number(cell.compile_s), number(cell.first_step_s),
+            number(cell.peak_rss_mb, 4), status_text(cell),
+        ])
+    return rows
+
+
+def ratio_rows(ratios: list[Ratio]) -> list[list[str]]:
+    return [[r.group, r.label, f"{r.value:.3g} [{r.ci.low:.3g}, {r.ci.high:.3g}]", r.verdict] for r in ratios]
+
+
+def break_even_rows(items: list[BreakEven]) -> list[list[str]]:
+    return [[b.group, b.framework, b.mode, number(b.compile_s), ms(b.eager_step_s), ms(b.compiled_step_s),
+             "never (not faster)" if b.steps is None else f"{b.steps:,.0f}"] for b in items]

@@ -1,0 +1,59 @@
+"""frameduel report: self-contained HTML with figures, Markdown and JSON from a stored run."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from frameduel.environment import fingerprint
+from frameduel.report.document import BreakEven
+from frameduel.runner.plan import MatrixRequest, build_plan
+from frameduel.spec import Measurement
+from frameduel.store import Store
+from tests.conftest import run_cli
+from tests.test_summary import fake
+
+
+def stored_run(db_path) -> str:
+    """A real stored run (plan, environment, cells with raw samples), without running a framework."""
+    plan = build_plan(MatrixRequest(workloads=("mlp",), modes=("eager", "compile", "function"), size="tiny",
+                                    device="cpu", threads=1))
+    store = Store(db_path)
+    store.create_run("r1", plan.to_dict(), fingerprint())
+    speeds = {("torch", "eager"): 0.010, ("torch", "compile"): 0.006, ("tf", "eager"): 0.050,
+              ("tf", "function"): 0.009}
+    for index, spec in enumerate(plan.specs):
+        base = fake(spec.framework, spec.mode, speeds[(spec.framework, spec.mode)], seed=index)
+        store.save_measurement("r1", 0, Measurement(spec=spec, status="ok", step_seconds=base.step_seconds,
+                                                    compile_s=base.compile_s, first_step_s=2.0,
+                                                    peak_rss_mb=300.0 + index, background_cores=0.0))
+    store.set_run_status("r1", "complete")
+    return "r1"
+
+
+def test_report_writes_html_markdown_and_json(db_path, tmp_path):
+    run_id = stored_run(db_path)
+    out = tmp_path / "out"
+    result = run_cli("report", run_id, "--db", str(db_path), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    page = (out / "report.html").read_text()
+    for section in ("overview", "verdict", "cells", "speedups", "break-even", "figures", "environment"):
+        assert f"id='{section}'" in page
+    images = re.findall(r"<img [^>]*src='([^']+)'", page)
+    assert len(images) >= 3 and all(src.startswith("data:image/png;base64,") for src in images)
+    assert not re.search(r"(src|href)=['\"]?(https?:)?//", page)  # nothing fetched from anywhere
+    markdown = (out / "report.md").read_text()
+    assert "| torch | compile |" in markdown and "## Compile time vs steady state" in markdown
+    data = json.loads((out / "report.json").read_text())
+    assert data["run_id"] == run_id and len(data["cells"]) == 8 and data["environment"]["cpu"]
+    assert {item["mode"] for item in data["break_even"]} == {"compile", "function"}
+
+
+def test_break_even_is_compile_time_over_the_per_step_saving():
+    assert BreakEven("g", "torch", "compile", 2.0, 0.010, 0.006).steps == 500
+    assert BreakEven("g", "torch", "compile", 2.0, 0.010, 0.012).steps is None  # never repaid
+
+
+def test_report_of_unknown_run_is_exit_2(db_path, tmp_path):
+    result = run_cli("report", "nope", "--db", str(db_path), "--out", str(tmp_path))
+    assert result.returncode == 2 and "no run 'nope'" in result.stderr
