@@ -19,7 +19,9 @@ from frameduel.accuracy.run import DEFAULT_MODES, AccuracyRequest, run_accuracy
 from frameduel.errors import FrameduelError
 from frameduel.parity.check import DIRECTIONS, check_parity
 from frameduel.report.accuracy import accuracy_json, print_accuracy, run_line
+from frameduel.report.document import build_report
 from frameduel.report.parity import print_parity
+from frameduel.report.render import write_report
 from frameduel.report.summary import RunSummary, summarize_run
 from frameduel.report.terminal import ms, print_summary
 from frameduel.runner.plan import PRESETS, MatrixRequest, Plan, build_plan
@@ -154,6 +156,24 @@ def show_run(store: Store, run_id: str, as_json: bool) -> None:
     cpu = run.environment["cpu"]["model"]
     threads = summary.cells[0].spec.threads if summary.cells else "?"
     print_summary(console, summary, f"run {run_id} ({run.status}) - {cpu}, {threads} threads")
+
+
+@app.command()
+@user_errors
+def report(
+    run_id: str = typer.Argument(..., help="a run id from `frameduel runs`"),
+    out: Path = typer.Option(Path("frameduel-report"), "--out", help="folder for report.html, .md, .json"),
+    db: Path | None = DbOption,
+) -> None:
+    """Write a self-contained HTML report (plots embedded) plus Markdown and JSON versions."""
+    store = open_store(db)
+    _, summary = summarize_stored_run(store, run_id)
+    try:
+        written = write_report(build_report(store.get_run(run_id), summary), out)
+    except OSError as exc:
+        raise FrameduelError(f"cannot write the report to {out}: {exc.strerror}; pass --out DIR") from None
+    for path in written:
+        console.print(f"wrote {path}")
 
 
 @app.command()
