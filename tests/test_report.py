@@ -20,7 +20,7 @@ def stored_run(db_path) -> str:
                                     device="cpu", threads=1))
     store = Store(db_path)
     store.create_run("r1", plan.to_dict(), fingerprint())
-    speeds = {("torch", "eager"): 0.010, ("torch", "compile"): 0.006, ("tf", "eager"): 0.050,
+    speeds = {("torch", "eager"): 0.010, ("torch", "compile"): 0.0075, ("tf", "eager"): 0.050,
               ("tf", "function"): 0.009}
     for index, spec in enumerate(plan.specs):
         base = fake(spec.framework, spec.mode, speeds[(spec.framework, spec.mode)], seed=index)
@@ -37,7 +37,7 @@ def test_report_writes_html_markdown_and_json(db_path, tmp_path):
     result = run_cli("report", run_id, "--db", str(db_path), "--out", str(out))
     assert result.returncode == 0, result.stderr
     page = (out / "report.html").read_text()
-    for section in ("overview", "verdict", "cells", "speedups", "break-even", "figures", "environment"):
+    for section in ("overview", "verdict", "cells", "speedups", "claims", "break-even", "figures", "environment"):
         assert f"id='{section}'" in page
     images = re.findall(r"<img [^>]*src='([^']+)'", page)
     assert len(images) >= 3 and all(src.startswith("data:image/png;base64,") for src in images)
@@ -47,6 +47,9 @@ def test_report_writes_html_markdown_and_json(db_path, tmp_path):
     data = json.loads((out / "report.json").read_text())
     assert data["run_id"] == run_id and len(data["cells"]) == 8 and data["environment"]["cpu"]
     assert {item["mode"] for item in data["break_even"]} == {"compile", "function"}
+    compile_claim = data["claims"][0]
+    assert compile_claim["claim"].startswith("torch.compile") and compile_claim["status"] == "supported"  # 10 / 7.5 ms = 1.33x
+    assert "torch.compile speeds up training/inference by 30–60%: supported" in markdown
 
 
 def test_break_even_is_compile_time_over_the_per_step_saving():

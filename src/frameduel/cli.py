@@ -19,6 +19,7 @@ from frameduel.accuracy.run import DEFAULT_MODES, AccuracyRequest, run_accuracy
 from frameduel.errors import FrameduelError
 from frameduel.parity.check import DIRECTIONS, check_parity
 from frameduel.report.accuracy import accuracy_json, print_accuracy, run_line
+from frameduel.report.diff import RunSide, diff_runs, print_diff
 from frameduel.report.document import build_report
 from frameduel.report.parity import print_parity
 from frameduel.report.render import write_report
@@ -288,6 +289,25 @@ def accuracy(
         print(json.dumps(accuracy_json(runs, summaries, request), indent=2))
     else:
         print_accuracy(console, summaries, request)
+
+
+@app.command()
+@user_errors
+def diff(
+    run_a: str = typer.Argument(..., help="run A, the reference: a run id from `frameduel runs`"),
+    run_b: str = typer.Argument(..., help="run B, compared against A"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON instead of tables"),
+    db: Path | None = DbOption,
+) -> None:
+    """Compare two stored runs cell by cell (speedup A->B with its CI) and list their environment differences."""
+    store = open_store(db)
+    sides = [RunSide(run_id, summarize_stored_run(store, run_id)[1], store.get_run(run_id).environment)
+             for run_id in (run_a, run_b)]
+    result = diff_runs(*sides)
+    if as_json:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        print_diff(console, result)
 
 
 def main() -> None:

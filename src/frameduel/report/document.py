@@ -1,7 +1,8 @@
 """The report of one stored run, as data: every rendering (HTML, Markdown, JSON) reads this one model.
 
-Contents: run header and environment, cell statistics, speedups with their verdicts, the compile
-break-even (how many steps repay a compiled mode's compile time), and the figures.
+Contents: run header and environment, cell statistics, speedups with their verdicts, the check of
+well-known claims against this run, the compile break-even (how many steps repay a compiled mode's
+compile time), and the figures.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from frameduel.report import plots
+from frameduel.report.claims import ClaimResult, check_claims
 from frameduel.report.summary import CellSummary, Ratio, RunSummary
 from frameduel.store import RunRecord
 
@@ -46,6 +48,7 @@ class Report:
     run: RunRecord
     summary: RunSummary
     break_even: list[BreakEven]
+    claims: list[ClaimResult]
     figures: list[Figure] = field(default_factory=list)
 
     @property
@@ -62,6 +65,7 @@ class Report:
             "environment": self.run.environment,
             **self.summary.to_dict(),
             "break_even": [item.to_dict() for item in self.break_even],
+            "claims": [claim.to_dict() for claim in self.claims],
         }
 
 
@@ -81,7 +85,7 @@ def break_even_rows(summary: RunSummary) -> list[BreakEven]:
 
 
 def build_report(run: RunRecord, summary: RunSummary, with_figures: bool = True) -> Report:
-    report = Report(run=run, summary=summary, break_even=break_even_rows(summary))
+    report = Report(run=run, summary=summary, break_even=break_even_rows(summary), claims=check_claims(summary))
     if with_figures:
         report.figures = make_figures(summary)
     return report

@@ -71,6 +71,10 @@ def to_html(report: Report) -> str:
         "<section id='cells'><h2>Every cell</h2>" + html_table(CELL_COLUMNS, cell_rows(report.summary)) + "</section>",
         "<section id='speedups'><h2>Speedups</h2>"
         + html_table(RATIO_COLUMNS, ratio_rows(report.summary.ratios)) + "</section>",
+        "<section id='claims'><h2>Claim check on this hardware</h2>" + "".join(
+            f"<h3>{html.escape(c.claim)}: {html.escape(c.status)}</h3><ul>"
+            + "".join(f"<li>{html.escape(line)}</li>" for line in c.evidence) + "</ul>" for c in report.claims)
+        + "</section>",
         "<section id='break-even'><h2>Compile time vs steady state</h2>"
         + html_table(BREAK_EVEN_COLUMNS, break_even_rows(report.break_even)) + "</section>",
         "<section id='figures'><h2>Figures</h2>" + "".join(
@@ -99,6 +103,8 @@ def to_markdown(report: Report) -> str:
         "## Verdict: each framework at its best mode", markdown_table(RATIO_COLUMNS, ratio_rows(report.headline)),
         "## Every cell", markdown_table(CELL_COLUMNS, cell_rows(report.summary)),
         "## Speedups", markdown_table(RATIO_COLUMNS, ratio_rows(report.summary.ratios)),
+        "## Claim check on this hardware", "\n\n".join(
+            f"**{c.claim}: {c.status}**\n\n" + "\n".join(f"- {line}" for line in c.evidence) for c in report.claims),
         "## Compile time vs steady state", markdown_table(BREAK_EVEN_COLUMNS, break_even_rows(report.break_even)),
         "Figures are in report.html.",
     ]

@@ -1,0 +1,169 @@
+"""Popular claims about the two frameworks, checked against a run's own measurements.
+
+Each claim is tested group by group (a comparison group is workload/size/task/bBATCH/precision/device), with the
+run's speedups: baseline step time / candidate step time, so ">1" means the candidate is faster and "speeds up by
+30%" means a speedup of 1.30. A group that lacks the cells a claim needs is skipped.
+
+* "torch.compile speeds up training/inference by 30–60%": torch compile vs torch eager, claimed range [1.30, 1.60].
+* "XLA speeds up TensorFlow by 15–20%": tf xla vs tf function -- graph mode, not eager, is what XLA adds to -- with
+  claimed range [1.15, 1.20]. The summary holds no such ratio, so it is computed from the two cells' samples exactly
+  like every other speedup (summary.speedup: ratio of medians with a bootstrap CI).
+* "PyTorch has lower overhead on small models": torch best vs tf best (each framework's fastest mode) in the
+  small-model groups: the mlp workload, and any batch-1 inference group.
+
+Rules, exactly:
+
+* A range claim classifies each group by its speedup's 95% CI:
+  - "in range": the CI overlaps the claimed range and clears the noise band above 1 (Ratio.verdict is "faster");
+  - "outside": the CI lies entirely below the range's low end or entirely above its high end;
+  - "unclear": neither (a CI wide enough to reach both into the range and into "no meaningful difference").
+  It is *supported* when more than half of the groups are in range, *not supported* when more than half are outside,
+  and *inconclusive* otherwise. A speedup far above the range does not support "30–60%": the evidence says "above".
+* The small-model claim is *supported* when torch best is "faster" in more than half of the small-model groups, *not
+  supported* when it is "slower" (tf wins) in more than half, and *inconclusive* otherwise.
+* A claim that no group tests is *inconclusive*, with the evidence "no cells in this run test this claim".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from frameduel.report.summary import CellSummary, Ratio, RunSummary, speedup
+
+CLAIM_STATUSES: tuple[str, ...] = ("supported", "not supported", "inconclusive")
+NO_EVIDENCE = "no cells in this run test this claim"
+SMALL_MODEL_CLAIM = "PyTorch has lower overhead on small models"
+SMALL_WORKLOADS: tuple[str, ...] = ("mlp",)  # besides these, every batch-1 inference group counts as small
+
+
+@dataclass(frozen=True)
+class ClaimResult:
+    claim: str
+    status: str  # one of CLAIM_STATUSES
+    evidence: list[str]  # a summary line, then one line per group tested, with its numbers
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class RangeClaim:
+    """A claim that framework+mode is low..high times as fast as framework+baseline_mode."""
+
+    text: str
+    framework: str
+    mode: str
+    baseline_mode: str
+    low: float
+    high: float
+
+
+RANGE_CLAIMS: tuple[RangeClaim, ...] = (
+    RangeClaim("torch.compile speeds up training/inference by 30–60%", "torch", "compile", "eager", 1.30, 1.60),
+    RangeClaim("XLA speeds up TensorFlow by 15–20%", "tf", "xla", "function", 1.15, 1.20),
+)
+
+
+def check_claims(summary: RunSummary) -> list[ClaimResult]:
+    """Every claim, in a fixed order: the range claims, then the small-model claim."""
+    groups = measured_groups(summary)
+    results = [check_range_claim(claim, groups, summary.ratios) for claim in RANGE_CLAIMS]
+    results.append(check_small_model_claim(groups, summary.ratios))
+    return results
+
+
+def measured_groups(summary: RunSummary) -> dict[str, list[CellSummary]]:
+    """Cells with steady-state timings, by comparison group, in the run's order."""
+    groups: dict[str, list[CellSummary]] = defaultdict(list)
+    for cell in summary.cells:
+        if cell.step is not None:
+            groups[cell.spec.comparison_group].append(cell)
+    return groups
+
+
+def cell_of(cells: list[CellSummary], framework: str, mode: str) -> CellSummary | None:
+    return next((c for c in cells if c.spec.framework == framework and c.spec.mode == mode), None)
+
+
+def ratio_between(group: str, candidate: CellSummary, baseline: CellSummary, ratios: list[Ratio]) -> Ratio:
+    """The run's own ratio of these two cells; computed the same way when the summary does not hold it."""
+    for ratio in ratios:
+        if ratio.faster == candidate.spec.key and ratio.baseline == baseline.spec.key:
+            return ratio
+    label = f"{candidate.spec.framework} {candidate.spec.mode} vs {baseline.spec.framework} {baseline.spec.mode}"
+    return speedup(group, label, candidate, baseline)
+
+
+def ratio_text(ratio: Ratio) -> str:
+    # Three decimals, not three digits: the claimed ranges' ends (1.15 vs 1.20) differ in the second.
+    return f"{ratio.value:.3f}x [{ratio.ci.low:.3f}, {ratio.ci.high:.3f}]"
+
+
+def majority(supporting: int, refuting: int, total: int) -> str:
+    if 2 * supporting > total:
+        return "supported"
+    if 2 * refuting > total:
+        return "not supported"
+    return "inconclusive"
+
+
+def range_outcome(ratio: Ratio, claim: RangeClaim) -> str:
+    if ratio.ci.high < claim.low:
+        return "below"
+    if ratio.ci.low > claim.high:
+        return "above"
+    return "in range" if ratio.verdict == "faster" else "unclear"
+
+
+def check_range_claim(claim: RangeClaim, groups: dict[str, list[CellSummary]], ratios: list[Ratio]) -> ClaimResult:
+    found: list[tuple[str, Ratio, str]] = []
+    for group, cells in groups.items():
+        candidate = cell_of(cells, claim.framework, claim.mode)
+        baseline = cell_of(cells, claim.framework, claim.baseline_mode)
+        if candidate is not None and baseline is not None:
+            ratio = ratio_between(group, candidate, baseline, ratios)
+            found.append((group, ratio, range_outcome(ratio, claim)))
+    if not found:
+        return ClaimResult(claim.text, "inconclusive", [NO_EVIDENCE])
+    outcomes = [outcome for _, _, outcome in found]
+    inside, outside = outcomes.count("in range"), outcomes.count("below") + outcomes.count("above")
+    median = float(np.median([ratio.value for _, ratio, _ in found]))
+    headline = (f"{claim.framework} {claim.mode} vs {claim.framework} {claim.baseline_mode}, claimed "
+                f"[{claim.low:.2f}, {claim.high:.2f}]x: {inside} of {len(found)} group(s) in range, {outside} "
+                f"outside; median speedup {median:.3f}x")
+    lines = [f"{group}: {ratio_text(ratio)} {outcome}" for group, ratio, outcome in found]
+    return ClaimResult(claim.text, majority(inside, outside, len(found)), [headline, *lines])
+
+
+def is_small_model_group(cells: list[CellSummary]) -> bool:
+    spec = cells[0].spec  # every cell of a group shares workload, task and batch
+    return spec.workload in SMALL_WORKLOADS or (spec.task == "infer" and spec.batch_size == 1)
+
+
+def best_cell(cells: list[CellSummary], framework: str) -> CellSummary | None:
+    """The framework's fastest mode in a group, chosen as summary.group_ratios chooses it."""
+    own = [c for c in cells if c.spec.framework == framework]
+    return min(own, key=lambda c: c.step.median) if own else None
+
+
+def check_small_model_claim(groups: dict[str, list[CellSummary]], ratios: list[Ratio]) -> ClaimResult:
+    found: list[tuple[str, CellSummary, CellSummary, Ratio]] = []
+    for group, cells in groups.items():
+        torch_best, tf_best = best_cell(cells, "torch"), best_cell(cells, "tf")
+        if is_small_model_group(cells) and torch_best is not None and tf_best is not None:
+            found.append((group, torch_best, tf_best, ratio_between(group, torch_best, tf_best, ratios)))
+    if not found:
+        return ClaimResult(SMALL_MODEL_CLAIM, "inconclusive", [NO_EVIDENCE])
+    verdicts = [ratio.verdict for *_, ratio in found]
+    torch_wins, tf_wins = verdicts.count("faster"), verdicts.count("slower")
+    headline = (f"torch best vs tf best in small-model groups ({', '.join(SMALL_WORKLOADS)}, batch-1 inference): "
+                f"torch faster in {torch_wins}, tf faster in {tf_wins}, no meaningful difference in "
+                f"{len(found) - torch_wins - tf_wins} of {len(found)}")
+    lines = [f"{group}: torch {t.spec.mode} vs tf {f.spec.mode} {ratio_text(ratio)} {ratio.verdict}"
+             for group, t, f, ratio in found]
+    return ClaimResult(SMALL_MODEL_CLAIM, majority(torch_wins, tf_wins, len(found)), [headline, *lines])

@@ -1,0 +1,107 @@
+"""Popular claims checked against synthetic runs whose speedups are known (no framework needed)."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+
+from frameduel.report.claims import NO_EVIDENCE, SMALL_MODEL_CLAIM, check_claims
+from frameduel.report.summary import summarize_run
+from frameduel.spec import Measurement, RunSpec
+
+COMPILE = "torch.compile speeds up training/inference by 30–60%"
+XLA = "XLA speeds up TensorFlow by 15–20%"
+
+
+def fake(framework: str, mode: str, median_s: float, workload: str = "mlp", task: str = "train", batch: int = 32,
+         spread: float = 0.01, seed: int = 0) -> Measurement:
+    rng = np.random.default_rng(seed)
+    spec = RunSpec(workload=workload, framework=framework, mode=mode, task=task, batch_size=batch, size="tiny")
+    samples = median_s * (1 + spread * rng.standard_normal(200))
+    return Measurement(spec=spec, status="ok", step_seconds=samples.tolist())
+
+
+def speedup_in(line: str) -> float:
+    return float(re.search(r"([0-9.]+)x \[", line).group(1))
+
+
+def claims_of(*measurements: Measurement) -> dict:
+    summary = summarize_run([(0, m) for m in measurements], [m.spec for m in measurements])
+    return {result.claim: result for result in check_claims(summary)}
+
+
+def compile_pair(speedup: float, workload: str, seed: int, spread: float = 0.01) -> list[Measurement]:
+    return [fake("torch", "eager", 0.010 * speedup, workload, spread=spread, seed=seed),
+            fake("torch", "compile", 0.010, workload, spread=spread, seed=seed + 1)]
+
+
+def test_compile_speedup_inside_the_claimed_range_supports_it():
+    result = claims_of(*compile_pair(1.45, "mlp", 0), *compile_pair(1.45, "cnn", 2))[COMPILE]
+    assert result.status == "supported"
+    assert "2 of 2 group(s) in range" in result.evidence[0]
+    [cnn] = [line for line in result.evidence if line.startswith("cnn/tiny/train/b32/fp32/cpu: ")]
+    assert abs(speedup_in(cnn) - 1.45) < 0.01 and cnn.endswith(" in range")
+
+
+def test_small_compile_speedup_with_a_tight_ci_does_not_support_it():
+    result = claims_of(*compile_pair(1.05, "mlp", 0), *compile_pair(1.05, "cnn", 2))[COMPILE]
+    assert result.status == "not supported"
+    assert all(line.endswith(" below") for line in result.evidence[1:])
+
+
+def test_a_speedup_far_above_the_range_does_not_support_the_range_either():
+    result = claims_of(*compile_pair(3.0, "mlp", 0))[COMPILE]
+    assert result.status == "not supported" and result.evidence[1].endswith(" above")
+
+
+def test_split_groups_are_inconclusive():
+    result = claims_of(*compile_pair(1.45, "mlp", 0), *compile_pair(1.05, "cnn", 2))[COMPILE]
+    assert result.status == "inconclusive"
+    assert "1 of 2 group(s) in range, 1 outside" in result.evidence[0]
+
+
+def test_no_compile_cells_is_inconclusive_with_no_evidence():
+    results = claims_of(fake("torch", "eager", 0.01), fake("tf", "eager", 0.01, seed=1))
+    assert (results[COMPILE].status, results[COMPILE].evidence) == ("inconclusive", [NO_EVIDENCE])
+    assert (results[XLA].status, results[XLA].evidence) == ("inconclusive", [NO_EVIDENCE])
+
+
+def test_xla_is_judged_against_graph_mode_from_the_cells_samples():
+    # XLA is 1.17x graph mode but 2.34x eager: only the graph-mode baseline makes the claim hold.
+    results = claims_of(fake("tf", "eager", 0.0234), fake("tf", "function", 0.0117, seed=1),
+                        fake("tf", "xla", 0.010, seed=2))
+    assert results[XLA].status == "supported"
+    assert results[XLA].evidence[0].startswith("tf xla vs tf function")
+    assert abs(speedup_in(results[XLA].evidence[1]) - 1.17) < 0.01
+
+
+def test_torch_winning_small_models_supports_the_overhead_claim():
+    results = claims_of(fake("torch", "eager", 0.005), fake("tf", "function", 0.010, seed=1),
+                        fake("torch", "eager", 0.030, workload="cnn", seed=2),
+                        fake("tf", "eager", 0.010, workload="cnn", seed=3))  # cnn training is not a small model
+    result = results[SMALL_MODEL_CLAIM]
+    assert result.status == "supported"
+    [line] = result.evidence[1:]
+    assert "mlp/" in line and "torch eager vs tf function" in line and line.endswith(" faster")
+    assert abs(speedup_in(line) - 2.0) < 0.02
+
+
+def test_tf_winning_small_models_refutes_the_overhead_claim():
+    results = claims_of(fake("torch", "eager", 0.020, workload="cnn", task="infer", batch=1),
+                        fake("tf", "eager", 0.010, workload="cnn", task="infer", batch=1, seed=1))
+    assert results[SMALL_MODEL_CLAIM].status == "not supported"  # batch-1 inference counts as small
+
+
+def test_overhead_claim_without_small_model_groups_is_inconclusive():
+    results = claims_of(fake("torch", "eager", 0.005, workload="cnn"), fake("tf", "eager", 0.010, workload="cnn"))
+    assert results[SMALL_MODEL_CLAIM].evidence == [NO_EVIDENCE]
+    assert results[SMALL_MODEL_CLAIM].status == "inconclusive"
+
+
+def test_results_serialise_to_json():
+    results = claims_of(*compile_pair(1.45, "mlp", 0))
+    data = json.loads(json.dumps([r.to_dict() for r in results.values()]))
+    assert [d["status"] for d in data] == ["supported", "inconclusive", "inconclusive"]
+    assert set(data[0]) == {"claim", "status", "evidence"}
