@@ -48,7 +48,8 @@ def test_report_writes_html_markdown_and_json(db_path, tmp_path):
     assert data["run_id"] == run_id and len(data["cells"]) == 8 and data["environment"]["cpu"]
     assert {item["mode"] for item in data["break_even"]} == {"compile", "function"}
     compile_claim = data["claims"][0]
-    assert compile_claim["claim"].startswith("torch.compile") and compile_claim["status"] == "supported"  # 10 / 7.5 ms = 1.33x
+    # 10 ms eager / 7.5 ms compiled = 1.33x, inside the claimed 1.3-1.6x
+    assert compile_claim["claim"].startswith("torch.compile") and compile_claim["status"] == "supported"
     assert "torch.compile speeds up training/inference by 30–60%: supported" in markdown
 
 

@@ -27,7 +27,6 @@ Rules, exactly:
 from __future__ import annotations
 
 import dataclasses
-from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,19 +70,10 @@ RANGE_CLAIMS: tuple[RangeClaim, ...] = (
 
 def check_claims(summary: RunSummary) -> list[ClaimResult]:
     """Every claim, in a fixed order: the range claims, then the small-model claim."""
-    groups = measured_groups(summary)
+    groups = summary.measured_groups()
     results = [check_range_claim(claim, groups, summary.ratios) for claim in RANGE_CLAIMS]
     results.append(check_small_model_claim(groups, summary.ratios))
     return results
-
-
-def measured_groups(summary: RunSummary) -> dict[str, list[CellSummary]]:
-    """Cells with steady-state timings, by comparison group, in the run's order."""
-    groups: dict[str, list[CellSummary]] = defaultdict(list)
-    for cell in summary.cells:
-        if cell.step is not None:
-            groups[cell.spec.comparison_group].append(cell)
-    return groups
 
 
 def cell_of(cells: list[CellSummary], framework: str, mode: str) -> CellSummary | None:

@@ -93,7 +93,7 @@ def build_report(run: RunRecord, summary: RunSummary, with_figures: bool = True)
 
 def make_figures(summary: RunSummary) -> list[Figure]:
     figures = []
-    for group, cells in plots.groups_of(summary).items():
+    for group, cells in summary.measured_groups().items():
         figures.append(Figure(f"Throughput: {group}", plots.throughput_bars(group, cells)))
         if all(cell.latency for cell in cells):
             figures.append(Figure(f"Latency: {group}", plots.latency_distribution(group, cells)))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import io
-from collections import defaultdict
 
 import matplotlib
 
@@ -26,14 +25,6 @@ def to_data_uri(figure: plt.Figure) -> str:
 
 def cell_label(cell: CellSummary) -> str:
     return f"{cell.spec.framework} {cell.spec.mode}"
-
-
-def groups_of(summary: RunSummary) -> dict[str, list[CellSummary]]:
-    groups: dict[str, list[CellSummary]] = defaultdict(list)
-    for cell in summary.cells:
-        if cell.step is not None:
-            groups[cell.spec.comparison_group].append(cell)
-    return groups
 
 
 def throughput_bars(group: str, cells: list[CellSummary]) -> str:

@@ -97,6 +97,14 @@ class RunSummary:
     def to_dict(self) -> dict[str, Any]:
         return {"cells": [c.to_dict() for c in self.cells], "ratios": [r.to_dict() for r in self.ratios]}
 
+    def measured_groups(self) -> dict[str, list[CellSummary]]:
+        """Cells with steady-state timings, by comparison group, in the run's order."""
+        groups: dict[str, list[CellSummary]] = defaultdict(list)
+        for cell in self.cells:
+            if cell.step is not None:
+                groups[cell.spec.comparison_group].append(cell)
+        return groups
+
 
 def median_or_none(values: list[float | None]) -> float | None:
     present = [v for v in values if v is not None]
