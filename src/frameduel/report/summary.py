@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from frameduel.errors import FrameduelError
 from frameduel.runner.contention import CONTENTION_THRESHOLD_CORES
 from frameduel.runner.stats import (
     Interval,
@@ -22,6 +23,7 @@ from frameduel.runner.stats import (
     throughput,
 )
 from frameduel.spec import FRAMEWORKS, MODES, Measurement, RunSpec
+from frameduel.workloads import get_workload
 
 # A speedup whose CI does not clear this band either side of 1.0 is "no meaningful difference".
 NOISE_BAND = 0.02
@@ -39,6 +41,8 @@ class CellSummary:
     throughput_ci: Interval | None = None
     latency: bool = False  # per-call timings: step.p50/p90/p99 are request latencies
     phases: dict[str, SampleSummary] = field(default_factory=dict)  # e.g. "prefill", "decode_token"
+    gflops: float | None = None  # achieved, from the workload's analytic FLOPs and the median step
+    peak_fraction: float | None = None  # gflops / the run's best GEMM (same framework, precision, device)
     compile_s: float | None = None  # median over rounds
     first_step_s: float | None = None
     peak_rss_mb: float | None = None  # max over rounds
@@ -133,9 +137,35 @@ def summarize_cell(spec: RunSpec, rounds: list[Measurement]) -> CellSummary:
         cell.throughput, cell.throughput_ci = throughput(spec.batch_size, cell.step)
         cell.latency = all(m.steps_per_sample == 1 for m in rounds) and spec.task == "infer"
         cell.phases = summarize_phases(rounds)
+        flops = step_flops(spec)
+        cell.gflops = flops / cell.step.median / 1e9 if flops else None
         if "decode_token" in cell.phases:  # generation: throughput means generated tokens per second
             cell.throughput, cell.throughput_ci = throughput(spec.batch_size, cell.phases["decode_token"])
     return cell
+
+
+def step_flops(spec: RunSpec) -> float | None:
+    """Analytic FLOPs of one step: batch x forward, x3 for training; None where not modelled."""
+    try:
+        workload = get_workload(spec.workload)
+    except FrameduelError:  # a plugin no longer importable: report the rest
+        return None
+    if workload.forward_flops is None or spec.task == "generate":
+        return None
+    return spec.batch_size * workload.forward_flops(workload.config(spec.size)) * (3 if spec.task == "train" else 1)
+
+
+def attach_peak_fractions(cells: list[CellSummary]) -> None:
+    """Each cell's share of the best GEMM measured in the same run by the same framework and precision."""
+    peaks: dict[tuple[str, str, str], float] = {}
+    for cell in cells:
+        if cell.spec.workload == "gemm" and cell.gflops:
+            key = (cell.spec.framework, cell.spec.precision, cell.spec.device)
+            peaks[key] = max(peaks.get(key, 0.0), cell.gflops)
+    for cell in cells:
+        peak = peaks.get((cell.spec.framework, cell.spec.precision, cell.spec.device))
+        if peak and cell.gflops:
+            cell.peak_fraction = cell.gflops / peak
 
 
 def summarize_phases(rounds: list[Measurement]) -> dict[str, SampleSummary]:
@@ -183,6 +213,7 @@ def summarize_run(measurements: list[tuple[int, Measurement]], specs: list[RunSp
     for _, measurement in measurements:
         rounds[measurement.spec.key].append(measurement)
     cells = [summarize_cell(spec, rounds[spec.key]) for spec in specs if spec.key in rounds]
+    attach_peak_fractions(cells)
     groups: dict[str, list[CellSummary]] = defaultdict(list)
     for cell in cells:
         groups[cell.spec.comparison_group].append(cell)

@@ -7,7 +7,7 @@ from frameduel.report.summary import CellSummary, Ratio, RunSummary
 from frameduel.runner.stats import Interval
 
 CELL_COLUMNS = ("workload / task", "fw", "mode", "step ms [95% CI]", "samples/s (tokens/s)",
-                "latency ms p50/p90/p99", "compile s", "1st step s", "peak MB", "status")
+                "latency ms p50/p90/p99", "GFLOP/s (% of GEMM)", "compile s", "1st step s", "peak MB", "status")
 RATIO_COLUMNS = ("group", "candidate vs baseline", "speedup x [95% CI]", "verdict")
 BREAK_EVEN_COLUMNS = ("group", "framework", "mode", "compile s", "eager step ms", "compiled step ms",
                       "steps to repay compile")
@@ -41,6 +41,13 @@ def latency_text(cell: CellSummary) -> str:
     return "-"
 
 
+def flops_text(cell: CellSummary) -> str:
+    if cell.gflops is None:
+        return "-"
+    share = f" ({cell.peak_fraction:.0%})" if cell.peak_fraction is not None else ""
+    return f"{cell.gflops:.3g}{share}"
+
+
 def status_text(cell: CellSummary) -> str:
     """'ok', the failure status with its error line, or the measurement's warnings."""
     if cell.status != "ok":
@@ -63,7 +70,8 @@ def cell_rows(summary: RunSummary) -> list[list[str]]:
         rows.append([
             group_label(cell) if first else "", cell.spec.framework, cell.spec.mode,
             f"{ms(step.median)}{interval_ms(cell.step_ci)}" if step else "-",
-            number(cell.throughput, 4), latency_text(cell), number(cell.compile_s), number(cell.first_step_s),
+            number(cell.throughput, 4), latency_text(cell), flops_text(cell), number(cell.compile_s),
+            number(cell.first_step_s),
             number(cell.peak_rss_mb, 4), status_text(cell),
         ])
     return rows

@@ -5,6 +5,7 @@ from __future__ import annotations
 from frameduel.errors import FrameduelError
 from frameduel.workloads.base import Batch, OptimizerConfig, Workload
 from frameduel.workloads.cnn import CNN_WORKLOAD
+from frameduel.workloads.gemm import GEMM_WORKLOAD
 from frameduel.workloads.gpt import GPT_WORKLOAD
 from frameduel.workloads.lstm import LSTM_WORKLOAD
 from frameduel.workloads.mlp import MLP_WORKLOAD
@@ -12,7 +13,8 @@ from frameduel.workloads.plugins import load_plugin, module_exists
 from frameduel.workloads.transformer import TRANSFORMER_WORKLOAD
 
 WORKLOADS: dict[str, Workload] = {
-    w.name: w for w in (MLP_WORKLOAD, CNN_WORKLOAD, TRANSFORMER_WORKLOAD, GPT_WORKLOAD, LSTM_WORKLOAD)
+    w.name: w
+    for w in (MLP_WORKLOAD, CNN_WORKLOAD, TRANSFORMER_WORKLOAD, GPT_WORKLOAD, LSTM_WORKLOAD, GEMM_WORKLOAD)
 }
 
 __all__ = ["Batch", "OptimizerConfig", "Workload", "WORKLOADS", "get_workload"]

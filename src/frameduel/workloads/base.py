@@ -55,6 +55,9 @@ class Workload:
     # Language models only: config -> (prompt tokens, new tokens) of a fixed-length generation; the
     # model modules then also expose new_cache, prefill and decode_step (see workloads/gpt/).
     generation: Callable[[Any], tuple[int, int]] | None = None
+    # Analytic FLOPs of one sample's forward pass (multiply-adds x 2, matmuls and convolutions only:
+    # norms, activations and softmax are left out). Training counts 3x: backward is about twice forward.
+    forward_flops: Callable[[Any], float] | None = None
     # Workloads that can learn the digits data set (see frameduel.datasets); None: `accuracy` rejects it.
     digits: DigitsAdapter | None = None
 

@@ -52,11 +52,29 @@ DIGITS = DigitsAdapter(
     to_inputs=digits_to_inputs,
 )
 
+def forward_flops(config: CNNConfig) -> float:
+    """Convolutions and the head; each stage after the first halves the resolution, doubles channels."""
+    size, c_in = config.image_size, config.width
+    flops = 2.0 * size * size * config.channels * c_in * 9  # stem 3x3
+    for stage in range(config.stages):
+        c_out = config.width * 2**stage
+        for index in range(config.blocks_per_stage):
+            if stage > 0 and index == 0:
+                size //= 2
+                flops += 2.0 * size * size * c_in * c_out  # 1x1 strided shortcut
+            elif c_in != c_out:
+                flops += 2.0 * size * size * c_in * c_out
+            flops += 2.0 * size * size * 9 * (c_in * c_out + c_out * c_out)  # conv1 + conv2
+            c_in = c_out
+    return flops + 2.0 * c_in * config.classes
+
+
 CNN_WORKLOAD = Workload(
     name="cnn",
     description="ResNet-style CNN, 32x32 images (conv-BN-ReLU basic blocks, Adam)",
     presets=PRESETS,
     make_batch=make_batch,
+    forward_flops=forward_flops,
     model_modules={
         "torch": "frameduel.workloads.cnn.model_torch",
         "tf": "frameduel.workloads.cnn.model_tf",

@@ -69,6 +69,13 @@ def make_batch(config: GPTConfig, batch_size: int, seed: int) -> Batch:
     return Batch(inputs=np.ascontiguousarray(seq[:, :-1]), targets=seq[:, 1:].reshape(-1))  # (B, T), (B*T,)
 
 
+def forward_flops(config: GPTConfig) -> float:
+    """Per sequence: blocks as in the transformer (causal attention counted in full, as computed),
+    plus the tied LM head 2CV at every position."""
+    T, C = config.block_size, config.n_embd
+    return T * (config.n_layer * (24.0 * C * C + 4.0 * T * C) + 2.0 * C * config.vocab_size)
+
+
 def generation_lengths(config: GPTConfig) -> tuple[int, int]:
     """Prompt half the context, then generate the other half: fixed lengths, identical work."""
     return config.block_size // 2, config.block_size - config.block_size // 2
@@ -79,6 +86,7 @@ GPT_WORKLOAD = Workload(
     description="nanoGPT-style decoder LM (causal pre-LN blocks, tied head, next-token loss, Adam)",
     presets=PRESETS,
     make_batch=make_batch,
+    forward_flops=forward_flops,
     model_modules={
         "torch": "frameduel.workloads.gpt.model_torch",
         "tf": "frameduel.workloads.gpt.model_tf",

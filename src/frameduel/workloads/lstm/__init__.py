@@ -50,11 +50,20 @@ def make_batch(config: LSTMConfig, batch_size: int, seed: int) -> Batch:
     return Batch(inputs=tokens, targets=labels)
 
 
+def forward_flops(config: LSTMConfig) -> float:
+    """Per token and layer the four gates' matmuls, 2 * 4H * (input + H); then the head."""
+    H = config.hidden
+    inputs = [config.embed_dim] + [H] * (config.n_layer - 1)
+    per_token = sum(8.0 * H * (width + H) for width in inputs)
+    return config.seq_len * per_token + 2.0 * H * config.classes
+
+
 LSTM_WORKLOAD = Workload(
     name="lstm",
     description="LSTM sequence classifier (embedding, stacked LSTM, last hidden state, Adam)",
     presets=PRESETS,
     make_batch=make_batch,
+    forward_flops=forward_flops,
     model_modules={
         "torch": "frameduel.workloads.lstm.model_torch",
         "tf": "frameduel.workloads.lstm.model_tf",

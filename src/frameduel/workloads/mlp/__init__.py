@@ -43,11 +43,17 @@ def digits_to_inputs(images: np.ndarray) -> np.ndarray:
 
 DIGITS = DigitsAdapter(config=MLPConfig(in_features=64, hidden=128, depth=2, classes=10), to_inputs=digits_to_inputs)
 
+def forward_flops(config: MLPConfig) -> float:
+    widths = [config.in_features] + [config.hidden] * config.depth + [config.classes]
+    return sum(2.0 * a * b for a, b in zip(widths, widths[1:], strict=False))
+
+
 MLP_WORKLOAD = Workload(
     name="mlp",
     description="tabular MLP (Linear+ReLU stack, Adam)",
     presets=PRESETS,
     make_batch=make_batch,
+    forward_flops=forward_flops,
     model_modules={
         "torch": "frameduel.workloads.mlp.model_torch",
         "tf": "frameduel.workloads.mlp.model_tf",

@@ -51,11 +51,19 @@ def make_batch(config: TransformerConfig, batch_size: int, seed: int) -> Batch:
     return Batch(inputs=tokens, targets=np.argmax(counts, axis=1).astype(np.int64))
 
 
+def forward_flops(config: TransformerConfig) -> float:
+    """Per block and token: qkv 6C^2, projection 2C^2, MLP 16C^2, attention scores and mix 4TC."""
+    T, C = config.seq_len, config.n_embd
+    per_token = config.n_layer * (24.0 * C * C + 4.0 * T * C)
+    return T * per_token + 2.0 * C * config.classes
+
+
 TRANSFORMER_WORKLOAD = Workload(
     name="transformer",
     description="BERT-mini-style encoder classifier (pre-LN attention + GELU MLP, mean-pool, Adam)",
     presets=PRESETS,
     make_batch=make_batch,
+    forward_flops=forward_flops,
     model_modules={
         "torch": "frameduel.workloads.transformer.model_torch",
         "tf": "frameduel.workloads.transformer.model_tf",
