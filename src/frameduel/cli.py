@@ -19,6 +19,8 @@ from frameduel.accuracy.run import DEFAULT_MODES, AccuracyRequest, run_accuracy
 from frameduel.errors import FrameduelError
 from frameduel.parity.check import DIRECTIONS, check_parity
 from frameduel.report.accuracy import accuracy_json, print_accuracy, run_line
+from frameduel.report.advise import SCENARIO_WEIGHTS
+from frameduel.report.advise import advise as advise_scenario
 from frameduel.report.diff import RunSide, diff_runs, print_diff
 from frameduel.report.document import build_report
 from frameduel.report.parity import print_parity
@@ -308,6 +310,32 @@ def diff(
         print(json.dumps(result.to_dict(), indent=2))
     else:
         print_diff(console, result)
+
+
+@app.command()
+@user_errors
+def advise(
+    run_id: str = typer.Argument(..., help="a run id from `frameduel runs`"),
+    scenario: str = typer.Option(..., help=f"one of: {', '.join(SCENARIO_WEIGHTS)}"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON"),
+    db: Path | None = DbOption,
+) -> None:
+    """Recommend a framework for a scenario, with the evidence and weights behind it."""
+    check_choice("scenario", scenario, tuple(SCENARIO_WEIGHTS))
+    _, summary = summarize_stored_run(open_store(db), run_id)
+    advice = advise_scenario(summary, scenario)
+    if as_json:
+        print(json.dumps(advice.to_dict(), indent=2))
+        return
+    verdict = f"[bold]{advice.winner}[/bold]" if advice.winner else "no meaningful difference"
+    console.print(f"{scenario}: {verdict} (torch {advice.torch_score:.2f}, tf {advice.tf_score:.2f})")
+    table = Table(header_style="bold")
+    for column in ("criterion", "weight", "torch share", "evidence"):
+        table.add_column(column, overflow="fold")
+    for criterion, weight in advice.criteria:
+        kind = "" if criterion.measured else " (documented)"
+        table.add_row(criterion.name + kind, f"{weight:.2f}", f"{criterion.torch_share:.2f}", criterion.evidence)
+    console.print(table)
 
 
 def main() -> None:

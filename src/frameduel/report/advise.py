@@ -1,0 +1,126 @@
+"""`frameduel advise`: a recommendation per scenario, from this run's measurements plus documented facts.
+
+Each criterion gives each framework a share of one point: measured criteria split it by the speed
+(or memory, or compile-time) ratio of the frameworks' best cells — but only where that ratio's CI
+clears the noise band; otherwise it is split evenly. Ecosystem criteria are documented facts, not
+measurements, and say so. A scenario weighs the criteria (SCENARIO_WEIGHTS, the one table to edit);
+a winner is named only when its weighted share beats the other's by more than DECISIVE_MARGIN.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from frameduel.report.summary import NOISE_BAND, CellSummary, RunSummary
+
+# criterion -> weight, per scenario. Weights of criteria without evidence in a run are dropped and
+# the rest renormalised.
+SCENARIO_WEIGHTS: dict[str, dict[str, float]] = {
+    "research": {"training speed": 0.35, "compile cost": 0.15, "memory": 0.10, "research ecosystem": 0.40},
+    "serving": {"inference latency": 0.30, "inference throughput": 0.25, "memory": 0.10,
+                "serving ecosystem": 0.35},
+    "edge": {"inference latency": 0.30, "memory": 0.30, "edge ecosystem": 0.40},
+    "llm": {"generation speed": 0.35, "training speed": 0.20, "memory": 0.15, "llm ecosystem": 0.30},
+    "training": {"training speed": 0.60, "compile cost": 0.20, "memory": 0.20},
+}
+DECISIVE_MARGIN = 0.05  # weighted shares closer than this are a tie
+
+# Documented ecosystem facts (torch share, statement). Not measured by frameduel; revisit as they age.
+ECOSYSTEM_FACTS: dict[str, tuple[float, str]] = {
+    "research ecosystem": (0.7, "most new ML research code and papers ship PyTorch implementations"),
+    "serving ecosystem": (0.4, "TF Serving is mature with batching and versioning; TorchServe is in limited "
+                               "maintenance, but Triton and the KServe v2 protocol serve both (ONNX/TorchScript)"),
+    "edge ecosystem": (0.35, "TFLite/LiteRT is the most deployed on-device runtime (Android, microcontrollers); "
+                             "PyTorch's ExecuTorch is newer"),
+    "llm ecosystem": (0.8, "Hugging Face Transformers, PEFT and TRL are PyTorch-first; TF support was "
+                           "deprecated in Transformers"),
+}
+
+
+@dataclass(frozen=True)
+class Criterion:
+    name: str
+    torch_share: float  # of one point; tf gets the rest
+    evidence: str
+    measured: bool
+
+
+@dataclass(frozen=True)
+class Advice:
+    scenario: str
+    winner: str | None  # None: no meaningful difference
+    torch_score: float
+    tf_score: float
+    criteria: list[tuple[Criterion, float]]  # with the normalised weight used
+
+    def to_dict(self) -> dict[str, object]:
+        return {"scenario": self.scenario, "winner": self.winner, "torch_score": self.torch_score,
+                "tf_score": self.tf_score,
+                "criteria": [{"name": c.name, "weight": w, "torch_share": c.torch_share, "evidence": c.evidence,
+                              "measured": c.measured} for c, w in self.criteria]}
+
+
+def best(cells: list[CellSummary], framework: str, key: Callable[[CellSummary], float | None]) -> float | None:
+    values = [key(c) for c in cells if c.spec.framework == framework and c.step is not None]
+    values = [v for v in values if v is not None]
+    return min(values) if values else None
+
+
+def ratio_criterion(name: str, summary: RunSummary, selects: Callable[[CellSummary], bool],
+                    cost: Callable[[CellSummary], float | None], unit: str) -> Criterion | None:
+    """Lower cost is better. The torch share is tf_cost / (tf_cost + torch_cost), geometric mean over
+    groups; a group whose best-vs-best speedup CI sits inside the noise band counts as even."""
+    ratios, lines = [], []
+    for group, cells in summary.measured_groups().items():
+        chosen = [c for c in cells if selects(c)]
+        torch_cost, tf_cost = best(chosen, "torch", cost), best(chosen, "tf", cost)
+        if not torch_cost or not tf_cost:
+            continue
+        even = name not in ("memory", "compile cost") and within_noise(summary, group)
+        ratios.append(1.0 if even else tf_cost / torch_cost)
+        note = " (within noise)" if even else ""
+        lines.append(f"{group}: torch {torch_cost:.3g} vs tf {tf_cost:.3g} {unit}{note}")
+    if not ratios:
+        return None
+    r = math.exp(sum(math.log(x) for x in ratios) / len(ratios))  # >1: torch cheaper
+    return Criterion(name, r / (1 + r), "; ".join(lines), measured=True)
+
+
+def within_noise(summary: RunSummary, group: str) -> bool:
+    headline = [r for r in summary.ratios if r.group == group and " best (" in r.label]
+    return bool(headline) and headline[0].ci.low <= 1 + NOISE_BAND and headline[0].ci.high >= 1 / (1 + NOISE_BAND)
+
+
+def median_step(cell: CellSummary) -> float | None:
+    return cell.step.median if cell.step else None
+
+
+def measured_criteria(summary: RunSummary) -> dict[str, Criterion]:
+    step = median_step
+    specs = {
+        "training speed": (lambda c: c.spec.task == "train", step, "s/step"),
+        "inference latency": (lambda c: c.spec.task == "infer" and c.spec.batch_size == 1, step, "s/request"),
+        "inference throughput": (lambda c: c.spec.task == "infer" and c.spec.batch_size > 1, step, "s/batch"),
+        "generation speed": (lambda c: c.spec.task == "generate", step, "s/generation"),
+        "compile cost": (lambda c: c.spec.mode != "eager", lambda c: c.compile_s or None, "s compile"),
+        "memory": (lambda c: True, lambda c: c.peak_rss_mb, "MB peak"),
+    }
+    found = {name: ratio_criterion(name, summary, *spec) for name, spec in specs.items()}
+    return {name: criterion for name, criterion in found.items() if criterion is not None}
+
+
+def advise(summary: RunSummary, scenario: str) -> Advice:
+    available = measured_criteria(summary)
+    available.update({name: Criterion(name, share, f"documented fact: {text}", measured=False)
+                      for name, (share, text) in ECOSYSTEM_FACTS.items()})
+    weights = {name: w for name, w in SCENARIO_WEIGHTS[scenario].items() if name in available}
+    total = sum(weights.values())
+    used = [(available[name], w / total) for name, w in weights.items()]
+    torch_score = sum(c.torch_share * w for c, w in used)
+    tf_score = 1.0 - torch_score
+    winner = None
+    if abs(torch_score - tf_score) > DECISIVE_MARGIN:
+        winner = "torch" if torch_score > tf_score else "tf"
+    return Advice(scenario, winner, torch_score, tf_score, used)
