@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
+
 from frameduel.environment import fingerprint
 from frameduel.report.document import BreakEven
 from frameduel.runner.plan import MatrixRequest, build_plan
@@ -51,6 +53,23 @@ def test_report_writes_html_markdown_and_json(db_path, tmp_path):
     # 10 ms eager / 7.5 ms compiled = 1.33x, inside the claimed 1.3-1.6x
     assert compile_claim["claim"].startswith("torch.compile") and compile_claim["status"] == "supported"
     assert "torch.compile speeds up training/inference by 30–60%: supported" in markdown
+
+
+def test_tensorboard_reads_the_event_file_back(db_path, tmp_path):
+    from frameduel.report.tensorboard import crc32c
+
+    assert crc32c(b"123456789") == 0xE3069283  # the CRC-32C check value
+    run_id = stored_run(db_path)
+    result = run_cli("report", run_id, "--db", str(db_path), "--out", str(tmp_path / "out"),
+                     "--tensorboard", str(tmp_path / "tb"))
+    assert result.returncode == 0, result.stderr
+    event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+    events = event_accumulator.EventAccumulator(str(tmp_path / "tb" / run_id))
+    events.Reload()
+    tags = events.Tags()["scalars"]
+    step_tag = "mlp/tiny/train/b32/fp32/cpu/torch compile/step_ms"
+    assert step_tag in tags and any("/speedup/" in tag for tag in tags)
+    assert events.Scalars(step_tag)[0].value == pytest.approx(7.5, rel=0.05)
 
 
 def test_break_even_is_compile_time_over_the_per_step_saving():

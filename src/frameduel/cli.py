@@ -26,6 +26,7 @@ from frameduel.report.document import build_report
 from frameduel.report.parity import print_parity
 from frameduel.report.render import write_report
 from frameduel.report.summary import RunSummary, summarize_run
+from frameduel.report.tensorboard import write_tensorboard
 from frameduel.report.terminal import ms, print_summary
 from frameduel.runner.plan import PRESETS, MatrixRequest, Plan, build_plan
 from frameduel.runner.scheduler import pending_cells, run_plan, start_run
@@ -166,6 +167,7 @@ def show_run(store: Store, run_id: str, as_json: bool) -> None:
 def report(
     run_id: str = typer.Argument(..., help="a run id from `frameduel runs`"),
     out: Path = typer.Option(Path("frameduel-report"), "--out", help="folder for report.html, .md, .json"),
+    tensorboard: Path | None = typer.Option(None, "--tensorboard", help="also write TensorBoard scalars here"),
     db: Path | None = DbOption,
 ) -> None:
     """Write a self-contained HTML report (plots embedded) plus Markdown and JSON versions."""
@@ -173,6 +175,8 @@ def report(
     _, summary = summarize_stored_run(store, run_id)
     try:
         written = write_report(build_report(store.get_run(run_id), summary), out)
+        if tensorboard is not None:
+            written.append(write_tensorboard(summary, run_id, tensorboard))
     except OSError as exc:
         raise FrameduelError(f"cannot write the report to {out}: {exc.strerror}; pass --out DIR") from None
     for path in written:
