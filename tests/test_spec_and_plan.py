@@ -41,6 +41,17 @@ def test_plan_covers_every_mode_and_task_and_round_trips():
     assert Plan.from_dict(plan.to_dict()) == plan
 
 
+def test_peak_gemm_cells_come_with_the_full_preset_or_on_request():
+    def gemm_cells(**fields):
+        plan = build_plan(MatrixRequest(workloads=("mlp",), size="tiny", device="cpu", **fields))
+        return [(s.framework, s.task, s.mode) for s in plan.specs if s.workload == "gemm"]
+
+    assert gemm_cells() == []  # quick
+    assert gemm_cells(preset="full") == [("torch", "infer", "eager"), ("tf", "infer", "eager")]
+    assert gemm_cells(peak=True) == gemm_cells(preset="full")
+    assert gemm_cells(preset="full", peak=False) == []
+
+
 def test_frameworks_alternate_within_each_group():
     plan = build_plan(MatrixRequest(workloads=("mlp",), tasks=("train",), size="tiny", device="cpu"))
     order = [s.framework for s in plan.specs]

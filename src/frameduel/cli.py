@@ -127,6 +127,8 @@ def compare(
     repeats: int | None = typer.Option(None, help="worker processes per cell (default: from preset)"),
     timeout: float | None = typer.Option(None, help="seconds before a cell's worker is killed"),
     seed: int = typer.Option(0, help="seed for data and weights"),
+    peak: bool | None = typer.Option(None, "--peak/--no-peak", help="add GEMM cells for the matmul peak "
+                                     "(default: the full preset does)"),
     resume: str | None = typer.Option(None, help="finish an interrupted run; skips finished cells"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON instead of tables"),
     db: Path | None = DbOption,
@@ -139,7 +141,7 @@ def compare(
         request = MatrixRequest(
             workloads=split_list(workloads), frameworks=split_list(frameworks), modes=split_list(modes),
             tasks=split_list(tasks), precisions=split_list(precisions), preset=preset, size=size,
-            device=device, threads=threads, repeats=repeats, timeout_s=timeout, seed=seed,
+            device=device, threads=threads, repeats=repeats, timeout_s=timeout, seed=seed, peak=peak,
         )
         plan = build_plan(request)
         run_id = start_run(store, plan)

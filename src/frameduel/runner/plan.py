@@ -23,6 +23,7 @@ class Preset:
     repeats: int  # worker processes per cell, interleaved across the whole matrix
     budget: MeasureBudget
     generate_batch: int = 1  # sequences decoded together: batch 1 is the chat/latency case
+    measure_peak: bool = False  # add GEMM cells (per framework and precision): the run's matmul peak
 
     def batch_sizes(self, task: str) -> tuple[int, ...]:
         return {"train": (self.train_batch,), "infer": self.infer_batches}.get(task, (self.generate_batch,))
@@ -44,6 +45,7 @@ PRESETS: dict[str, Preset] = {
         repeats=3,
         budget=MeasureBudget(warmup_steps=5, warmup_seconds=0.5, min_seconds=1.0, max_seconds=5.0,
                              timeout_s=900),
+        measure_peak=True,
     ),
 }
 
@@ -64,6 +66,7 @@ class MatrixRequest:
     repeats: int | None = None
     timeout_s: float | None = None
     seed: int = 0
+    peak: bool | None = None  # None: as the preset says
 
 
 @dataclass(frozen=True)
@@ -169,4 +172,15 @@ def build_plan(request: MatrixRequest) -> Plan:
     repeats = preset.repeats if request.repeats is None else request.repeats
     if repeats < 1:
         raise FrameduelError(f"repeats must be >= 1, got {repeats}")
+    wants_peak = preset.measure_peak if request.peak is None else request.peak
+    if wants_peak and "gemm" not in request.workloads:
+        specs += peak_specs(request.frameworks, request.precisions, device, threads, size, request.seed)
     return Plan(preset=request.preset, specs=tuple(interleave(specs)), budget=budget, repeats=repeats)
+
+
+def peak_specs(frameworks: tuple[str, ...], precisions: tuple[str, ...], device: str, threads: int, size: str,
+               seed: int) -> list[RunSpec]:
+    """One GEMM cell per framework and precision: the matmul rate every other cell is compared with."""
+    return [RunSpec(workload="gemm", framework=fw, mode="eager", task="infer", precision=precision, batch_size=1,
+                    device=device, threads=threads, size=size, seed=seed)
+            for precision in precisions for fw in frameworks]
