@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from frameduel.workloads import Batch, Workload
+from frameduel.workloads.base import side_by_side
 
 
 @dataclass(frozen=True)
@@ -39,5 +40,5 @@ WORKLOAD = Workload(
         "base": SoftmaxConfig(features=4096, classes=1000),
     },
     make_batch=make_batch,
-    model_modules={"torch": "softmax_regression.model_torch", "tf": "softmax_regression.model_tf"},
+    model_modules=side_by_side(__name__),  # softmax_regression.model_torch / .model_tf
 )

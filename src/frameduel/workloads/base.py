@@ -67,3 +67,8 @@ class Workload:
 
     def config(self, size: str) -> Any:
         return self.presets[size]
+
+
+def side_by_side(package: str) -> dict[str, str]:
+    """model_modules for the usual layout: <package>/model_torch.py and <package>/model_tf.py."""
+    return {"torch": f"{package}.model_torch", "tf": f"{package}.model_tf"}

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from frameduel.workloads.base import Batch, DigitsAdapter, Workload
+from frameduel.workloads.base import Batch, DigitsAdapter, Workload, side_by_side
 
 
 @dataclass(frozen=True)
@@ -75,9 +75,6 @@ CNN_WORKLOAD = Workload(
     presets=PRESETS,
     make_batch=make_batch,
     forward_flops=forward_flops,
-    model_modules={
-        "torch": "frameduel.workloads.cnn.model_torch",
-        "tf": "frameduel.workloads.cnn.model_tf",
-    },
+    model_modules=side_by_side(__name__),
     digits=DIGITS,
 )

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from frameduel.workloads.base import Batch, Workload
+from frameduel.workloads.base import Batch, Workload, side_by_side
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,6 @@ GEMM_WORKLOAD = Workload(
     description="one square matmul (bias-free Linear): attainable matmul FLOP/s",
     presets=PRESETS,
     make_batch=make_batch,
-    model_modules={"torch": "frameduel.workloads.gemm.model_torch", "tf": "frameduel.workloads.gemm.model_tf"},
+    model_modules=side_by_side(__name__),
     forward_flops=forward_flops,
 )

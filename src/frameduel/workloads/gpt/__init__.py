@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from frameduel.workloads.base import Batch, Workload
+from frameduel.workloads.base import Batch, Workload, side_by_side
 
 SUCCESSORS = 4  # each token has this many possible next tokens in the synthetic Markov chain
 CHAIN_SEED = 12345  # the chain is fixed; the batch seed only picks the walks through it
@@ -87,9 +87,6 @@ GPT_WORKLOAD = Workload(
     presets=PRESETS,
     make_batch=make_batch,
     forward_flops=forward_flops,
-    model_modules={
-        "torch": "frameduel.workloads.gpt.model_torch",
-        "tf": "frameduel.workloads.gpt.model_tf",
-    },
+    model_modules=side_by_side(__name__),
     generation=generation_lengths,
 )

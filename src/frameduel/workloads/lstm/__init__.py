@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from frameduel.workloads.base import Batch, Workload
+from frameduel.workloads.base import Batch, Workload, side_by_side
 
 SIGNAL = 0.25  # share of a sequence's tokens drawn from its class's bucket; the rest are uniform noise
 
@@ -64,8 +64,5 @@ LSTM_WORKLOAD = Workload(
     presets=PRESETS,
     make_batch=make_batch,
     forward_flops=forward_flops,
-    model_modules={
-        "torch": "frameduel.workloads.lstm.model_torch",
-        "tf": "frameduel.workloads.lstm.model_tf",
-    },
+    model_modules=side_by_side(__name__),
 )

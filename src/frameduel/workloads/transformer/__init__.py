@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from frameduel.workloads.base import Batch, Workload
+from frameduel.workloads.base import Batch, Workload, side_by_side
 
 
 @dataclass(frozen=True)
@@ -64,8 +64,5 @@ TRANSFORMER_WORKLOAD = Workload(
     presets=PRESETS,
     make_batch=make_batch,
     forward_flops=forward_flops,
-    model_modules={
-        "torch": "frameduel.workloads.transformer.model_torch",
-        "tf": "frameduel.workloads.transformer.model_tf",
-    },
+    model_modules=side_by_side(__name__),
 )
