@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -23,6 +21,7 @@ import numpy as np
 
 from frameduel.datasets import TRAIN_IMAGES, check_sklearn
 from frameduel.errors import FrameduelError
+from frameduel.runner.process import run_job
 from frameduel.spec import FRAMEWORKS, MODES, RunSpec, check_choice
 from frameduel.workloads import WORKLOADS, get_workload
 
@@ -136,14 +135,11 @@ def run_worker(spec: RunSpec, max_epochs: int, timeout_s: float) -> TrainingRun:
     job = json.dumps({"spec": spec.to_dict(), "max_epochs": max_epochs})
     with tempfile.TemporaryDirectory(prefix="frameduel-accuracy-") as tmp:
         result_path = Path(tmp) / "result.json"
-        try:
-            completed = subprocess.run([sys.executable, "-m", "frameduel.accuracy.worker", str(result_path)],
-                                       input=job, capture_output=True, text=True, timeout=timeout_s)
-        except subprocess.TimeoutExpired:
+        outcome = run_job("frameduel.accuracy.worker", [str(result_path)], job, timeout_s, Path(tmp))
+        if outcome.timed_out:
             return TrainingRun(spec, "timeout", f"no result within {timeout_s:g}s")
         if not result_path.exists():
-            tail = (completed.stderr.strip().splitlines() or [f"exit code {completed.returncode}"])[-1]
-            return TrainingRun(spec, "failed", f"worker died: {tail[:300]}")
+            return TrainingRun(spec, "failed", outcome.death_cause("worker"))
         result = json.loads(result_path.read_text())
     result["spec"] = spec
     return TrainingRun(**result)

@@ -8,8 +8,6 @@ same forward pass, activations and training-loss curves. tf -> torch is the mirr
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -19,6 +17,7 @@ import numpy as np
 
 from frameduel.errors import FrameduelError
 from frameduel.parity.worker import PARITY_OPTIMIZERS
+from frameduel.runner.process import run_job
 from frameduel.spec import RunSpec
 
 DIRECTIONS = {"torch-to-tf": ("torch", "tf"), "tf-to-torch": ("tf", "torch")}
@@ -102,15 +101,12 @@ def max_rel_diff(reference: np.ndarray, other: np.ndarray) -> tuple[float, float
 def run_side(spec: RunSpec, steps: int, out_dir: Path, weights_in: Path | None, timeout_s: float) -> dict[str, Any]:
     job = {"spec": spec.to_dict(), "steps": steps, "out_dir": str(out_dir),
            "weights_in": str(weights_in) if weights_in else None}
-    try:
-        completed = subprocess.run([sys.executable, "-m", "frameduel.parity.worker"], input=json.dumps(job),
-                                   capture_output=True, text=True, timeout=timeout_s)
-    except subprocess.TimeoutExpired:
+    outcome = run_job("frameduel.parity.worker", [], json.dumps(job), timeout_s, out_dir)
+    if outcome.timed_out:
         return {"status": "timeout", "error": f"{spec.framework} side gave no result within {timeout_s:g}s"}
     manifest_path = out_dir / f"{spec.framework}.json"
     if not manifest_path.exists():
-        tail = (completed.stderr.strip().splitlines() or [f"exit code {completed.returncode}"])[-1]
-        return {"status": "failed", "error": f"{spec.framework} side died: {tail}"}
+        return {"status": "failed", "error": outcome.death_cause(f"{spec.framework} side")}
     return json.loads(manifest_path.read_text())
 
 

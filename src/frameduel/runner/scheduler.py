@@ -7,11 +7,7 @@ rest of the matrix goes on. Finished rounds are never redone, which is what make
 from __future__ import annotations
 
 import json
-import os
 import secrets
-import signal
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -19,6 +15,7 @@ from pathlib import Path
 
 from frameduel import environment
 from frameduel.runner.plan import Plan
+from frameduel.runner.process import run_job
 from frameduel.spec import MeasureBudget, Measurement, RunSpec
 from frameduel.store import Store
 
@@ -43,63 +40,26 @@ def cgroup_oom_kills() -> int | None:
     return None
 
 
-def last_line(path: Path) -> str:
-    lines = [line.strip() for line in path.read_text(errors="replace").splitlines() if line.strip()]
-    return lines[-1][:300] if lines else ""
-
-
-def died_without_result(spec: RunSpec, returncode: int, stderr_path: Path, oom_killed: bool) -> Measurement:
-    if returncode < 0:
-        cause = f"worker killed by {signal.Signals(-returncode).name}"
-    else:
-        cause = f"worker exited with code {returncode}"
-    detail = last_line(stderr_path)
-    error = f"{cause}: {detail}" if detail else cause
-    return Measurement(spec=spec, status="oom" if oom_killed else "failed", error=error)
-
-
 def run_worker(spec: RunSpec, budget: MeasureBudget, workdir: Path) -> Measurement:
     """Measure one cell in a fresh process; always returns a Measurement, never raises for the cell."""
-    token = secrets.token_hex(4)
-    result_path, stderr_path = workdir / f"{token}.json", workdir / f"{token}.stderr"
+    result_path = workdir / f"{secrets.token_hex(4)}.json"
     oom_before = cgroup_oom_kills()
     started = time.perf_counter()
-    with open(stderr_path, "w") as stderr:
-        # A new session makes the worker a process-group leader, so a timeout also kills anything it
-        # spawned (inductor compile workers, for instance).
-        process = subprocess.Popen(
-            [sys.executable, "-m", "frameduel.runner.worker", str(result_path)],
-            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=stderr, text=True,
-            start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        try:
-            process.communicate(job_json(spec, budget), timeout=budget.timeout_s)
-        except subprocess.TimeoutExpired:
-            kill_group(process)
-            return Measurement(spec=spec, status="timeout", wall_s=time.perf_counter() - started,
-                               error=f"no result within {budget.timeout_s:g}s; raise it with --timeout")
-        except BaseException:  # Ctrl-C: leave no orphan worker behind
-            kill_group(process)
-            raise
+    outcome = run_job("frameduel.runner.worker", [str(result_path)], job_json(spec, budget), budget.timeout_s,
+                      workdir)
+    if outcome.timed_out:
+        return Measurement(spec=spec, status="timeout", wall_s=time.perf_counter() - started,
+                           error=f"no result within {budget.timeout_s:g}s; raise it with --timeout")
     if result_path.exists():
         return Measurement.from_json(result_path.read_text())
     oom_after = cgroup_oom_kills()
     oom_killed = oom_before is not None and oom_after is not None and oom_after > oom_before
-    measurement = died_without_result(spec, process.returncode, stderr_path, oom_killed)
-    measurement.wall_s = time.perf_counter() - started
-    return measurement
+    return Measurement(spec=spec, status="oom" if oom_killed else "failed", error=outcome.death_cause("worker"),
+                       wall_s=time.perf_counter() - started)
 
 
 def job_json(spec: RunSpec, budget: MeasureBudget) -> str:
     return json.dumps({"spec": spec.to_dict(), "budget": budget.to_dict()})
-
-
-def kill_group(process: subprocess.Popen) -> None:
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    process.wait()
 
 
 def start_run(store: Store, plan: Plan) -> str:
