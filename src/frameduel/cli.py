@@ -31,7 +31,7 @@ from frameduel.report.terminal import ms, print_summary
 from frameduel.runner.plan import PRESETS, MatrixRequest, Plan, build_plan
 from frameduel.runner.scheduler import pending_cells, run_plan, start_run
 from frameduel.spec import DEVICES, FRAMEWORKS, SIZES, Measurement, RunSpec, check_choice
-from frameduel.store import Store, default_db_path
+from frameduel.store import RunRecord, Store, default_db_path
 from frameduel.workloads import get_workload
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
@@ -72,10 +72,14 @@ def open_store(db: Path | None) -> Store:
     return Store(db or default_db_path())
 
 
-def summarize_stored_run(store: Store, run_id: str) -> tuple[Plan, RunSummary]:
+def summarize_stored_run(store: Store, run_id: str) -> tuple[RunRecord, RunSummary]:
     run = store.get_run(run_id)
-    plan = Plan.from_dict(run.plan)
-    return plan, summarize_run(store.measurements(run_id), list(plan.specs))
+    return run, summarize_run(store.measurements(run_id), list(Plan.from_dict(run.plan).specs))
+
+
+def diff_side(store: Store, run_id: str) -> RunSide:
+    run, summary = summarize_stored_run(store, run_id)
+    return RunSide(run_id, summary, run.environment)
 
 
 def cell_line(spec: RunSpec, measurement: Measurement) -> str:
@@ -153,8 +157,7 @@ def compare(
 
 
 def show_run(store: Store, run_id: str, as_json: bool) -> None:
-    _, summary = summarize_stored_run(store, run_id)
-    run = store.get_run(run_id)
+    run, summary = summarize_stored_run(store, run_id)
     if as_json:
         print(json.dumps({"run_id": run_id, "status": run.status, "environment": run.environment,
                           **summary.to_dict()}, indent=2))
@@ -174,9 +177,9 @@ def report(
 ) -> None:
     """Write a self-contained HTML report (plots embedded) plus Markdown and JSON versions."""
     store = open_store(db)
-    _, summary = summarize_stored_run(store, run_id)
+    run, summary = summarize_stored_run(store, run_id)
     try:
-        written = write_report(build_report(store.get_run(run_id), summary), out)
+        written = write_report(build_report(run, summary), out)
         if tensorboard is not None:
             written.append(write_tensorboard(summary, run_id, tensorboard))
     except OSError as exc:
@@ -309,9 +312,7 @@ def diff(
 ) -> None:
     """Compare two stored runs cell by cell (speedup A->B with its CI) and list their environment differences."""
     store = open_store(db)
-    sides = [RunSide(run_id, summarize_stored_run(store, run_id)[1], store.get_run(run_id).environment)
-             for run_id in (run_a, run_b)]
-    result = diff_runs(*sides)
+    result = diff_runs(*(diff_side(store, run_id) for run_id in (run_a, run_b)))
     if as_json:
         print(json.dumps(result.to_dict(), indent=2))
     else:
