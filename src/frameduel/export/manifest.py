@@ -1,0 +1,125 @@
+"""The manifest every exported artefact carries: what it is, how to call it, where it came from.
+
+One source of truth for the export formats and the runtimes that execute them. A manifest round-trips
+through JSON (``manifest.json`` beside the artefact), and it is all the model server needs to load
+and validate requests for an artefact.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from frameduel.errors import FrameduelError
+
+MANIFEST_FILE = "manifest.json"
+MANIFEST_VERSION = 1
+
+# format -> runtime that executes it. Order is the display order.
+FORMAT_RUNTIMES: dict[str, str] = {
+    "onnx": "onnxruntime",
+    "torch-export": "torch",  # torch.export ExportedProgram (.pt2)
+    "savedmodel": "tf",
+    "tflite": "litert",  # float32 flatbuffer
+    "tflite-int8": "litert",  # dynamic-range int8: int8 weights, float activations
+    "tflite-int8-full": "litert",  # full int8: weights and activations, calibrated on a representative set
+}
+FORMATS: tuple[str, ...] = tuple(FORMAT_RUNTIMES)
+DTYPES: tuple[str, ...] = ("float32", "float16", "int64", "int32", "int8", "uint8")
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One named input or output. shape uses None for a dynamic axis (normally the batch axis)."""
+
+    name: str
+    shape: tuple[int | None, ...]
+    dtype: str  # numpy dtype name, one of DTYPES
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TensorSpec:
+        return cls(name=data["name"], shape=tuple(data["shape"]), dtype=data["dtype"])
+
+
+@dataclass(frozen=True)
+class Validation:
+    """What the validation gate found when it ran the artefact against its source model."""
+
+    valid: bool
+    reason: str  # "" when valid; otherwise one line naming what failed
+    batch_sizes: tuple[int, ...] = ()
+    max_abs_diff: float | None = None
+    max_rel_diff: float | None = None
+    tolerance: dict[str, float] = field(default_factory=dict)
+    metric: dict[str, float] = field(default_factory=dict)  # e.g. accuracy of source vs artefact (int8)
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """Everything about one exported artefact. ``artefact`` is relative to the manifest's directory."""
+
+    workload: str
+    size: str
+    framework: str  # the source framework: "torch" or "tf"
+    format: str  # one of FORMATS
+    artefact: str  # file or directory name beside manifest.json
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    # Batch sizes the artefact accepts: None means any size from 1 to max_batch (dynamic batch axis);
+    # a tuple means only those sizes (fixed-shape artefacts such as TFLite), so callers must pad.
+    batch_sizes: tuple[int, ...] | None
+    max_batch: int
+    opset: int | None = None  # ONNX opset, when the format has one
+    size_bytes: int = 0
+    source: dict[str, Any] = field(default_factory=dict)  # seed, weights digest, run id, versions
+    created: str = ""
+    validation: Validation | None = None
+    manifest_version: int = MANIFEST_VERSION
+
+    @property
+    def runtime(self) -> str:
+        return FORMAT_RUNTIMES[self.format]
+
+    @property
+    def model_name(self) -> str:
+        """Default name in a model repository, e.g. cnn-tiny-torch-onnx."""
+        return f"{self.workload}-{self.size}-{self.framework}-{self.format}"
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Manifest:
+        data = json.loads(text)
+        validation = data.get("validation")
+        return cls(
+            **{k: v for k, v in data.items() if k not in {"inputs", "outputs", "batch_sizes", "validation"}},
+            inputs=tuple(TensorSpec.from_json(t) for t in data["inputs"]),
+            outputs=tuple(TensorSpec.from_json(t) for t in data["outputs"]),
+            batch_sizes=tuple(data["batch_sizes"]) if data.get("batch_sizes") is not None else None,
+            validation=Validation(**{**validation, "batch_sizes": tuple(validation["batch_sizes"])})
+            if validation
+            else None,
+        )
+
+
+def write_manifest(directory: Path, manifest: Manifest) -> Path:
+    path = Path(directory) / MANIFEST_FILE
+    path.write_text(manifest.to_json())
+    return path
+
+
+def read_manifest(directory: Path) -> Manifest:
+    """Load and check a manifest; a missing or malformed one is a user error naming the directory."""
+    path = Path(directory) / MANIFEST_FILE
+    if not path.is_file():
+        raise FrameduelError(f"no {MANIFEST_FILE} in {directory}; export an artefact there with `frameduel export`")
+    try:
+        manifest = Manifest.from_json(path.read_text())
+    except (ValueError, KeyError, TypeError) as exc:
+        raise FrameduelError(f"{path} is not a valid frameduel manifest ({exc}); re-export the artefact") from None
+    if manifest.format not in FORMAT_RUNTIMES:
+        raise FrameduelError(f"{path}: unknown format '{manifest.format}'; choose from: {', '.join(FORMATS)}")
+    return manifest
