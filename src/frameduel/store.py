@@ -1,11 +1,13 @@
 """The results database: SQLite, one transaction per finished cell, so nothing measured is lost.
 
-Schema (``SCHEMA_VERSION`` 2):
+Schema (``SCHEMA_VERSION`` 3; a version-2 database is upgraded in place, it only gains a table):
     environments  id (content hash) -> fingerprint JSON
     runs          id, created_at, updated_at, status (running|interrupted|complete), plan JSON, environment
     cells         one row per (run, cell key, round): spec JSON, status, error, measurement JSON
     samples       raw timings of a cell row in measurement order: series "step" (seconds per step) and any
                   phase series (e.g. generation's "prefill", "decode_token")
+    results       results that are not benchmark cells, one JSON document each, by kind ("export",
+                  "loadtest", "parity", ...) and a key naming what was measured; newest wins per key
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ import platformdirs
 from frameduel.errors import FrameduelError
 from frameduel.spec import Measurement
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+UPGRADABLE_VERSIONS = (0, 2)  # versions whose tables are a subset of this schema's
 STEP_SERIES = "step"  # the samples series holding Measurement.step_seconds
 DB_ENV_VAR = "FRAMEDUEL_DB"  # documented override of the default database location
 
@@ -60,6 +63,15 @@ CREATE TABLE IF NOT EXISTS samples (
     seconds REAL NOT NULL,
     PRIMARY KEY (cell_id, series, idx)
 );
+CREATE TABLE IF NOT EXISTS results (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,
+    key TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    environment_id TEXT NOT NULL REFERENCES environments(id),
+    data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS results_by_kind ON results (kind, key);
 """
 
 
@@ -84,6 +96,16 @@ class RunRecord:
     environment: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class StoredResult:
+    id: int
+    kind: str
+    key: str
+    created_at: str
+    data: dict[str, Any]
+    environment: dict[str, Any]
+
+
 class Store:
     """Thin, explicit access to the results database. Open one per process."""
 
@@ -93,7 +115,7 @@ class Store:
         try:
             self.db = sqlite3.connect(self.path)
             version = self.db.execute("PRAGMA user_version").fetchone()[0]
-            if version not in (0, SCHEMA_VERSION):
+            if version not in (*UPGRADABLE_VERSIONS, SCHEMA_VERSION):
                 raise FrameduelError(f"results database {self.path} has schema version {version}, this frameduel "
                                      f"writes {SCHEMA_VERSION}; pass --db NEW_PATH")
             self.db.execute("PRAGMA journal_mode=WAL")  # readers never block the writing scheduler
@@ -107,11 +129,16 @@ class Store:
         self.db.close()
 
     # -- runs ------------------------------------------------------------------------------------
-    def create_run(self, run_id: str, plan: dict[str, Any], environment: dict[str, Any]) -> None:
+    def _save_environment(self, environment: dict[str, Any]) -> str:
+        """Store a fingerprint once (the caller owns the transaction); return its content-hash id."""
         env_json = json.dumps(environment, sort_keys=True)
         env_id = hashlib.sha256(env_json.encode()).hexdigest()[:16]
+        self.db.execute("INSERT OR IGNORE INTO environments VALUES (?, ?)", (env_id, env_json))
+        return env_id
+
+    def create_run(self, run_id: str, plan: dict[str, Any], environment: dict[str, Any]) -> None:
         with self.db:
-            self.db.execute("INSERT OR IGNORE INTO environments VALUES (?, ?)", (env_id, env_json))
+            env_id = self._save_environment(environment)
             self.db.execute(
                 "INSERT INTO runs VALUES (?, ?, ?, 'running', ?, ?)",
                 (run_id, now_iso(), now_iso(), json.dumps(plan), env_id),
@@ -198,3 +225,28 @@ class Store:
             body["series"] = series
             result.append((round_index, Measurement.from_json(json.dumps(body))))
         return result
+
+
+    # -- other results (export, load tests, parity) ----------------------------------------------
+    def save_result(self, kind: str, key: str, data: dict[str, Any], environment: dict[str, Any]) -> int:
+        """Persist one non-cell result (e.g. kind "export", key "cnn-tiny-torch-onnx"); returns its id."""
+        with self.db:
+            env_id = self._save_environment(environment)
+            cursor = self.db.execute(
+                "INSERT INTO results (kind, key, created_at, environment_id, data) VALUES (?, ?, ?, ?, ?)",
+                (kind, key, now_iso(), env_id, json.dumps(data, sort_keys=True)),
+            )
+        return int(cursor.lastrowid)
+
+    def results(self, kind: str, latest_per_key: bool = True) -> list[StoredResult]:
+        """Stored results of one kind, oldest first; by default only the newest result per key."""
+        rows = self.db.execute(
+            "SELECT r.id, r.kind, r.key, r.created_at, r.data, e.data FROM results r "
+            "JOIN environments e ON e.id = r.environment_id WHERE r.kind = ? ORDER BY r.id",
+            (kind,),
+        ).fetchall()
+        records = [StoredResult(row[0], row[1], row[2], row[3], json.loads(row[4]), json.loads(row[5])) for row in rows]
+        if latest_per_key:
+            newest = {record.key: record for record in records}
+            records = [record for record in records if newest[record.key] is record]
+        return records
