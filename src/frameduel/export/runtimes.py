@@ -15,6 +15,7 @@ from typing import Protocol
 
 import numpy as np
 
+from frameduel.errors import FrameduelError
 from frameduel.export.manifest import Manifest, read_manifest
 
 
