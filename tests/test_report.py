@@ -80,3 +80,24 @@ def test_break_even_is_compile_time_over_the_per_step_saving():
 def test_report_of_unknown_run_is_exit_2(db_path, tmp_path):
     result = run_cli("report", "nope", "--db", str(db_path), "--out", str(tmp_path))
     assert result.returncode == 2 and "no run 'nope'" in result.stderr
+
+
+def test_report_logs_to_an_mlflow_file_store(db_path, tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # the reading client, too, opens the file store
+    from mlflow.tracking import MlflowClient
+
+    run_id = stored_run(db_path)
+    store_dir = tmp_path / "mlruns"
+    result = run_cli("report", run_id, "--db", str(db_path), "--out", str(tmp_path / "out"), "--mlflow", str(store_dir))
+    assert result.returncode == 0, result.stderr
+    client = MlflowClient(store_dir.resolve().as_uri())
+    experiment = client.get_experiment_by_name("frameduel")
+    (logged,) = client.search_runs([experiment.experiment_id])
+    assert logged.data.tags["frameduel.run_id"] == run_id
+    metrics = logged.data.metrics
+    # 10 ms torch eager training step; compile's speedup label has parentheses MLflow refuses, made safe
+    assert metrics["mlp/tiny/train/b32/fp32/cpu/torch eager/step_ms"] == pytest.approx(10, rel=0.01)
+    assert any(key.endswith("torch best _compile_ vs tf best _function_") for key in metrics)
+    assert logged.data.params["version.torch"]
+    assert {item.path for item in client.list_artifacts(logged.info.run_id)} == {"report.html", "report.md",
+                                                                                   "report.json"}

@@ -23,6 +23,7 @@ from frameduel.report.advise import SCENARIO_WEIGHTS
 from frameduel.report.advise import advise as advise_scenario
 from frameduel.report.diff import RunSide, diff_runs, print_diff
 from frameduel.report.document import build_report
+from frameduel.report.mlflow_export import log_to_mlflow
 from frameduel.report.parity import print_parity
 from frameduel.report.render import write_report
 from frameduel.report.summary import RunSummary, summarize_run
@@ -173,6 +174,7 @@ def report(
     run_id: str = typer.Argument(..., help="a run id from `frameduel runs`"),
     out: Path = typer.Option(Path("frameduel-report"), "--out", help="folder for report.html, .md, .json"),
     tensorboard: Path | None = typer.Option(None, "--tensorboard", help="also write TensorBoard scalars here"),
+    mlflow: str | None = typer.Option(None, "--mlflow", help="also log to this MLflow tracking URI or folder"),
     db: Path | None = DbOption,
 ) -> None:
     """Write a self-contained HTML report (plots embedded) plus Markdown and JSON versions."""
@@ -186,6 +188,9 @@ def report(
         raise FrameduelError(f"cannot write the report to {out}: {exc.strerror}; pass --out DIR") from None
     for path in written:
         console.print(f"wrote {path}")
+    if mlflow is not None:
+        mlflow_run = log_to_mlflow(run, summary, mlflow, [path for path in written if path.parent == out])
+        console.print(f"logged MLflow run {mlflow_run} (experiment 'frameduel') to {mlflow}")
 
 
 @app.command()
