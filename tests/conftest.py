@@ -16,6 +16,12 @@ TINY_BUDGET = MeasureBudget(warmup_steps=1, warmup_seconds=0.0, min_samples=3, m
                             max_seconds=0.2, timeout_s=180)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def isolated_default_db(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Commands run without --db write to a throw-away database, never the user's own."""
+    os.environ["FRAMEDUEL_DB"] = str(tmp_path_factory.mktemp("default-db") / "results.sqlite")
+
+
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:
     return tmp_path / "results.sqlite"

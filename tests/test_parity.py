@@ -10,15 +10,18 @@ import pytest
 
 from frameduel.parity.check import ParityReport, Tolerances, compare_sides, load_side, run_side
 from frameduel.spec import RunSpec
+from frameduel.store import Store
 from tests.conftest import run_cli
 
 WORKLOADS = ["mlp", "cnn", "transformer", "gpt", "lstm"]
 
 
 @pytest.mark.parametrize("workload", WORKLOADS)
-def test_parity_holds_both_ways(workload):
-    result = run_cli("parity", workload, "--size", "tiny", "--json")
+def test_parity_holds_both_ways(workload, db_path):
+    result = run_cli("parity", workload, "--size", "tiny", "--json", "--db", str(db_path))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+    stored = {record.key: record.data for record in Store(db_path).results("parity")}
+    assert set(stored) == {f"{workload}/tiny/torch-to-tf", f"{workload}/tiny/tf-to-torch"}
     for report in json.loads(result.stdout):
         assert report["passed"], report
         assert report["weights_max_abs"] == 0.0

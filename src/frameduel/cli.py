@@ -244,6 +244,7 @@ def parity(
     batch_size: int = typer.Option(8, help="batch size of the evaluation and training batches"),
     seed: int = typer.Option(0, help="seed for weights and data"),
     as_json: bool = typer.Option(False, "--json", help="print JSON instead of tables"),
+    db: Path | None = DbOption,
 ) -> None:
     """Prove both implementations are the same model: transfer weights, compare outputs and loss curves."""
     get_workload(workload)
@@ -252,6 +253,10 @@ def parity(
     if steps < 1 or batch_size < 1:
         raise FrameduelError("--steps and --batch-size must be >= 1")
     reports = [check_parity(workload, size, d, steps, batch_size, seed) for d in directions]
+    store = open_store(db)
+    for report in reports:  # kept for `advise`, which cites parity as evidence that the comparison is fair
+        store.save_result("parity", f"{report.workload}/{report.size}/{report.source}-to-{report.target}",
+                          report.to_dict(), environment.fingerprint())
     if as_json:
         print(json.dumps([report.to_dict() for report in reports], indent=2))
     else:
