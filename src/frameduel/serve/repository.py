@@ -1,0 +1,185 @@
+"""A model repository on disk and the versions of it that are loaded and serving.
+
+Layout (what ``frameduel export`` writes)::
+
+    <root>/<model>/<version>/manifest.json     # plus the artefact it names
+    <root>/<model>/serving.json                # optional: BatchingConfig fields for this model
+
+Version policy: loading a model without naming versions serves its newest version on disk; naming
+versions serves exactly those. Requests without a version go to the newest loaded one. A reload
+loads the new versions first, switches requests to them, and only then drains and unloads the
+versions no longer wanted, so no request sees the model missing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import sys
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from frameduel.errors import FrameduelError
+from frameduel.export.manifest import MANIFEST_FILE, Manifest
+from frameduel.export.runtimes import check_inputs, load_runtime
+from frameduel.serve.batcher import BatchingConfig, DynamicBatcher
+from frameduel.serve.metrics import ServerMetrics
+from frameduel.serve.protocol import ServeError
+
+MODEL_CONFIG_FILE = "serving.json"
+# Model names are directory names; anything else (paths, dot-files, NUL bytes) never touches the filesystem.
+MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+@dataclass
+class LoadedVersion:
+    name: str
+    version: int
+    manifest: Manifest
+    batching: BatchingConfig
+    batcher: DynamicBatcher
+
+    def check(self, inputs: dict[str, np.ndarray]) -> int:
+        """Validate one request's inputs; any batch size is fine, the batcher splits and pads."""
+        any_batch = replace(self.manifest, batch_sizes=None, max_batch=sys.maxsize)
+        return check_inputs(any_batch, inputs)
+
+
+def parse_version(text: str) -> int:
+    if not (text.isascii() and text.isdigit()):
+        raise ServeError(f"version '{text}' is not a version number; versions are positive integers")
+    return int(text)
+
+
+class ModelRepository:
+    def __init__(self, root: Path, batching: BatchingConfig, metrics: ServerMetrics,
+                 threads: int | None = None) -> None:
+        if not Path(root).is_dir():
+            raise FrameduelError(f"model repository {root} is not a directory; export models into it with "
+                                 "`frameduel export`")
+        self.root = Path(root)
+        self.batching = batching
+        self.metrics = metrics
+        self.threads = threads
+        self.loaded: dict[str, dict[int, LoadedVersion]] = {}
+        self.errors: dict[tuple[str, int], str] = {}  # last load failure per version, for the index
+        self.lock = asyncio.Lock()  # one load/unload at a time; inference never waits on it
+
+    # -- what is on disk ---------------------------------------------------------------------------
+    def models_on_disk(self) -> list[str]:
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+    def versions_on_disk(self, name: str) -> list[int]:
+        directory = self.root / name
+        if not MODEL_NAME.fullmatch(name) or not directory.is_dir():
+            raise ServeError(f"unknown model '{name}'; GET /v2/repository/index lists the models", 404, "unknown_model")
+        return sorted(int(p.name) for p in directory.iterdir() if p.name.isdigit() and (p / MANIFEST_FILE).is_file())
+
+    def model_config(self, name: str) -> BatchingConfig:
+        path = self.root / name / MODEL_CONFIG_FILE
+        if not path.is_file():
+            return self.batching
+        known = {f.name for f in fields(BatchingConfig)}
+        try:
+            overrides = json.loads(path.read_text())
+            unknown = set(overrides) - known
+            if unknown:
+                raise FrameduelError(f"{path}: unknown settings {sorted(unknown)}; known: {sorted(known)}")
+            if overrides.get("allowed_batch_sizes") is not None:
+                overrides["allowed_batch_sizes"] = tuple(overrides["allowed_batch_sizes"])
+            return replace(self.batching, **overrides)
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise FrameduelError(f"{path} is not a valid serving config: {exc}") from None
+
+    # -- loading -----------------------------------------------------------------------------------
+    async def load(self, name: str, versions: list[int] | None = None) -> list[int]:
+        """Serve the newest version of name (versions None) or exactly the given versions."""
+        async with self.lock:
+            available = self.versions_on_disk(name)
+            if not available:
+                raise ServeError(f"model '{name}' has no version directories with a {MANIFEST_FILE}", 404,
+                                 "unknown_model")
+            wanted = sorted(set(versions)) if versions else [available[-1]]
+            missing = sorted(set(wanted) - set(available))
+            if missing:
+                raise ServeError(f"model '{name}' has no versions {missing} on disk; it has {available}", 404,
+                                 "unknown_model")
+            current = self.loaded.get(name, {})
+            serving = {v: current[v] if v in current else await self._load_version(name, v) for v in wanted}
+            self.loaded[name] = serving  # requests switch here; the versions dropped below only drain
+            await self._close([loaded for v, loaded in current.items() if v not in serving])
+            return wanted
+
+    async def unload(self, name: str, version: int | None = None) -> None:
+        async with self.lock:
+            self.versions_on_disk(name)  # 404 for a model that does not exist
+            current = self.loaded.get(name, {})
+            dropped = [loaded for v, loaded in current.items() if version is None or v == version]
+            remaining = {v: loaded for v, loaded in current.items() if loaded not in dropped}
+            if remaining:
+                self.loaded[name] = remaining
+            else:
+                self.loaded.pop(name, None)
+            await self._close(dropped)
+
+    async def _load_version(self, name: str, version: int) -> LoadedVersion:
+        directory = self.root / name / str(version)
+        try:
+            runtime = await asyncio.to_thread(load_runtime, directory, self.threads)  # ORT sessions take a while
+            batching = self.model_config(name).for_artefact(runtime.manifest.batch_sizes, runtime.manifest.max_batch)
+        except FrameduelError as exc:
+            self.errors[(name, version)] = str(exc)
+            raise ServeError(f"cannot load {name} version {version}: {exc}", 400, "load_failed") from None
+        except ImportError as exc:  # the runtime's package is not installed
+            self.errors[(name, version)] = str(exc)
+            raise ServeError(f"cannot load {name} version {version}: {exc}; install frameduel[export]", 400,
+                             "load_failed") from None
+        self.errors.pop((name, version), None)
+        labels = (name, str(version))
+        batcher = DynamicBatcher(
+            runtime.infer,
+            batching,
+            on_batch=lambda stats: self.metrics.observe_batch(*labels, stats),
+            on_depth=lambda depth: self.metrics.set_queue_depth(*labels, depth),
+        )
+        return LoadedVersion(name, version, runtime.manifest, batching, batcher)
+
+    async def _close(self, versions: list[LoadedVersion]) -> None:
+        for loaded in versions:
+            await loaded.batcher.close()
+            self.metrics.forget(loaded.name, str(loaded.version))
+
+    async def close(self) -> None:
+        async with self.lock:
+            await self._close([v for versions in self.loaded.values() for v in versions.values()])
+            self.loaded.clear()
+
+    # -- lookups -----------------------------------------------------------------------------------
+    def get(self, name: str, version: int | None = None) -> LoadedVersion:
+        versions = self.loaded.get(name)
+        if not versions:
+            self.versions_on_disk(name)  # 404 when the model does not exist at all
+            raise ServeError(f"model '{name}' is not loaded; POST /v2/repository/models/{name}/load", 404, "not_loaded")
+        if version is None:
+            return versions[max(versions)]
+        if version not in versions:
+            raise ServeError(f"model '{name}' version {version} is not loaded; loaded: {sorted(versions)}", 404,
+                             "not_loaded")
+        return versions[version]
+
+    def index(self) -> list[dict[str, Any]]:
+        """Every version on disk with its state, as the repository extension's index lists them."""
+        entries = []
+        for name in self.models_on_disk():
+            loaded = self.loaded.get(name, {})
+            for version in self.versions_on_disk(name):
+                state = "READY" if version in loaded else "UNAVAILABLE"
+                entry = {"name": name, "version": str(version), "state": state}
+                if version not in loaded:
+                    entry["reason"] = self.errors.get((name, version), "not loaded")
+                entries.append(entry)
+        return entries
