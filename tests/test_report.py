@@ -101,3 +101,24 @@ def test_report_logs_to_an_mlflow_file_store(db_path, tmp_path, monkeypatch):
     assert logged.data.params["version.torch"]
     assert {item.path for item in client.list_artifacts(logged.info.run_id)} == {"report.html", "report.md",
                                                                                    "report.json"}
+
+
+def test_caveats_name_eager_fallback_and_contention(db_path, tmp_path):
+    run_id = stored_run(db_path)
+    store = Store(db_path)
+    for _, measurement in store.measurements(run_id):
+        if measurement.spec.mode == "compile" and measurement.spec.task == "train":
+            measurement.runtime = {"compiled_graphs": 0, "graph_breaks": 0,
+                                   "eager_fallback_reasons": ["Attempted to wrap RNN, GRU, or LSTM"]}
+            measurement.background_cores = 0.9
+            store.save_measurement(run_id, 0, measurement)
+    out = tmp_path / "out"
+    assert run_cli("report", run_id, "--db", str(db_path), "--out", str(out)).returncode == 0
+    caveats = json.loads((out / "report.json").read_text())["caveats"]
+    assert caveats == [
+        "mlp/tiny/train/b32/fp32/cpu torch compile: torch.compile compiled nothing, the whole model ran eagerly "
+        "(Attempted to wrap RNN, GRU, or LSTM)",
+        "mlp/tiny/train/b32/fp32/cpu torch compile: other processes kept 0.90 cores busy while it was measured; "
+        "re-run on a quiet machine",
+    ]
+    assert "id='caveats'" in (out / "report.html").read_text() and "## Caveats" in (out / "report.md").read_text()

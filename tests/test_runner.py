@@ -121,3 +121,15 @@ def test_resume_runs_only_the_missing_cells(db_path):
     assert stored["tf"].status == "ok" and stored["tf"].step_seconds != [42.0]
     progress_lines = [line for line in result.stdout.splitlines() if "ms/step" in line]
     assert len(progress_lines) == 1 and "tf eager:" in progress_lines[0]
+
+
+def test_a_compiled_cell_reports_its_graph_breaks(tmp_path):
+    # dynamo never traces nn.LSTM: the "compile" cell is partly eager, and the report must be able to say so
+    spec = RunSpec(workload="lstm", framework="torch", mode="compile", task="infer", size="tiny", batch_size=1)
+    result = run_worker(spec, TINY_BUDGET, tmp_path)
+    assert result.status == "ok", result.error
+    assert result.runtime["compiled_graphs"] == 0
+    assert any("LSTM" in reason for reason in result.runtime["eager_fallback_reasons"])
+    mlp = run_worker(RunSpec(workload="mlp", framework="torch", mode="compile", task="infer", size="tiny",
+                             batch_size=1), TINY_BUDGET, tmp_path)
+    assert mlp.runtime["compiled_graphs"] >= 1 and mlp.runtime["eager_fallback_reasons"] == []

@@ -6,6 +6,7 @@ torch_backend and tf_backend expose the same public names (Keras 3's backend pat
     make_step(workload, spec, batch) -> Step build the model and one train/infer step for spec.mode
     make_generation(workload, spec, batch) -> Generation   KV-cache decoding (language models)
     peak_device_memory_mb(spec) -> float | None
+    compile_facts(spec) -> dict              after the steps: e.g. torch.compile's graph breaks
     is_out_of_memory(exc) -> bool
 
 and, for parity and accuracy runs: build_model, to_tensors, make_train_fn, make_infer_fn, set_training,
@@ -55,3 +56,15 @@ class Generation:
 def load_backend(framework: str) -> ModuleType:
     check_choice("framework", framework, FRAMEWORKS)
     return importlib.import_module(BACKEND_MODULES[framework])
+
+
+# Deployment export: export_artefact(fmt, workload, model, sample, calibration, out_dir, max_batch) per framework.
+EXPORT_MODULES = {
+    "torch": "frameduel.frameworks.torch_export",
+    "tf": "frameduel.frameworks.tf_export",
+}
+
+
+def load_exporter(framework: str) -> ModuleType:
+    check_choice("framework", framework, FRAMEWORKS)
+    return importlib.import_module(EXPORT_MODULES[framework])

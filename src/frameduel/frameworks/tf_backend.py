@@ -50,6 +50,11 @@ def configure(spec: RunSpec) -> dict[str, Any]:
     }
 
 
+def compile_facts(spec: RunSpec) -> dict[str, Any]:
+    """tf.function and XLA either trace the whole step or fail it, so there is nothing partial to report."""
+    return {}
+
+
 def build_model(workload: Workload, spec: RunSpec) -> keras.Model:
     model_module = _model_module(workload)
     with tf.device(_device_name(spec)):

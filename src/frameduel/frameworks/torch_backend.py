@@ -132,6 +132,23 @@ def make_generation(workload: Workload, spec: RunSpec, batch: Batch) -> Generati
     return Generation(prefill=run_prefill, decode=run_decode, sync=sync, new_tokens=new_tokens)
 
 
+def compile_facts(spec: RunSpec) -> dict[str, Any]:
+    """After the steps ran: how much of the model torch.compile really compiled.
+
+    Dynamo falls back to eager Python at a graph break, or for a whole frame it cannot trace (nn.LSTM
+    is never traced: "unimplemented"), so a "compile" cell may measure partly or wholly eager code;
+    the report says so next to the number.
+    """
+    if spec.mode != "compile":
+        return {}
+    counters = torch._dynamo.utils.counters
+    # A reason's first line names it ("Attempted to wrap RNN, GRU, or LSTM"); the rest is hints.
+    reasons = {reason.splitlines()[0][:160] for kind in ("graph_break", "unimplemented") for reason in counters[kind]}
+    return {"compiled_graphs": int(counters["stats"]["unique_graphs"]),
+            "graph_breaks": int(sum(counters["graph_break"].values())),
+            "eager_fallback_reasons": sorted(reasons)[:5]}
+
+
 def set_training(model: torch.nn.Module, training: bool) -> None:
     """Train/eval mode (BatchNorm, dropout) lives on the module in torch; make_*_fn set it once."""
     model.train(training)

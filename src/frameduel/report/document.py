@@ -56,6 +56,25 @@ class Report:
         """Framework against framework, each at its best mode: the first thing a reader wants."""
         return [ratio for ratio in self.summary.ratios if " best (" in ratio.label]
 
+    @property
+    def caveats(self) -> list[str]:
+        """What a reader must know before trusting a number: partial compilation, contention, noise."""
+        lines = []
+        for cell in self.summary.cells:
+            label = f"{cell.spec.comparison_group} {cell.spec.framework} {cell.spec.mode}"
+            reasons = "; ".join(cell.runtime.get("eager_fallback_reasons", []))
+            if cell.runtime.get("compiled_graphs") == 0:
+                lines.append(f"{label}: torch.compile compiled nothing, the whole model ran eagerly ({reasons})")
+            elif cell.runtime.get("graph_breaks"):
+                lines.append(f"{label}: torch.compile hit {cell.runtime['graph_breaks']} graph break(s), so part "
+                             f"of the model ran eagerly ({reasons})")
+            if cell.contended:
+                lines.append(f"{label}: other processes kept {cell.background_cores:.2f} cores busy while it was "
+                             "measured; re-run on a quiet machine")
+            if cell.noisy:
+                lines.append(f"{label}: noisy (IQR/median >= 10%); its CI is wide")
+        return lines
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "run_id": self.run.id,
@@ -66,6 +85,7 @@ class Report:
             **self.summary.to_dict(),
             "break_even": [item.to_dict() for item in self.break_even],
             "claims": [claim.to_dict() for claim in self.claims],
+            "caveats": self.caveats,
         }
 
 

@@ -69,6 +69,8 @@ def to_html(report: Report) -> str:
         "<section id='verdict'><h2>Verdict: each framework at its best mode</h2>"
         + html_table(RATIO_COLUMNS, ratio_rows(report.headline)) + "</section>",
         "<section id='cells'><h2>Every cell</h2>" + html_table(CELL_COLUMNS, cell_rows(report.summary)) + "</section>",
+        "<section id='caveats'><h2>Caveats</h2><ul>"
+        + "".join(f"<li>{html.escape(line)}</li>" for line in report.caveats or ["none"]) + "</ul></section>",
         "<section id='speedups'><h2>Speedups</h2>"
         + html_table(RATIO_COLUMNS, ratio_rows(report.summary.ratios)) + "</section>",
         "<section id='claims'><h2>Claim check on this hardware</h2>" + "".join(
@@ -102,6 +104,7 @@ def to_markdown(report: Report) -> str:
         f"# {title_of(report)}", "\n".join(f"- {line}" for line in overview_lines(report)),
         "## Verdict: each framework at its best mode", markdown_table(RATIO_COLUMNS, ratio_rows(report.headline)),
         "## Every cell", markdown_table(CELL_COLUMNS, cell_rows(report.summary)),
+        "## Caveats", "\n".join(f"- {line}" for line in report.caveats or ["none"]),
         "## Speedups", markdown_table(RATIO_COLUMNS, ratio_rows(report.summary.ratios)),
         "## Claim check on this hardware", "\n\n".join(
             f"**{c.claim}: {c.status}**\n\n" + "\n".join(f"- {line}" for line in c.evidence) for c in report.claims),

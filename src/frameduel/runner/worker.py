@@ -69,7 +69,7 @@ def measure_cell(spec: RunSpec, budget: MeasureBudget) -> Measurement:
     measurement.baseline_rss_mb = baseline
     measurement.peak_device_mb = backend.peak_device_memory_mb(spec)
     measurement.wall_s = time.perf_counter() - started
-    measurement.runtime = runtime
+    measurement.runtime = {**runtime, **backend.compile_facts(spec)}
     return measurement
 
 
