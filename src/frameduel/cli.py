@@ -355,6 +355,68 @@ def advise(
     console.print(table)
 
 
+@app.command()
+@user_errors
+def serve(
+    repository: Path = typer.Option(..., "--repository", help="model repository: DIR/MODEL/VERSION/manifest.json"),
+    host: str = typer.Option("127.0.0.1", help="interface to bind; loopback unless you mean to expose it"),
+    port: int = typer.Option(8000, help="TCP port"),
+    token: str | None = typer.Option(None, "--token", envvar="FRAMEDUEL_SERVE_TOKEN",
+                                     help="require 'Authorization: Bearer TOKEN' (or set $FRAMEDUEL_SERVE_TOKEN)"),
+    threads: int | None = typer.Option(None, help="runtime threads per model version (default: cores - 1)"),
+    max_batch_size: int = typer.Option(32, help="samples per runtime call (dynamic batching; 1 turns it off)"),
+    max_queue_delay_us: int = typer.Option(2000, help="longest the oldest request waits for a batch to fill"),
+    max_queue_size: int = typer.Option(1024, help="samples allowed to wait per model version; more get 429"),
+    timeout_s: float = typer.Option(30.0, help="a request still queued this long after arrival gets 503"),
+) -> None:
+    """Serve a model repository over the KServe v2 / Open Inference Protocol REST API."""
+    # Imported here: the server's packages (the [serve] extra) are only needed by this command.
+    from frameduel.serve.app import ServerConfig, default_threads, run_server
+    from frameduel.serve.batcher import BatchingConfig
+
+    batching = BatchingConfig(max_batch_size, max_queue_delay_us, max_queue_size, timeout_s)
+    config = ServerConfig(repository, host, port, token, threads or default_threads(), batching)
+    console.print(f"serving {repository} at http://{host}:{port}/v2 (Ctrl-C stops)", highlight=False)
+    run_server(config)
+
+
+@app.command()
+@user_errors
+def loadtest(
+    url: str = typer.Argument(..., help="model URL: http://HOST:PORT/v2/models/NAME[/versions/V]"),
+    concurrency: int = typer.Option(8, help="closed loop: clients with one request in flight; open: connections"),
+    duration: float = typer.Option(10.0, help="measured seconds, after the warm-up"),
+    warmup: float = typer.Option(1.0, help="seconds of load before measuring"),
+    mode: str = typer.Option("closed", help="closed (fixed concurrency) or open (Poisson arrivals at --rate)"),
+    rate: float | None = typer.Option(None, help="open loop: mean requests per second"),
+    batch: int = typer.Option(1, help="samples per request"),
+    json_tensors: bool = typer.Option(False, "--json-tensors", help="JSON tensors instead of the binary extension"),
+    token: str | None = typer.Option(None, "--token", envvar="FRAMEDUEL_SERVE_TOKEN", help="bearer token"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON"),
+    db: Path | None = DbOption,
+) -> None:
+    """Load-test a served model: throughput, latency percentiles, stability over time; the result is stored."""
+    from frameduel.serve.loadtest import LoadTestConfig, run_loadtest, save_loadtest
+
+    config = LoadTestConfig(url, concurrency, duration, warmup, mode, rate, batch, not json_tensors, token=token)
+    result = run_loadtest(config)
+    save_loadtest(open_store(db), result)
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    table = Table(header_style="bold")
+    for column in ("model", "mode", "conc.", "batch", "req/s", "samples/s", "p50 ms", "p90 ms", "p99 ms", "errors",
+                   "stable"):
+        table.add_column(column)
+    latency = result["latency_ms"]
+    table.add_row(f"{result['model']}/{result['version']}", mode, str(concurrency), str(batch),
+                  f"{result['throughput_rps']:.1f}", f"{result['throughput_sps']:.1f}",
+                  *(f"{latency[p]:.2f}" for p in ("p50", "p90", "p99")),
+                  ", ".join(f"{code}: {n}" for code, n in result["errors"].items()) or "0",
+                  "yes" if result["stable"] else f"no (noise {result['window_noise']:.0%})")
+    console.print(table)
+
+
 def main() -> None:
     sys.exit(app())
 

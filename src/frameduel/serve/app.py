@@ -9,6 +9,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import os
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -31,14 +32,13 @@ from frameduel.serve.protocol import (
     HEADER_LENGTH,
     INFER_REQUEST_SCHEMA,
     ServeError,
-    datatype_of,
     encode_infer_response,
     parse_infer_request,
+    tensor_metadata,
 )
 from frameduel.serve.repository import LoadedVersion, ModelRepository, parse_version
 
 log = logging.getLogger("frameduel.serve")
-TOKEN_ENV_VAR = "FRAMEDUEL_SERVE_TOKEN"  # documented alternative to --token (keeps it out of `ps`)
 EXTENSIONS = ("binary_tensor_data", "model_repository")
 
 
@@ -51,6 +51,11 @@ class ServerConfig:
     threads: int | None = None  # runtime intra-op threads per model version
     batching: BatchingConfig = field(default_factory=BatchingConfig)
     max_body_bytes: int = 64 * 2**20  # larger bodies get 413 before they are read into memory
+
+
+def default_threads() -> int:
+    """Runtime threads per model version: all cores but one, which stays with the event loop (HTTP)."""
+    return max(1, (os.cpu_count() or 2) - 1)
 
 
 def error_response(status: int, message: str) -> JSONResponse:
@@ -68,11 +73,6 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise ServeError(f"the body exceeds the limit of {limit} bytes", 413, "too_large")
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-def tensor_metadata(specs: tuple) -> list[dict[str, Any]]:
-    return [{"name": s.name, "datatype": datatype_of(s.dtype), "shape": [-1 if d is None else d for d in s.shape]}
-            for s in specs]
 
 
 def model_metadata(repository: ModelRepository, loaded: LoadedVersion, all_versions: bool) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from frameduel.errors import FrameduelError
+from frameduel.export.manifest import TensorSpec
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
 BINARY_CONTENT_TYPE = "application/octet-stream"
@@ -65,6 +66,12 @@ class InferRequest:
 
 def datatype_of(dtype: str) -> str:
     return NUMPY_DATATYPES[str(np.dtype(dtype))]
+
+
+def tensor_metadata(specs: tuple[TensorSpec, ...]) -> list[dict[str, Any]]:
+    """Manifest tensors as v2 metadata lists them: a dynamic axis is -1."""
+    return [{"name": s.name, "datatype": datatype_of(s.dtype), "shape": [-1 if d is None else d for d in s.shape]}
+            for s in specs]
 
 
 def _field(data: dict[str, Any], key: str, kind: type, where: str, required: bool = True) -> Any:

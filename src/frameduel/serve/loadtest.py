@@ -1,0 +1,289 @@
+"""Load-test a KServe v2 model endpoint: closed loop (N clients) or open loop (Poisson arrivals).
+
+Closed loop: ``concurrency`` clients each keep one request in flight, so the offered load adapts to
+the server (the throughput figure). Open loop: requests arrive at ``rate`` per second with exponential
+gaps whatever the server does, and latency counts from the scheduled arrival, so a slow server shows
+up as queueing instead of silently lowering the load (no coordinated omission).
+
+The hot loop speaks HTTP/1.1 keep-alive over asyncio streams itself: a general client costs several
+times more CPU per request, and on a small machine the load generator would otherwise measure itself.
+
+Stored results (``Store.save_result("loadtest", key, data, ...)``, key ``"<model>/<version> <mode>
+c<concurrency> b<batch>"``) have these fields:
+    config          LoadTestConfig as a dict (url, mode, concurrency, rate, batch, duration_s, ...)
+    model, version  what answered (version as the server reported it)
+    requests        successful requests completed in the measured period (after warm-up)
+    errors          {status code or "connection": count} over the measured period
+    throughput_rps  successful requests per second;  throughput_sps: samples per second
+    latency_ms      {"p50", "p90", "p99", "mean", "max"} of successful requests, milliseconds
+    windows_sps     samples per second in consecutive windows of window_s (stability over time)
+    window_noise    IQR/median of windows_sps;  stable: window_noise below runner.stats.NOISE_THRESHOLD
+    dropped         open loop only: arrivals not sent because too many were already waiting
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import numpy as np
+
+from frameduel.environment import fingerprint
+from frameduel.errors import FrameduelError
+from frameduel.export.runtimes import load_runtime
+from frameduel.runner.stats import NOISE_THRESHOLD, percentile, summarize
+from frameduel.serve.protocol import DATATYPES, encode_infer_request, tensor_metadata
+from frameduel.store import Store
+
+MODES = ("closed", "open")
+MAX_WAITING_PER_CONNECTION = 16  # open loop: arrivals queued beyond this per connection are dropped
+
+
+@dataclass(frozen=True)
+class LoadTestConfig:
+    url: str  # the model's URL: http://HOST:PORT/v2/models/NAME[/versions/V] (a trailing /infer is fine)
+    concurrency: int = 8  # closed loop: clients; open loop: connections
+    duration_s: float = 10.0  # measured period, after warm-up
+    warmup_s: float = 1.0
+    mode: str = "closed"
+    rate: float | None = None  # open loop: mean arrivals per second
+    batch: int = 1  # samples per request
+    binary: bool = True  # binary-tensor extension for inputs and outputs (JSON otherwise)
+    window_s: float = 1.0
+    token: str | None = field(default=None, repr=False)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise FrameduelError(f"unknown load-test mode '{self.mode}'; choose from: {', '.join(MODES)}")
+        if self.mode == "open" and not (self.rate and self.rate > 0):
+            raise FrameduelError("the open loop needs --rate, the mean requests per second")
+        if self.concurrency < 1 or self.batch < 1 or self.duration_s <= 0 or self.window_s <= 0:
+            raise FrameduelError("concurrency and batch must be >= 1, duration and window > 0")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if k != "token"}  # never store the secret
+
+
+@dataclass(frozen=True)
+class Target:
+    base: str  # scheme://host:port
+    host: str
+    port: int
+    infer_path: str
+    model: str
+    metadata: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    end: float  # perf_counter at completion
+    latency_s: float
+    status: int  # 0: connection failure
+
+
+def resolve_target(config: LoadTestConfig) -> Target:
+    """Check the URL names a served model (one clear error otherwise) and fetch its metadata."""
+    parts = urlsplit(config.url.rstrip("/").removesuffix("/infer"))
+    segments = parts.path.strip("/").split("/")
+    if parts.scheme != "http" or not parts.hostname or segments[:2] != ["v2", "models"] or len(segments) not in (3, 5):
+        raise FrameduelError(f"'{config.url}' is not a model URL; use http://HOST:PORT/v2/models/NAME[/versions/V]")
+    base = f"http://{parts.netloc}"
+    model_path = parts.path.rstrip("/").removesuffix("/infer")
+    try:
+        response = httpx.get(base + model_path, headers=auth_headers(config.token), timeout=10)
+    except httpx.HTTPError as exc:
+        raise FrameduelError(f"cannot reach {base}: {exc}; is `frameduel serve` running there?") from None
+    if response.status_code != 200:
+        raise FrameduelError(f"{base + model_path} answered {response.status_code}: {error_text(response)}")
+    return Target(base, parts.hostname, parts.port or 80, model_path + "/infer", segments[2], response.json())
+
+
+def auth_headers(token: str | None) -> dict[str, str]:
+    return {"authorization": f"Bearer {token}"} if token else {}
+
+
+def error_text(response: httpx.Response) -> str:
+    try:
+        return str(response.json().get("error", response.text))
+    except ValueError:
+        return response.text[:200]
+
+
+def make_inputs(metadata: dict[str, Any], batch: int, seed: int) -> dict[str, np.ndarray]:
+    """Random inputs of the model's shapes, the dynamic (-1) axes set to batch."""
+    rng = np.random.default_rng(seed)
+    inputs = {}
+    for spec in metadata["inputs"]:
+        shape = tuple(batch if d == -1 else d for d in spec["shape"])
+        dtype = np.dtype(DATATYPES[spec["datatype"]])
+        values = rng.standard_normal(shape) if dtype.kind == "f" else rng.integers(0, 2, shape)
+        inputs[spec["name"]] = values.astype(dtype)
+    return inputs
+
+
+def request_bytes(target: Target, config: LoadTestConfig) -> bytes:
+    """One complete HTTP/1.1 request, built once and sent as it is by every client."""
+    body, headers = encode_infer_request(make_inputs(target.metadata, config.batch, config.seed), config.binary,
+                                         binary_outputs=config.binary)
+    headers |= auth_headers(config.token)
+    response = httpx.post(target.base + target.infer_path, content=body, headers=headers, timeout=60)
+    if response.status_code != 200:  # fail before the run, with the server's own words
+        raise FrameduelError(f"the first request failed ({response.status_code}): {error_text(response)}")
+    lines = [f"POST {target.infer_path} HTTP/1.1", f"host: {target.host}:{target.port}",
+             f"content-length: {len(body)}", *(f"{k}: {v}" for k, v in headers.items())]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+class Connection:
+    """One keep-alive HTTP/1.1 connection that sends a fixed request and reads Content-Length responses."""
+
+    def __init__(self, target: Target, request: bytes) -> None:
+        self.target, self.request = target, request
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def send(self) -> int:
+        """Send the request once; return the status code, 0 when the connection failed."""
+        try:
+            if self.writer is None:
+                self.reader, self.writer = await asyncio.open_connection(self.target.host, self.target.port)
+            self.writer.write(self.request)
+            status_line = await self.reader.readuntil(b"\r\n")
+            length, close = 0, False
+            while (line := await self.reader.readuntil(b"\r\n")) != b"\r\n":
+                name, _, value = line.decode("latin-1").partition(":")
+                name = name.strip().lower()
+                length = int(value) if name == "content-length" else length
+                close = close or (name == "connection" and value.strip().lower() == "close")
+            await self.reader.readexactly(length)
+            if close:
+                self.close()
+            return int(status_line.split()[1])
+        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError, IndexError):
+            self.close()
+            return 0
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+
+async def closed_loop(target: Target, request: bytes, config: LoadTestConfig, stop: float) -> list[Outcome]:
+    outcomes: list[Outcome] = []
+
+    async def client() -> None:
+        connection = Connection(target, request)
+        while (start := time.perf_counter()) < stop:
+            status = await connection.send()
+            end = time.perf_counter()
+            outcomes.append(Outcome(end, end - start, status))
+        connection.close()
+
+    await asyncio.gather(*(client() for _ in range(config.concurrency)))
+    return outcomes
+
+
+async def open_loop(target: Target, request: bytes, config: LoadTestConfig, stop: float) -> tuple[list[Outcome], int]:
+    outcomes: list[Outcome] = []
+    idle: asyncio.Queue[Connection] = asyncio.Queue()
+    for _ in range(config.concurrency):
+        idle.put_nowait(Connection(target, request))
+    rng, tasks, dropped = random.Random(config.seed), set(), 0
+
+    async def arrive(scheduled: float) -> None:
+        connection = await idle.get()
+        status = await connection.send()
+        end = time.perf_counter()
+        outcomes.append(Outcome(end, end - scheduled, status))  # from the arrival: waiting counts
+        idle.put_nowait(connection)
+
+    arrival = time.perf_counter()
+    while (arrival := arrival + rng.expovariate(config.rate)) < stop:
+        await asyncio.sleep(max(0.0, arrival - time.perf_counter()))
+        if len(tasks) >= config.concurrency * MAX_WAITING_PER_CONNECTION:
+            dropped += 1
+            continue
+        task = asyncio.create_task(arrive(arrival))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+    await asyncio.gather(*tasks)
+    while not idle.empty():
+        idle.get_nowait().close()
+    return outcomes, dropped
+
+
+def summarize_outcomes(outcomes: list[Outcome], config: LoadTestConfig, begin: float) -> dict[str, Any]:
+    """Figures over the measured period [begin, begin + duration_s)."""
+    measured = [o for o in outcomes if begin <= o.end < begin + config.duration_s]
+    ok = [o for o in measured if o.status == 200]
+    errors: dict[str, int] = {}
+    for o in measured:
+        if o.status != 200:
+            key = str(o.status) if o.status else "connection"
+            errors[key] = errors.get(key, 0) + 1
+    windows = np.zeros(max(1, int(config.duration_s / config.window_s)))
+    for o in ok:
+        windows[min(len(windows) - 1, int((o.end - begin) / config.window_s))] += config.batch / config.window_s
+    latencies_ms = [o.latency_s * 1e3 for o in ok] or [float("nan")]
+    noise = summarize(windows.tolist(), resamples=100).noise if windows.any() else float("inf")
+    return {
+        "requests": len(ok),
+        "errors": errors,
+        "throughput_rps": len(ok) / config.duration_s,
+        "throughput_sps": len(ok) * config.batch / config.duration_s,
+        "latency_ms": {f"p{q}": percentile(latencies_ms, q) for q in (50, 90, 99)}
+        | {"mean": float(np.mean(latencies_ms)), "max": float(np.max(latencies_ms))},
+        "windows_sps": windows.tolist(),
+        "window_noise": noise,
+        "stable": bool(noise < NOISE_THRESHOLD),
+    }
+
+
+def run_loadtest(config: LoadTestConfig) -> dict[str, Any]:
+    """Run one load test against a live server; returns the stored-result document described above."""
+    target = resolve_target(config)
+    request = request_bytes(target, config)
+
+    async def drive() -> tuple[list[Outcome], int, float]:
+        begin = time.perf_counter() + config.warmup_s
+        stop = begin + config.duration_s
+        if config.mode == "closed":
+            return await closed_loop(target, request, config, stop), 0, begin
+        outcomes, dropped = await open_loop(target, request, config, stop)
+        return outcomes, dropped, begin
+
+    outcomes, dropped, begin = asyncio.run(drive())
+    versions = target.metadata.get("versions") or ["?"]
+    return {"config": config.to_dict(), "model": target.model, "version": versions[-1],
+            **summarize_outcomes(outcomes, config, begin), "dropped": dropped}
+
+
+def result_key(result: dict[str, Any]) -> str:
+    config = result["config"]
+    return f"{result['model']}/{result['version']} {config['mode']} c{config['concurrency']} b{config['batch']}"
+
+
+def save_loadtest(store: Store, result: dict[str, Any]) -> int:
+    return store.save_result("loadtest", result_key(result), result, fingerprint())
+
+
+def offline_throughput(directory: Path, batch: int, duration_s: float, threads: int | None = None,
+                       seed: int = 0) -> dict[str, Any]:
+    """The runtime called directly at one batch size, no server: the ceiling served throughput is held to."""
+    runtime = load_runtime(directory, threads)
+    inputs = make_inputs({"inputs": tensor_metadata(runtime.manifest.inputs)}, batch, seed)
+    for _ in range(3):  # first calls allocate and pick kernels
+        runtime.infer(inputs)
+    calls, start = 0, time.perf_counter()
+    while (elapsed := time.perf_counter() - start) < duration_s:
+        runtime.infer(inputs)
+        calls += 1
+    return {"batch": batch, "calls": calls, "seconds": elapsed, "throughput_sps": calls * batch / elapsed}
