@@ -18,6 +18,11 @@ from rich.table import Table
 from frameduel import environment
 from frameduel.accuracy.run import DEFAULT_MODES, AccuracyRequest, run_accuracy
 from frameduel.errors import FrameduelError
+from frameduel.export.bench import BenchBudget
+from frameduel.export.manifest import FORMATS
+from frameduel.export.reference import DIGITS_SIZE
+from frameduel.export.run import ExportRequest, run_export, save_results
+from frameduel.export.table import print_export
 from frameduel.parity.check import DIRECTIONS, check_parity
 from frameduel.report.accuracy import accuracy_json, print_accuracy, run_line
 from frameduel.report.advise import SCENARIO_WEIGHTS
@@ -417,6 +422,45 @@ def loadtest(
                   ", ".join(f"{code}: {n}" for code, n in result["errors"].items()) or "0",
                   "yes" if result["stable"] else f"no (noise {result['window_noise']:.0%})")
     console.print(table)
+
+
+@app.command(name="export")
+@user_errors
+def export_command(
+    workload: str = typer.Argument(..., help="workload to export, e.g. mlp or cnn"),
+    framework: str = typer.Option(..., "--framework", help="source framework: torch or tf"),
+    formats: str = typer.Option(",".join(FORMATS), help="comma-separated: " + ", ".join(FORMATS)),
+    out: Path = typer.Option(Path("frameduel-models"), "--out", help="model repository: <out>/<model>/<version>/"),
+    size: str | None = typer.Option(None, help=f"{DIGITS_SIZE} (trained on load_digits; the default where the "
+                                    "workload has a digits model, else tiny), tiny, small, base (untrained)"),
+    epochs: int = typer.Option(5, help="digits training epochs (--size digits)"),
+    max_batch: int = typer.Option(32, help="largest batch an artefact accepts; the gate and throughput use it"),
+    threads: int | None = typer.Option(None, help="runtime intra-op threads (default: all cores)"),
+    seed: int = typer.Option(0, help="seed for weights and data"),
+    timeout: float = typer.Option(600.0, help="seconds before a converter or validation worker is killed"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
+    db: Path | None = DbOption,
+) -> None:
+    """Export a workload to deployment formats; gate every artefact against its source model; benchmark it."""
+    if size is None:
+        size = DIGITS_SIZE if get_workload(workload).digits is not None else "tiny"
+    request = ExportRequest(
+        workload=workload, framework=framework, formats=split_list(formats), out=out, size=size, epochs=epochs,
+        max_batch=max_batch, seed=seed, threads=threads or environment.default_threads(), timeout_s=timeout,
+        budget=BenchBudget(),
+    )
+    store = open_store(db)
+    export_id, results = run_export(request, on_result=lambda r: err_console.print(
+        f"{r.format}: {r.status}{' - ' + r.reason if r.reason else ''}", highlight=False, soft_wrap=True))
+    save_results(store, export_id, request, results, environment.fingerprint())
+    rows = [result.to_dict() for result in results]
+    if as_json:
+        print(json.dumps({"export_id": export_id, "results": rows}, indent=2))
+    else:
+        print_export(console, rows, title=f"{export_id}: {workload} from {framework}, {request.threads} threads "
+                     f"-> {out}")
+    if any(result.status in ("invalid", "failed") for result in results):
+        raise typer.Exit(1)
 
 
 def main() -> None:

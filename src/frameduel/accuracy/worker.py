@@ -39,7 +39,12 @@ def digits_batch(workload: Workload, images: np.ndarray, labels: np.ndarray) -> 
 
 def train_epochs(backend: ModuleType, spec: RunSpec, data: DigitsSplit, max_epochs: int) -> dict[str, list[float]]:
     workload = digits_workload(get_workload(spec.workload))
-    model = backend.build_model(workload, spec)
+    return fit_digits(backend, workload, spec, backend.build_model(workload, spec), data, max_epochs)
+
+
+def fit_digits(backend: ModuleType, workload: Workload, spec: RunSpec, model: Any, data: DigitsSplit,
+               max_epochs: int) -> dict[str, list[float]]:
+    """Train model in place on the digits train split (workload: a digits_workload); return its per-epoch curve."""
     infer = backend.make_infer_fn(model, spec)
     train = backend.make_train_fn(model, spec, workload.optimizer)
     test_inputs, _ = backend.to_tensors(workload, spec, digits_batch(workload, data.test_images, data.test_labels))

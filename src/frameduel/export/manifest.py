@@ -74,6 +74,9 @@ class Manifest:
     opset: int | None = None  # ONNX opset, when the format has one
     size_bytes: int = 0
     source: dict[str, Any] = field(default_factory=dict)  # seed, weights digest, run id, versions
+    # Empty for float artefacts; else what is int8 and what stays float, e.g. {"weights": "int8",
+    # "activations": "int8", "io": "float32", "calibration": "..."} (the I/O dtypes are also in inputs/outputs).
+    quantization: dict[str, str] = field(default_factory=dict)
     created: str = ""
     validation: Validation | None = None
     manifest_version: int = MANIFEST_VERSION

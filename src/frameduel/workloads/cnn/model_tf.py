@@ -90,8 +90,16 @@ def build(config: CNNConfig) -> keras.Model:
     return model
 
 
+NCHW_TO_NHWC = (0, 2, 3, 1)
+
+
 def to_native_layout(inputs: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(inputs.transpose(0, 2, 3, 1))  # NCHW -> NHWC
+    return np.ascontiguousarray(inputs.transpose(NCHW_TO_NHWC))
+
+
+def to_native_layout_graph(x):
+    """The same conversion on a graph tensor: exported artefacts take the canonical NCHW layout."""
+    return keras.ops.transpose(x, NCHW_TO_NHWC)
 
 
 # -- Transfer to and from PyTorch: torch state_dict names (model_torch.py) for every Keras variable. --

@@ -1,0 +1,71 @@
+"""Gate and benchmark one artefact, in a process of its own.
+
+    python -m frameduel.export.validate_worker RESULT_PATH < job.json   ({"directory", "threads", "budget"})
+
+Loads the artefact with the runtime its manifest names (timed, after importing that runtime: that
+is its load time; the import is timed on its own), runs the
+validation gate on the ``reference.npz`` beside it, and, only if it passed, benchmarks it. Writes
+{"validation": ..., "benchmark": ... | null}. A load or run failure is a failed gate with its reason;
+a crash (a corrupt flatbuffer can take the interpreter down) is recorded by the parent instead.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from frameduel.export.bench import BenchBudget, benchmark
+from frameduel.export.gate import judge
+from frameduel.export.manifest import Validation, read_manifest
+from frameduel.export.reference import REFERENCE_FILE, load_reference
+from frameduel.export.runtimes import RUNTIME_FACTORIES, load_runtime
+from frameduel.runner.worker import error_line
+
+
+def import_runtime(directory: Path) -> float:
+    """Import the artefact's runtime module (TensorFlow, torch, ...) and return the seconds it took,
+    so that load time is the artefact's own and the import is reported beside it."""
+    started = time.perf_counter()
+    module_name = RUNTIME_FACTORIES[read_manifest(directory).runtime].split(":")[0]
+    importlib.import_module(module_name)
+    return time.perf_counter() - started
+
+
+def validate(directory: Path, threads: int, budget: BenchBudget | None) -> dict[str, Any]:
+    try:
+        import_s = import_runtime(directory)
+        started = time.perf_counter()
+        runtime = load_runtime(directory, threads=threads)
+    except Exception as exc:  # noqa: BLE001 - an artefact that cannot load fails its gate
+        return {"validation": dataclasses.asdict(Validation(False, f"cannot load: {error_line(exc)}")),
+                "benchmark": None}
+    load_s = time.perf_counter() - started
+    try:
+        reference = load_reference(directory / REFERENCE_FILE)
+        validation = judge(runtime, reference)
+    except Exception as exc:  # noqa: BLE001 - so does one that cannot run the reference inputs
+        validation = Validation(False, f"cannot run: {error_line(exc)}")
+    result: dict[str, Any] = {"validation": dataclasses.asdict(validation), "benchmark": None}
+    if validation.valid and budget is not None:
+        largest = max(reference.batches)
+        manifest = runtime.manifest
+        result["benchmark"] = benchmark(runtime, reference.batches[1][0], reference.batches[largest][0], budget,
+                                        threads, manifest.size_bytes, load_s, import_s).to_dict()
+    return result
+
+
+def main(argv: list[str]) -> int:
+    job = json.loads(sys.stdin.read())
+    budget = BenchBudget.from_dict(job["budget"]) if job.get("budget") else None
+    result = validate(Path(job["directory"]), job["threads"], budget)
+    Path(argv[1]).write_text(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
