@@ -438,6 +438,7 @@ def export_command(
     threads: int | None = typer.Option(None, help="runtime intra-op threads (default: all cores)"),
     seed: int = typer.Option(0, help="seed for weights and data"),
     timeout: float = typer.Option(600.0, help="seconds before a converter or validation worker is killed"),
+    bench_seconds: float = typer.Option(BenchBudget.max_seconds, help="time budget of each benchmark series"),
     as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
     db: Path | None = DbOption,
 ) -> None:
@@ -447,7 +448,7 @@ def export_command(
     request = ExportRequest(
         workload=workload, framework=framework, formats=split_list(formats), out=out, size=size, epochs=epochs,
         max_batch=max_batch, seed=seed, threads=threads or environment.default_threads(), timeout_s=timeout,
-        budget=BenchBudget(),
+        budget=BenchBudget(max_seconds=bench_seconds),
     )
     store = open_store(db)
     export_id, results = run_export(request, on_result=lambda r: err_console.print(
