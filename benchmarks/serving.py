@@ -97,11 +97,11 @@ def start_server(repo: Path, port: int) -> subprocess.Popen:
     raise RuntimeError("the server did not become ready in 120 s")
 
 
-def mean_batch(base: str, model: str) -> float:
-    """Mean real samples per executed batch so far, from the server's own histogram."""
+def batch_totals(base: str, model: str) -> tuple[float, float]:
+    """(samples, batches) executed so far for model, from the server's own batch-size histogram."""
     values = {s.name: s.value for f in text_string_to_metric_families(httpx.get(f"{base}/metrics").text)
               for s in f.samples if s.labels.get("model") == model and s.name.startswith("frameduel_batch_size_")}
-    return values.get("frameduel_batch_size_sum", 0) / max(1.0, values.get("frameduel_batch_size_count", 0))
+    return values.get("frameduel_batch_size_sum", 0.0), values.get("frameduel_batch_size_count", 0.0)
 
 
 def free_port() -> int:
@@ -135,10 +135,11 @@ def main() -> None:
                 ("batched c32", "cnn-batched", 32, 1),
                 ("unbatched c32", "cnn-unbatched", 32, 1),
             ):
-                before = mean_batch(base, model)
+                samples, batches = batch_totals(base, model)
                 runs[label] = run_loadtest(LoadTestConfig(f"{base}/v2/models/{model}", concurrency, args.duration,
                                                           warmup_s=2.0, batch=batch))
-                runs[label]["mean_batch_so_far"] = mean_batch(base, model) if before == 0 else None
+                after = batch_totals(base, model)
+                runs[label]["mean_batch"] = (after[0] - samples) / max(1.0, after[1] - batches)
                 if args.db:
                     save_loadtest(Store(args.db), runs[label])
         finally:
@@ -154,7 +155,7 @@ def report(args: argparse.Namespace, offline: dict, offline_1: dict, runs: dict)
           f"offline b1: {offline_1['throughput_sps']:.0f} samples/s")
     for label, run in runs.items():
         latency = run["latency_ms"]
-        batch = f", mean executed batch {run['mean_batch_so_far']:.1f}" if run["mean_batch_so_far"] else ""
+        batch = f", mean executed batch {run['mean_batch']:.1f}"
         print(f"  {label:14s} c{run['config']['concurrency']:<3d} b{run['config']['batch']:<2d} "
               f"{run['throughput_sps']:8.0f} samples/s  p50 {latency['p50']:.1f} ms  p99 {latency['p99']:.1f} ms  "
               f"errors {run['errors'] or 0}  stable {run['stable']}{batch}")
