@@ -100,5 +100,6 @@ class TorchExportRuntime:
 
     def infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         with torch.no_grad():
-            output = self.module(torch.from_numpy(inputs[INPUT_NAME]))
+            # A copy only when needed: request buffers (e.g. np.frombuffer) may be read-only or strided.
+            output = self.module(torch.from_numpy(np.require(inputs[INPUT_NAME], requirements=["C", "W"])))
         return {OUTPUT_NAME: output.numpy()}
