@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from frameduel.report.advise import ECOSYSTEM_FACTS, SCENARIO_WEIGHTS, advise
+from frameduel.report.evidence import Evidence
 from frameduel.report.summary import summarize_run
 from tests.conftest import run_cli
 from tests.test_summary import fake
@@ -47,3 +48,42 @@ def test_documented_facts_are_marked_as_not_measured():
 def test_unknown_scenario_is_exit_2(db_path):
     result = run_cli("advise", "any", "--scenario", "moon", "--db", str(db_path))
     assert result.returncode == 2 and "unknown scenario 'moon'" in result.stderr
+
+
+def export_result(framework: str, fmt: str, status: str, p50_ms: float | None = None) -> dict:
+    bench = {"latency_ms_p50": p50_ms} if p50_ms is not None else None
+    return {"workload": "mlp", "framework": framework, "format": fmt, "status": status, "benchmark": bench}
+
+
+def loadtest_result(framework: str, sps: float) -> dict:
+    return {"source": {"workload": "mlp", "size": "tiny", "framework": framework, "format": "onnx"},
+            "config": {"concurrency": 8, "batch": 4}, "errors": {}, "requests": 100, "throughput_sps": sps}
+
+
+def test_export_and_serving_results_weigh_in_where_both_frameworks_have_them():
+    evidence = Evidence(
+        exports=[export_result("torch", "onnx", "valid", 0.05), export_result("tf", "onnx", "valid", 0.10),
+                 export_result("torch", "tflite", "valid", 0.030), export_result("tf", "tflite", "valid", 0.0302),
+                 export_result("tf", "tflite-int8", "invalid"), export_result("torch", "savedmodel", "unsupported")],
+        loadtests=[loadtest_result("torch", 900.0), loadtest_result("tf", 300.0)])
+    serving = {c.name: (c, w) for c, w in advise(summary_with(0.01, 0.01), "serving", evidence).criteria}
+    # each framework's best artefact counts: both are TFLite here, 0.030 vs 0.0302 ms, inside the noise band
+    deployed = serving["deployed latency"][0]
+    assert deployed.torch_share == 0.5 and "torch 0.03 (tflite) vs tf 0.0302 (tflite)" in deployed.evidence
+    assert serving["served throughput"][0].torch_share == pytest.approx(0.75)  # 900 vs 300 samples/s
+    assert "inference latency" not in serving  # the run has no batch-1 cells: dropped, the rest renormalised
+    assert sum(w for _, w in serving.values()) == pytest.approx(1.0)
+    edge = {c.name: c for c, _ in advise(summary_with(0.01, 0.01), "edge", evidence).criteria}
+    assert edge["edge latency"].torch_share == 0.5 and "within noise" in edge["edge latency"].evidence
+    # torch 2 of 2 valid (the unsupported SavedModel does not count), tf 2 of 3
+    assert edge["export success"].torch_share == pytest.approx(1 / (1 + 2 / 3))
+
+
+def test_parity_status_of_the_run_workloads_is_noted():
+    passed = {"workload": "mlp", "size": "tiny", "source": "torch", "target": "tf", "passed": True,
+              "forward_rel": 2e-7}
+    advice = advise(summary_with(0.01, 0.01), "training", Evidence(parity=[passed]))
+    assert advice.notes == ["mlp: parity proven (tiny torch->tf; forward diff 2.0e-07)"]
+    failed = {**passed, "passed": False}
+    assert "parity FAILED" in advise(summary_with(0.01, 0.01), "training", Evidence(parity=[failed])).notes[0]
+    assert "parity not checked" in advise(summary_with(0.01, 0.01), "training").notes[0]

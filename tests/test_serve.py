@@ -62,6 +62,7 @@ def test_model_metadata_and_readiness(url: str):
         assert meta["versions"] == ["2"] and meta["platform"] == "onnxruntime_onnx"
         assert meta["inputs"] == [{"name": "x", "datatype": "FP32", "shape": [-1, 4]}]
         assert meta["outputs"] == [{"name": "y", "datatype": "FP32", "shape": [-1, 3]}]
+        assert meta["parameters"]["framework"] == "torch" and meta["parameters"]["format"] == "onnx"
         assert http.get("/v2/models/affine/versions/2").json()["versions"] == ["2"]
         assert http.get("/v2/models/affine/ready").json() == {"name": "affine", "ready": True}
         assert http.get("/v2/models/affine/versions/2/ready").status_code == 200

@@ -34,6 +34,7 @@ def test_closed_loop_cli_prints_and_stores(url: str, db_path: Path):
     assert len(data["windows_sps"]) == 1 and "token" not in data["config"]
     (stored,) = Store(db_path).results("loadtest")
     assert stored.key == "affine/1 closed c4 b2" and stored.data["requests"] == data["requests"]
+    assert stored.data["source"] == {"workload": "affine", "size": "tiny", "framework": "torch", "format": "onnx"}
 
 
 def test_open_loop_offers_the_requested_rate(url: str):

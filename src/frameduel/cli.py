@@ -29,6 +29,7 @@ from frameduel.report.advise import SCENARIO_WEIGHTS
 from frameduel.report.advise import advise as advise_scenario
 from frameduel.report.diff import RunSide, diff_runs, print_diff
 from frameduel.report.document import build_report
+from frameduel.report.evidence import load_evidence
 from frameduel.report.mlflow_export import log_to_mlflow
 from frameduel.report.parity import print_parity
 from frameduel.report.render import write_report
@@ -346,8 +347,9 @@ def advise(
 ) -> None:
     """Recommend a framework for a scenario, with the evidence and weights behind it."""
     check_choice("scenario", scenario, tuple(SCENARIO_WEIGHTS))
-    _, summary = summarize_stored_run(open_store(db), run_id)
-    advice = advise_scenario(summary, scenario)
+    store = open_store(db)
+    _, summary = summarize_stored_run(store, run_id)
+    advice = advise_scenario(summary, scenario, load_evidence(store, {cell.spec.workload for cell in summary.cells}))
     if as_json:
         print(json.dumps(advice.to_dict(), indent=2))
         return
@@ -360,6 +362,8 @@ def advise(
         kind = "" if criterion.measured else " (documented)"
         table.add_row(criterion.name + kind, f"{weight:.2f}", f"{criterion.torch_share:.2f}", criterion.evidence)
     console.print(table)
+    for note in advice.notes:
+        console.print(f"parity: {note}", highlight=False)
 
 
 @app.command()

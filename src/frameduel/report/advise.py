@@ -11,17 +11,28 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from frameduel.report.evidence import (
+    EDGE_FORMATS,
+    Evidence,
+    Figures,
+    best_artefact_latency,
+    best_served_throughput,
+    export_success,
+    geometric_mean,
+)
 from frameduel.report.summary import NOISE_BAND, CellSummary, RunSummary
 
 # criterion -> weight, per scenario. Weights of criteria without evidence in a run are dropped and
-# the rest renormalised.
+# the rest renormalised. "deployed latency", "edge latency", "export success" and "served throughput"
+# come from `frameduel export` / `frameduel loadtest` results of the run's workloads (report/evidence.py).
 SCENARIO_WEIGHTS: dict[str, dict[str, float]] = {
     "research": {"training speed": 0.35, "compile cost": 0.15, "memory": 0.10, "research ecosystem": 0.40},
-    "serving": {"inference latency": 0.30, "inference throughput": 0.25, "memory": 0.10,
-                "serving ecosystem": 0.35},
-    "edge": {"inference latency": 0.30, "memory": 0.30, "edge ecosystem": 0.40},
+    "serving": {"inference latency": 0.20, "inference throughput": 0.15, "memory": 0.10, "deployed latency": 0.10,
+                "served throughput": 0.10, "serving ecosystem": 0.35},
+    "edge": {"inference latency": 0.15, "memory": 0.20, "edge latency": 0.15, "export success": 0.10,
+             "edge ecosystem": 0.40},
     "llm": {"generation speed": 0.35, "training speed": 0.20, "memory": 0.15, "llm ecosystem": 0.30},
     "training": {"training speed": 0.60, "compile cost": 0.20, "memory": 0.20},
 }
@@ -54,10 +65,11 @@ class Advice:
     torch_score: float
     tf_score: float
     criteria: list[tuple[Criterion, float]]  # with the normalised weight used
+    notes: list[str] = field(default_factory=list)  # parity status of the run's workloads
 
     def to_dict(self) -> dict[str, object]:
         return {"scenario": self.scenario, "winner": self.winner, "torch_score": self.torch_score,
-                "tf_score": self.tf_score,
+                "tf_score": self.tf_score, "notes": self.notes,
                 "criteria": [{"name": c.name, "weight": w, "torch_share": c.torch_share, "evidence": c.evidence,
                               "measured": c.measured} for c, w in self.criteria]}
 
@@ -111,8 +123,49 @@ def measured_criteria(summary: RunSummary) -> dict[str, Criterion]:
     return {name: criterion for name, criterion in found.items() if criterion is not None}
 
 
-def advise(summary: RunSummary, scenario: str) -> Advice:
+def figures_criterion(name: str, figures: Figures, unit: str, higher_is_better: bool) -> Criterion | None:
+    """Per workload, torch's figure against tf's (geometric mean); within the noise band counts as even."""
+    ratios, lines = [], []
+    for workload, by_framework in sorted(figures.items()):
+        if "torch" not in by_framework or "tf" not in by_framework:
+            continue
+        (torch_value, torch_from), (tf_value, tf_from) = by_framework["torch"], by_framework["tf"]
+        ratio = torch_value / tf_value if higher_is_better else tf_value / torch_value  # >1: torch better
+        even = abs(math.log(ratio)) < math.log(1 + NOISE_BAND)
+        ratios.append(1.0 if even else ratio)
+        lines.append(f"{workload}: torch {torch_value:.3g} ({torch_from}) vs tf {tf_value:.3g} ({tf_from}) {unit}"
+                     + (" (within noise)" if even else ""))
+    if not ratios:
+        return None
+    r = geometric_mean(ratios)
+    return Criterion(name, r / (1 + r), "; ".join(lines), measured=True)
+
+
+def deployment_criteria(evidence: Evidence) -> dict[str, Criterion]:
+    """Criteria from stored export and load-test results, where both frameworks have some."""
+    found = {
+        "deployed latency": figures_criterion("deployed latency", best_artefact_latency(evidence.exports),
+                                              "ms p50 batch 1", higher_is_better=False),
+        "edge latency": figures_criterion("edge latency", best_artefact_latency(evidence.exports, EDGE_FORMATS),
+                                          "ms p50 batch 1", higher_is_better=False),
+        "served throughput": figures_criterion("served throughput", best_served_throughput(evidence.loadtests),
+                                               "samples/s served", higher_is_better=True),
+    }
+    success = export_success(evidence.exports)
+    if "torch" in success and "tf" in success:
+        rates = {fw: valid / attempted for fw, (valid, attempted) in success.items()}
+        total = rates["torch"] + rates["tf"]
+        found["export success"] = Criterion(
+            "export success", rates["torch"] / total if total else 0.5,
+            "; ".join(f"{fw}: {valid} of {attempted} artefacts valid" for fw, (valid, attempted) in success.items()),
+            measured=True)
+    return {name: criterion for name, criterion in found.items() if criterion is not None}
+
+
+def advise(summary: RunSummary, scenario: str, evidence: Evidence | None = None) -> Advice:
+    evidence = evidence or Evidence()
     available = measured_criteria(summary)
+    available.update(deployment_criteria(evidence))
     available.update({name: Criterion(name, share, f"documented fact: {text}", measured=False)
                       for name, (share, text) in ECOSYSTEM_FACTS.items()})
     weights = {name: w for name, w in SCENARIO_WEIGHTS[scenario].items() if name in available}
@@ -123,4 +176,5 @@ def advise(summary: RunSummary, scenario: str) -> Advice:
     winner = None
     if abs(torch_score - tf_score) > DECISIVE_MARGIN:
         winner = "torch" if torch_score > tf_score else "tf"
-    return Advice(scenario, winner, torch_score, tf_score, used)
+    notes = evidence.parity_notes(cell.spec.workload for cell in summary.cells)
+    return Advice(scenario, winner, torch_score, tf_score, used, notes)

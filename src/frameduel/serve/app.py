@@ -84,6 +84,9 @@ def model_metadata(repository: ModelRepository, loaded: LoadedVersion, all_versi
         "platform": f"{manifest.runtime}_{manifest.format}",
         "inputs": tensor_metadata(manifest.inputs),
         "outputs": tensor_metadata(manifest.outputs),
+        # What the artefact was exported from, so a load test can be attributed to a framework.
+        "parameters": {"workload": manifest.workload, "size": manifest.size, "framework": manifest.framework,
+                       "format": manifest.format},
     }
 
 

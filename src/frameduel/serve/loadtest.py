@@ -12,6 +12,7 @@ Stored results (``Store.save_result("loadtest", key, data, ...)``, key ``"<model
 c<concurrency> b<batch>"``) have these fields:
     config          LoadTestConfig as a dict (url, mode, concurrency, rate, batch, duration_s, ...)
     model, version  what answered (version as the server reported it)
+    source          the artefact's origin from the model metadata: workload, size, framework, format
     requests        successful requests completed in the measured period (after warm-up)
     errors          {status code or "connection": count} over the measured period
     throughput_rps  successful requests per second;  throughput_sps: samples per second
@@ -263,6 +264,7 @@ def run_loadtest(config: LoadTestConfig) -> dict[str, Any]:
     outcomes, dropped, begin = asyncio.run(drive())
     versions = target.metadata.get("versions") or ["?"]
     return {"config": config.to_dict(), "model": target.model, "version": versions[-1],
+            "source": target.metadata.get("parameters", {}),
             **summarize_outcomes(outcomes, config, begin), "dropped": dropped}
 
 
