@@ -122,3 +122,33 @@ def test_caveats_name_eager_fallback_and_contention(db_path, tmp_path):
         "re-run on a quiet machine",
     ]
     assert "id='caveats'" in (out / "report.html").read_text() and "## Caveats" in (out / "report.md").read_text()
+
+
+def test_report_shows_stored_parity_exports_and_load_tests_of_its_workloads(db_path, tmp_path):
+    run_id = stored_run(db_path)
+    store, env = Store(db_path), fingerprint()
+    store.save_result("parity", "mlp/tiny/torch-to-tf", {"workload": "mlp", "size": "tiny", "source": "torch",
+                                                         "target": "tf", "passed": True, "forward_rel": 1e-7}, env)
+    bench = {"runtime": "onnxruntime", "threads": 1, "size_bytes": 2048, "load_s": 0.007, "latency_ms_p50": 0.05,
+             "latency_ms_p99": 0.09, "throughput_batch": 32, "throughput_sps": 300000.0}
+    validation = {"valid": True, "max_abs_diff": 2e-6, "max_rel_diff": 2e-7, "metric": {}}
+    exported = {"workload": "mlp", "size": "tiny", "framework": "torch", "format": "onnx", "status": "valid",
+                "reason": "", "manifest": {"validation": validation}, "benchmark": bench}
+    store.save_result("export", "mlp-tiny-torch-onnx", exported, env)
+    store.save_result("export", "cnn-tiny-tf-onnx", {"workload": "cnn", "size": "tiny", "framework": "tf",
+                                                     "format": "onnx", "status": "valid"}, env)  # not this run's
+    store.save_result("loadtest", "mlp-tiny-torch-onnx/1 closed c8 b4", {
+        "model": "mlp-tiny-torch-onnx", "version": "1", "config": {"mode": "closed", "concurrency": 8, "batch": 4},
+        "source": {"workload": "mlp", "size": "tiny", "framework": "torch", "format": "onnx"}, "requests": 500,
+        "throughput_sps": 1234.0, "latency_ms": {"p50": 3.0, "p90": 4.0, "p99": 6.0}, "errors": {}, "stable": True,
+    }, env)
+    out = tmp_path / "out"
+    assert run_cli("report", run_id, "--db", str(db_path), "--out", str(out)).returncode == 0
+    markdown = (out / "report.md").read_text()
+    assert "- mlp: parity proven (tiny torch->tf; forward diff 1.0e-07)" in markdown
+    assert "| mlp-tiny | torch | onnx | yes | 2.0e-06 | 2.0e-07 |" in markdown and "cnn-tiny" not in markdown
+    assert "| mlp-tiny-torch-onnx/1 | torch onnx | closed c8 b4 | 500 | 1,234 | 3/4/6 | none | yes |" in markdown
+    page = (out / "report.html").read_text()
+    assert "id='deployment'" in page and "<td>300,000/s @b32</td>" in page
+    data = json.loads((out / "report.json").read_text())
+    assert [e["format"] for e in data["exports"]] == ["onnx"] and len(data["loadtests"]) == 1

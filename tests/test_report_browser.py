@@ -23,7 +23,8 @@ from tests.conftest import run_cli
 from tests.test_report import stored_run
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-SECTIONS = ("overview", "verdict", "cells", "caveats", "speedups", "claims", "break-even", "figures", "environment")
+SECTIONS = ("overview", "verdict", "cells", "caveats", "speedups", "claims", "break-even", "deployment", "figures",
+            "environment")
 
 # Loads the report in a same-origin iframe and writes what the browser made of it into #result, which
 # --dump-dom prints: how many images the page has and how many actually decoded to a bitmap.

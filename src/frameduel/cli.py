@@ -189,7 +189,8 @@ def report(
     store = open_store(db)
     run, summary = summarize_stored_run(store, run_id)
     try:
-        written = write_report(build_report(run, summary), out)
+        evidence = load_evidence(store, {cell.spec.workload for cell in summary.cells})
+        written = write_report(build_report(run, summary, evidence=evidence), out)
         if tensorboard is not None:
             written.append(write_tensorboard(summary, run_id, tensorboard))
     except OSError as exc:

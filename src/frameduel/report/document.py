@@ -12,6 +12,7 @@ from typing import Any
 
 from frameduel.report import plots
 from frameduel.report.claims import ClaimResult, check_claims
+from frameduel.report.evidence import Evidence
 from frameduel.report.summary import CellSummary, Ratio, RunSummary
 from frameduel.store import RunRecord
 
@@ -50,6 +51,11 @@ class Report:
     break_even: list[BreakEven]
     claims: list[ClaimResult]
     figures: list[Figure] = field(default_factory=list)
+    evidence: Evidence = field(default_factory=Evidence)  # stored parity, export and load-test results
+
+    @property
+    def workloads(self) -> list[str]:
+        return sorted({cell.spec.workload for cell in self.summary.cells})
 
     @property
     def headline(self) -> list[Ratio]:
@@ -86,6 +92,9 @@ class Report:
             "break_even": [item.to_dict() for item in self.break_even],
             "claims": [claim.to_dict() for claim in self.claims],
             "caveats": self.caveats,
+            "parity": self.evidence.parity_notes(self.workloads),
+            "exports": self.evidence.exports,
+            "loadtests": self.evidence.loadtests,
         }
 
 
@@ -104,8 +113,10 @@ def break_even_rows(summary: RunSummary) -> list[BreakEven]:
     return rows
 
 
-def build_report(run: RunRecord, summary: RunSummary, with_figures: bool = True) -> Report:
-    report = Report(run=run, summary=summary, break_even=break_even_rows(summary), claims=check_claims(summary))
+def build_report(run: RunRecord, summary: RunSummary, with_figures: bool = True,
+                 evidence: Evidence | None = None) -> Report:
+    report = Report(run=run, summary=summary, break_even=break_even_rows(summary), claims=check_claims(summary),
+                    evidence=evidence or Evidence())
     if with_figures:
         report.figures = make_figures(summary)
     return report

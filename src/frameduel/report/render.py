@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Callable
 from pathlib import Path
 
+from frameduel.export.table import COLUMNS as EXPORT_COLUMNS
+from frameduel.export.table import export_row
 from frameduel.report.document import Report
 from frameduel.report.tables import (
     BREAK_EVEN_COLUMNS,
     CELL_COLUMNS,
+    LOADTEST_COLUMNS,
     RATIO_COLUMNS,
     break_even_rows,
     cell_rows,
+    loadtest_rows,
     ratio_rows,
 )
 
@@ -42,6 +47,27 @@ def overview_lines(report: Report) -> list[str]:
         f"GPUs: {gpus}.",
         f"Software: Python {env['python']}; {packages}.",
         "Verdicts name a winner only where the 95% CI of the speedup clears a ±2% band around 1.0.",
+    ]
+
+
+def export_rows(report: Report) -> list[list[str]]:
+    return [list(export_row(result).values()) for result in report.evidence.exports]
+
+
+NO_EXPORTS = "No exported artefacts of these workloads: `frameduel export WORKLOAD --framework torch|tf`."
+NO_LOADTESTS = "No load tests of these workloads' artefacts: `frameduel serve` + `frameduel loadtest URL`."
+
+
+def deployment_blocks(report: Report, table: Callable[[tuple[str, ...], list[list[str]]], str],
+                      paragraph: Callable[[str], str]) -> list[tuple[str, str]]:
+    """(heading, body) of the run's workloads' parity, exported artefacts and load tests, in one format."""
+    evidence = report.evidence
+    return [
+        ("Parity", "".join(paragraph(line) for line in evidence.parity_notes(report.workloads))),
+        ("Exported artefacts", table(EXPORT_COLUMNS, export_rows(report)) if evidence.exports
+         else paragraph(NO_EXPORTS)),
+        ("Served load tests", table(LOADTEST_COLUMNS, loadtest_rows(evidence.loadtests)) if evidence.loadtests
+         else paragraph(NO_LOADTESTS)),
     ]
 
 
@@ -79,6 +105,10 @@ def to_html(report: Report) -> str:
         + "</section>",
         "<section id='break-even'><h2>Compile time vs steady state</h2>"
         + html_table(BREAK_EVEN_COLUMNS, break_even_rows(report.break_even)) + "</section>",
+        "<section id='deployment'><h2>Deployment</h2>" + "".join(
+            f"<h3>{heading}</h3>{body}"
+            for heading, body in deployment_blocks(report, html_table, lambda line: f"<p>{html.escape(line)}</p>"))
+        + "</section>",
         "<section id='figures'><h2>Figures</h2>" + "".join(
             f"<figure><img alt='{html.escape(f.title)}' src='{f.data_uri}'>"
             f"<figcaption>{html.escape(f.title)}</figcaption></figure>" for f in report.figures) + "</section>",
@@ -109,6 +139,8 @@ def to_markdown(report: Report) -> str:
         "## Claim check on this hardware", "\n\n".join(
             f"**{c.claim}: {c.status}**\n\n" + "\n".join(f"- {line}" for line in c.evidence) for c in report.claims),
         "## Compile time vs steady state", markdown_table(BREAK_EVEN_COLUMNS, break_even_rows(report.break_even)),
+        "## Deployment", *(f"### {heading}\n\n{body}" for heading, body in
+                           deployment_blocks(report, markdown_table, lambda line: f"- {line}\n")),
         "Figures are in report.html.",
     ]
     return "\n\n".join(parts) + "\n"

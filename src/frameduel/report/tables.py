@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from frameduel.report.document import BreakEven
 from frameduel.report.summary import CellSummary, Ratio, RunSummary
 from frameduel.runner.stats import Interval
@@ -84,3 +86,23 @@ def ratio_rows(ratios: list[Ratio]) -> list[list[str]]:
 def break_even_rows(items: list[BreakEven]) -> list[list[str]]:
     return [[b.group, b.framework, b.mode, number(b.compile_s), ms(b.eager_step_s), ms(b.compiled_step_s),
              "never (not faster)" if b.steps is None else f"{b.steps:,.0f}"] for b in items]
+
+
+LOADTEST_COLUMNS = ("model", "exported from", "load", "requests", "samples/s", "latency ms p50/p90/p99", "errors",
+                    "stable")
+
+
+def loadtest_rows(loadtests: list[dict[str, Any]]) -> list[list[str]]:
+    rows = []
+    for result in loadtests:
+        config, source, latency = result["config"], result.get("source") or {}, result["latency_ms"]
+        load = f"{config['mode']} c{config['concurrency']} b{config['batch']}"
+        if config.get("rate"):
+            load += f" {config['rate']:g}/s"
+        origin = f"{source.get('framework', '?')} {source.get('format', '')}"
+        rows.append([f"{result['model']}/{result['version']}", origin, load, str(result["requests"]),
+                     f"{result['throughput_sps']:,.0f}",
+                     f"{latency['p50']:.3g}/{latency['p90']:.3g}/{latency['p99']:.3g}",
+                     ", ".join(f"{code}: {n}" for code, n in result["errors"].items()) or "none",
+                     "yes" if result.get("stable") else "no"])
+    return rows
