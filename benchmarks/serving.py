@@ -7,11 +7,17 @@ Prints, from one run, the two ratios issue 6 asks for, with the raw figures behi
   2. dynamic batching / unbatched (max_batch_size=1), single-sample requests at concurrency 32
                                                                                       target >= 3
 
-The server runs in its own process (``frameduel serve``); the load generator runs in this one, so
-the two compete for cores as a real client and server on one machine would. On a machine shared
-with other work the figures are contended: rerun on a quiet one before quoting them.
+Both ratios are printed per runtime (ONNX Runtime, torch.export, SavedModel, LiteRT), because what
+batching can buy is bounded by what a larger batch buys the runtime itself ("offline b32 / b1"): an
+ONNX Runtime or LiteRT call of a small CNN costs about the same per sample at batch 1 and 32, while
+eager framework runtimes pay a fixed per-call overhead that batching amortises.
 
-    .venv/bin/python benchmarks/serving.py [--size small] [--duration 10] [--db results.sqlite]
+Each format's server runs in its own process (``frameduel serve``), and each offline measurement in
+a child process; the load generator runs in this one, so it competes for cores as a real client and
+server on one machine would. On a machine shared with other work the figures are contended: rerun
+on a quiet one before quoting them.
+
+    .venv/bin/python benchmarks/serving.py [--size small] [--formats onnx,torch-export] [--duration 10]
 """
 
 from __future__ import annotations
@@ -29,47 +35,39 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from frameduel.export.manifest import MANIFEST_FILE
-from frameduel.serve.loadtest import LoadTestConfig, offline_throughput, run_loadtest, save_loadtest
+from frameduel.serve.loadtest import LoadTestConfig, run_loadtest, save_loadtest
 from frameduel.store import Store
 
 MAX_BATCH = 32  # the server's max batch size, and the offline batch size it is held to
 THREADS = 1  # runtime threads: the second core goes to the server's event loop and the load generator
+# format -> the framework that exports it. Each runtime's per-call overhead decides how much batching buys.
+FORMAT_SOURCES = {"onnx": "torch", "torch-export": "torch", "savedmodel": "tf", "tflite": "tf"}
 
-# Until `frameduel export` is committed, the same CNN exported by torch's ONNX exporter in a child process
-# (this script stays framework-free). Writes <out>/model.onnx and its manifest.
-FALLBACK_EXPORT = """
-import sys
+# The runtime called directly, in a child process of its own (torch or TF never load in this one).
+OFFLINE = """
+import json, sys
 from pathlib import Path
-import torch
-from frameduel.export.manifest import Manifest, TensorSpec, write_manifest
-from frameduel.workloads.cnn import PRESETS
-from frameduel.workloads.cnn.model_torch import build
-size, out = sys.argv[1], Path(sys.argv[2])
-config = PRESETS[size]
-model = build(config).eval()
-x = torch.randn(2, config.channels, config.image_size, config.image_size)
-torch.onnx.export(model, (x,), str(out / "model.onnx"), dynamo=True, input_names=["x"], output_names=["logits"],
-                  dynamic_shapes={"x": {0: torch.export.Dim("batch", max=1024)}})
-spatial = (config.channels, config.image_size, config.image_size)
-write_manifest(out, Manifest(workload="cnn", size=size, framework="torch", format="onnx", artefact="model.onnx",
-               inputs=(TensorSpec("x", (None, *spatial), "float32"),),
-               outputs=(TensorSpec("logits", (None, config.classes), "float32"),), batch_sizes=None, max_batch=1024))
+from frameduel.serve.loadtest import offline_throughput
+print(json.dumps(offline_throughput(Path(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]))))
 """
 
 
-def export_cnn(size: str, work: Path) -> Path:
-    """A directory holding the CNN as ONNX with its manifest."""
+def export_cnn(size: str, fmt: str, work: Path) -> Path:
+    """The directory of the CNN exported to fmt by `frameduel export` (gated before it is served)."""
     out = work / "export"
-    command = [sys.executable, "-m", "frameduel.cli", "export", "cnn", "--framework", "torch", "--formats", "onnx",
-               "--size", size, "--max-batch", "1024", "--out", str(out), "--db", str(work / "export.sqlite")]
-    if subprocess.run(command, capture_output=True, text=True).returncode == 0:
-        print("artefact: frameduel export", file=sys.stderr)
-        return next(p.parent for p in out.rglob(MANIFEST_FILE))
-    print("artefact: torch.onnx.export fallback (frameduel export unavailable)", file=sys.stderr)
-    directory = work / "fallback"
-    directory.mkdir()
-    subprocess.run([sys.executable, "-c", FALLBACK_EXPORT, size, str(directory)], check=True, capture_output=True)
-    return directory
+    command = [sys.executable, "-m", "frameduel.cli", "export", "cnn", "--framework", FORMAT_SOURCES[fmt],
+               "--formats", fmt, "--size", size, "--max-batch", "1024", "--out", str(out),
+               "--db", str(work / "export.sqlite"), "--bench-seconds", "0.5"]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"frameduel export failed: {result.stderr[-2000:] or result.stdout[-2000:]}")
+    return next(p.parent for p in out.rglob(MANIFEST_FILE) if f"-{fmt}/" in str(p))
+
+
+def offline(artefact: Path, batch: int, seconds: float) -> dict:
+    result = subprocess.run([sys.executable, "-c", OFFLINE, str(artefact), str(batch), str(seconds), str(THREADS)],
+                            capture_output=True, text=True, check=True)
+    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def build_repository(artefact: Path, repo: Path) -> None:
@@ -112,58 +110,68 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def measure_format(args: argparse.Namespace, fmt: str, work: Path) -> dict:
+    """Offline b32 and b1, then the three load tests against a server of this format's artefact alone."""
+    artefact = export_cnn(args.size, fmt, work / fmt)
+    build_repository(artefact, work / fmt / "repo")
+    figures = {"offline": offline(artefact, MAX_BATCH, args.duration / 2),
+               "offline_1": offline(artefact, 1, args.duration / 2), "runs": {}}
+    port = free_port()
+    server = start_server(work / fmt / "repo", port)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for label, model, concurrency, batch in (
+            ("served", "cnn-batched", 8, args.request_batch),
+            ("batched c32", "cnn-batched", 32, 1),
+            ("unbatched c32", "cnn-unbatched", 32, 1),
+        ):
+            samples, batches = batch_totals(base, model)
+            run = run_loadtest(LoadTestConfig(f"{base}/v2/models/{model}", concurrency, args.duration,
+                                              warmup_s=2.0, batch=batch))
+            after = batch_totals(base, model)
+            run["mean_batch"] = (after[0] - samples) / max(1.0, after[1] - batches)
+            figures["runs"][label] = run
+            if args.db:
+                save_loadtest(Store(args.db), run)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", default="small", choices=("tiny", "small"))
+    parser.add_argument("--formats", default="onnx,torch-export,savedmodel,tflite",
+                        help=f"comma-separated, from: {', '.join(FORMAT_SOURCES)}")
     parser.add_argument("--duration", type=float, default=10.0, help="measured seconds per load test")
     parser.add_argument("--request-batch", type=int, default=16, help="samples per request for ratio 1")
     parser.add_argument("--db", type=Path, help="also store the load-test results here")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        artefact = export_cnn(args.size, work)
-        build_repository(artefact, work / "repo")
-        offline = offline_throughput(artefact, MAX_BATCH, args.duration / 2, THREADS)
-        offline_1 = offline_throughput(artefact, 1, args.duration / 2, THREADS)
-        port = free_port()
-        server = start_server(work / "repo", port)
-        base = f"http://127.0.0.1:{port}"
-        try:
-            runs = {}
-            for label, model, concurrency, batch in (
-                ("served", "cnn-batched", 8, args.request_batch),
-                ("batched c32", "cnn-batched", 32, 1),
-                ("unbatched c32", "cnn-unbatched", 32, 1),
-            ):
-                samples, batches = batch_totals(base, model)
-                runs[label] = run_loadtest(LoadTestConfig(f"{base}/v2/models/{model}", concurrency, args.duration,
-                                                          warmup_s=2.0, batch=batch))
-                after = batch_totals(base, model)
-                runs[label]["mean_batch"] = (after[0] - samples) / max(1.0, after[1] - batches)
-                if args.db:
-                    save_loadtest(Store(args.db), runs[label])
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
-    report(args, offline, offline_1, runs)
-
-
-def report(args: argparse.Namespace, offline: dict, offline_1: dict, runs: dict) -> None:
-    print(f"CNN {args.size} as ONNX (ONNX Runtime, {THREADS} thread), server max batch {MAX_BATCH}; "
+    formats = [fmt for fmt in args.formats.split(",") if fmt]
+    if unknown := set(formats) - set(FORMAT_SOURCES):
+        parser.error(f"unknown formats {sorted(unknown)}; choose from: {', '.join(FORMAT_SOURCES)}")
+    print(f"CNN {args.size}, {THREADS} runtime thread, server max batch {MAX_BATCH}, max queue delay 2 ms; "
           f"{args.duration:g} s per load test")
-    print(f"  offline b{MAX_BATCH}: {offline['throughput_sps']:.0f} samples/s   "
-          f"offline b1: {offline_1['throughput_sps']:.0f} samples/s")
+    with tempfile.TemporaryDirectory() as tmp:
+        for fmt in formats:
+            report(fmt, measure_format(args, fmt, Path(tmp)))
+
+
+def report(fmt: str, figures: dict) -> None:
+    offline, offline_1, runs = figures["offline"], figures["offline_1"], figures["runs"]
+    print(f"\n{fmt} (exported from {FORMAT_SOURCES[fmt]}): offline b{MAX_BATCH} {offline['throughput_sps']:.0f} "
+          f"samples/s, offline b1 {offline_1['throughput_sps']:.0f} samples/s")
     for label, run in runs.items():
         latency = run["latency_ms"]
-        batch = f", mean executed batch {run['mean_batch']:.1f}"
         print(f"  {label:14s} c{run['config']['concurrency']:<3d} b{run['config']['batch']:<2d} "
               f"{run['throughput_sps']:8.0f} samples/s  p50 {latency['p50']:.1f} ms  p99 {latency['p99']:.1f} ms  "
-              f"errors {run['errors'] or 0}  stable {run['stable']}{batch}")
+              f"errors {run['errors'] or 0}  stable {run['stable']}, mean executed batch {run['mean_batch']:.1f}")
     served = runs["served"]["throughput_sps"] / offline["throughput_sps"]
     batching = runs["batched c32"]["throughput_sps"] / runs["unbatched c32"]["throughput_sps"]
     compute_gain = offline["throughput_sps"] / offline_1["throughput_sps"]
-    print(f"ratio 1  served / offline batched    = {served:.2f}  (target >= 0.9: {verdict(served >= 0.9)})")
-    print(f"ratio 2  batched / unbatched at c32  = {batching:.2f}  (target >= 3: {verdict(batching >= 3)})")
+    print(f"  ratio 1  served / offline batched    = {served:.2f}  (target >= 0.9: {verdict(served >= 0.9)})")
+    print(f"  ratio 2  batched / unbatched at c32  = {batching:.2f}  (target >= 3: {verdict(batching >= 3)})")
     print(f"  for scale: offline b{MAX_BATCH} / offline b1 = {compute_gain:.2f} (what batching buys the runtime alone)")
 
 
