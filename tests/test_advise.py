@@ -87,3 +87,17 @@ def test_parity_status_of_the_run_workloads_is_noted():
     failed = {**passed, "passed": False}
     assert "parity FAILED" in advise(summary_with(0.01, 0.01), "training", Evidence(parity=[failed])).notes[0]
     assert "parity not checked" in advise(summary_with(0.01, 0.01), "training").notes[0]
+
+
+def test_a_gap_inside_the_figures_own_spread_is_no_evidence():
+    def noisy(framework: str, p50_ms: float, noise: float) -> dict:
+        result = export_result(framework, "tflite", "valid", p50_ms)
+        result["benchmark"]["latency_noise"] = noise
+        return result
+
+    quiet = advise(summary_with(0.01, 0.01), "edge", Evidence(exports=[noisy("torch", 0.050, 0.01),
+                                                                       noisy("tf", 0.054, 0.01)]))
+    assert {c.name: c for c, _ in quiet.criteria}["edge latency"].torch_share == pytest.approx(0.054 / 0.104)
+    spread = advise(summary_with(0.01, 0.01), "edge", Evidence(exports=[noisy("torch", 0.050, 0.15),
+                                                                        noisy("tf", 0.054, 0.01)]))
+    assert {c.name: c for c, _ in spread.criteria}["edge latency"].torch_share == 0.5  # 8% gap, 15% spread

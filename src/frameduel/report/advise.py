@@ -124,17 +124,18 @@ def measured_criteria(summary: RunSummary) -> dict[str, Criterion]:
 
 
 def figures_criterion(name: str, figures: Figures, unit: str, higher_is_better: bool) -> Criterion | None:
-    """Per workload, torch's figure against tf's (geometric mean); within the noise band counts as even."""
+    """Per workload, torch's figure against tf's (geometric mean). A gap inside the noise band, or inside
+    either figure's own spread (IQR/median), counts as even: these are single measurements, not CIs."""
     ratios, lines = [], []
     for workload, by_framework in sorted(figures.items()):
         if "torch" not in by_framework or "tf" not in by_framework:
             continue
-        (torch_value, torch_from), (tf_value, tf_from) = by_framework["torch"], by_framework["tf"]
-        ratio = torch_value / tf_value if higher_is_better else tf_value / torch_value  # >1: torch better
-        even = abs(math.log(ratio)) < math.log(1 + NOISE_BAND)
+        torch_fig, tf_fig = by_framework["torch"], by_framework["tf"]
+        ratio = torch_fig.value / tf_fig.value if higher_is_better else tf_fig.value / torch_fig.value  # >1: torch
+        even = abs(math.log(ratio)) < math.log(1 + max(NOISE_BAND, torch_fig.noise, tf_fig.noise))
         ratios.append(1.0 if even else ratio)
-        lines.append(f"{workload}: torch {torch_value:.3g} ({torch_from}) vs tf {tf_value:.3g} ({tf_from}) {unit}"
-                     + (" (within noise)" if even else ""))
+        lines.append(f"{workload}: torch {torch_fig.value:.3g} ({torch_fig.source}) vs tf {tf_fig.value:.3g} "
+                     f"({tf_fig.source}) {unit}" + (" (within noise)" if even else ""))
     if not ratios:
         return None
     r = geometric_mean(ratios)

@@ -60,9 +60,18 @@ def geometric_mean(values: list[float]) -> float:
 
 
 # -- per-framework figures from stored export and load-test results --------------------------------
-# Each returns {workload: {framework: (value, what it came from)}}; the framework is the *source*
-# framework the artefact was exported from, whatever runtime then ran it.
-Figures = dict[str, dict[str, tuple[float, str]]]
+# Each returns {workload: {framework: Figure}}; the framework is the *source* framework the artefact
+# was exported from, whatever runtime then ran it.
+
+
+@dataclass(frozen=True)
+class Figure:
+    value: float
+    source: str  # what it came from, e.g. the artefact's format
+    noise: float  # IQR / median of the samples behind value: differences below it are not evidence
+
+
+Figures = dict[str, dict[str, Figure]]
 
 
 def best_artefact_latency(exports: list[dict[str, Any]], formats: tuple[str, ...] | None = None) -> Figures:
@@ -73,8 +82,9 @@ def best_artefact_latency(exports: list[dict[str, Any]], formats: tuple[str, ...
         if result.get("status") != "valid" or not bench or (formats and result["format"] not in formats):
             continue
         current = best.setdefault(result["workload"], {}).get(result["framework"])
-        if current is None or bench["latency_ms_p50"] < current[0]:
-            best[result["workload"]][result["framework"]] = (bench["latency_ms_p50"], result["format"])
+        if current is None or bench["latency_ms_p50"] < current.value:
+            best[result["workload"]][result["framework"]] = Figure(bench["latency_ms_p50"], result["format"],
+                                                                   bench.get("latency_noise", 0.0))
     return best
 
 
@@ -98,6 +108,7 @@ def best_served_throughput(loadtests: list[dict[str, Any]]) -> Figures:
             continue
         label = f"{source.get('format')} c{result['config']['concurrency']} b{result['config']['batch']}"
         current = best.setdefault(source["workload"], {}).get(source["framework"])
-        if current is None or result["throughput_sps"] > current[0]:
-            best[source["workload"]][source["framework"]] = (result["throughput_sps"], label)
+        if current is None or result["throughput_sps"] > current.value:
+            best[source["workload"]][source["framework"]] = Figure(result["throughput_sps"], label,
+                                                                   result.get("window_noise", 0.0))
     return best
