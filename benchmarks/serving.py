@@ -17,7 +17,7 @@ a child process; the load generator runs in this one, so it competes for cores a
 server on one machine would. On a machine shared with other work the figures are contended: rerun
 on a quiet one before quoting them.
 
-    .venv/bin/python benchmarks/serving.py [--size small] [--formats onnx,torch-export] [--duration 10]
+    .venv/bin/python benchmarks/serving.py [--sizes tiny,small] [--formats onnx,torch-export] [--duration 8]
 """
 
 from __future__ import annotations
@@ -110,14 +110,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def measure_format(args: argparse.Namespace, fmt: str, work: Path) -> dict:
+def measure_format(args: argparse.Namespace, size: str, fmt: str, work: Path) -> dict:
     """Offline b32 and b1, then the three load tests against a server of this format's artefact alone."""
-    artefact = export_cnn(args.size, fmt, work / fmt)
-    build_repository(artefact, work / fmt / "repo")
+    work = work / f"{size}-{fmt}"
+    artefact = export_cnn(size, fmt, work)
+    build_repository(artefact, work / "repo")
     figures = {"offline": offline(artefact, MAX_BATCH, args.duration / 2),
                "offline_1": offline(artefact, 1, args.duration / 2), "runs": {}}
     port = free_port()
-    server = start_server(work / fmt / "repo", port)
+    server = start_server(work / "repo", port)
     base = f"http://127.0.0.1:{port}"
     try:
         for label, model, concurrency, batch in (
@@ -141,26 +142,36 @@ def measure_format(args: argparse.Namespace, fmt: str, work: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--size", default="small", choices=("tiny", "small"))
+    parser.add_argument("--sizes", default="tiny,small", help="CNN presets, comma-separated: tiny, small")
     parser.add_argument("--formats", default="onnx,torch-export,savedmodel,tflite",
                         help=f"comma-separated, from: {', '.join(FORMAT_SOURCES)}")
-    parser.add_argument("--duration", type=float, default=10.0, help="measured seconds per load test")
+    parser.add_argument("--duration", type=float, default=8.0, help="measured seconds per load test")
     parser.add_argument("--request-batch", type=int, default=16, help="samples per request for ratio 1")
     parser.add_argument("--db", type=Path, help="also store the load-test results here")
     args = parser.parse_args()
-    formats = [fmt for fmt in args.formats.split(",") if fmt]
+    formats, sizes = [f for f in args.formats.split(",") if f], [s for s in args.sizes.split(",") if s]
     if unknown := set(formats) - set(FORMAT_SOURCES):
         parser.error(f"unknown formats {sorted(unknown)}; choose from: {', '.join(FORMAT_SOURCES)}")
-    print(f"CNN {args.size}, {THREADS} runtime thread, server max batch {MAX_BATCH}, max queue delay 2 ms; "
+    if unknown := set(sizes) - {"tiny", "small"}:
+        parser.error(f"unknown sizes {sorted(unknown)}; choose from: tiny, small")
+    print(f"CNN, {THREADS} runtime thread, server max batch {MAX_BATCH}, max queue delay 2 ms; "
           f"{args.duration:g} s per load test")
+    ratios = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for fmt in formats:
-            report(fmt, measure_format(args, fmt, Path(tmp)))
+        for size in sizes:
+            for fmt in formats:
+                ratios[(size, fmt)] = report(size, fmt, measure_format(args, size, fmt, Path(tmp)))
+    print("\nsummary: size, runtime -> ratio 1 (served / offline b32, target >= 0.9), "
+          "ratio 2 (batched / unbatched at c32, target >= 3)")
+    for (size, fmt), (served, batching) in ratios.items():
+        print(f"  {size:5s} {fmt:12s} {served:5.2f} {verdict(served >= 0.9)}   "
+              f"{batching:5.2f} {verdict(batching >= 3)}")
 
 
-def report(fmt: str, figures: dict) -> None:
+def report(size: str, fmt: str, figures: dict) -> tuple[float, float]:
     offline, offline_1, runs = figures["offline"], figures["offline_1"], figures["runs"]
-    print(f"\n{fmt} (exported from {FORMAT_SOURCES[fmt]}): offline b{MAX_BATCH} {offline['throughput_sps']:.0f} "
+    print(f"\nCNN {size}, {fmt} (exported from {FORMAT_SOURCES[fmt]}): offline b{MAX_BATCH} "
+          f"{offline['throughput_sps']:.0f} "
           f"samples/s, offline b1 {offline_1['throughput_sps']:.0f} samples/s")
     for label, run in runs.items():
         latency = run["latency_ms"]
@@ -173,6 +184,7 @@ def report(fmt: str, figures: dict) -> None:
     print(f"  ratio 1  served / offline batched    = {served:.2f}  (target >= 0.9: {verdict(served >= 0.9)})")
     print(f"  ratio 2  batched / unbatched at c32  = {batching:.2f}  (target >= 3: {verdict(batching >= 3)})")
     print(f"  for scale: offline b{MAX_BATCH} / offline b1 = {compute_gain:.2f} (what batching buys the runtime alone)")
+    return served, batching
 
 
 def verdict(passed: bool) -> str:
