@@ -67,3 +67,30 @@ def test_a_file_that_is_not_a_database_is_a_user_error(tmp_path):
     bogus.write_text("this is not sqlite " * 100)
     with pytest.raises(FrameduelError, match="cannot open results database"):
         Store(bogus)
+
+
+def test_a_version_2_database_is_upgraded_in_place_and_keeps_its_runs(tmp_path):
+    path = tmp_path / "old.sqlite"
+    store = Store(path)
+    store.create_run("kept", {"preset": "quick"}, {"cpu": "x"})
+    store.close()
+    db = sqlite3.connect(path)
+    db.execute("DROP TABLE results")  # what a version-2 database looked like
+    db.execute("PRAGMA user_version=2")
+    db.commit()
+    db.close()
+    upgraded = Store(path)
+    assert upgraded.get_run("kept").plan == {"preset": "quick"}
+    upgraded.save_result("export", "k", {"v": 1}, {"cpu": "x"})
+    upgraded.save_result("export", "k", {"v": 2}, {"cpu": "x"})
+    assert [r.data for r in upgraded.results("export")] == [{"v": 2}]  # newest per key
+    assert len(upgraded.results("export", latest_per_key=False)) == 2
+
+
+def test_a_newer_schema_is_refused_with_the_fix(tmp_path):
+    path = tmp_path / "new.sqlite"
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA user_version=99")
+    db.close()
+    with pytest.raises(FrameduelError, match="schema version 99.*pass --db NEW_PATH"):
+        Store(path)
