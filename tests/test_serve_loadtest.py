@@ -68,3 +68,16 @@ def test_offline_throughput_calls_the_runtime_directly(tmp_path: Path):
     directory = write_affine_model(tmp_path, "affine", 1)
     figures = offline_throughput(directory, batch=8, duration_s=0.2, threads=1)
     assert figures["calls"] > 0 and figures["throughput_sps"] > 0
+
+
+def test_serve_cli_refuses_a_missing_repository_and_a_busy_port(tmp_path: Path):
+    missing = run_cli("serve", "--repository", str(tmp_path / "nope"), timeout=60)
+    assert missing.returncode == 2 and "is not a directory" in missing.stderr
+    write_affine_model(tmp_path / "repo", "affine", 1)
+    with free_socket() as busy:
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = run_cli("serve", "--repository", str(tmp_path / "repo"), "--port", str(port), timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr and "pass a free --port" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -10,6 +10,7 @@ import hmac
 import json
 import logging
 import os
+import socket
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -269,8 +270,21 @@ def create_app(config: ServerConfig) -> FastAPI:
     return app
 
 
+def check_address(host: str, port: int) -> None:
+    """Fail with the fix in one line before loading any model, rather than uvicorn's log line after it."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: TIME_WAIT is no conflict
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise FrameduelError(f"cannot listen on {host}:{port} ({exc.strerror}); pass a free --port, or "
+                                 "--host with an address of this machine") from None
+
+
 def run_server(config: ServerConfig) -> None:
     """Serve until interrupted. The access log is off: one line per request would cost throughput."""
     import uvicorn  # imported here so that building the app in tests needs no server
+
+    check_address(config.host, config.port)
 
     uvicorn.run(create_app(config), host=config.host, port=config.port, log_level="warning", access_log=False)
