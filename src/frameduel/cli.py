@@ -189,7 +189,7 @@ def report(
     store = open_store(db)
     run, summary = summarize_stored_run(store, run_id)
     try:
-        evidence = load_evidence(store, {cell.spec.workload for cell in summary.cells})
+        evidence = load_evidence(store, summary.workloads)
         written = write_report(build_report(run, summary, evidence=evidence), out)
         if tensorboard is not None:
             written.append(write_tensorboard(summary, run_id, tensorboard))
@@ -350,7 +350,7 @@ def advise(
     check_choice("scenario", scenario, tuple(SCENARIO_WEIGHTS))
     store = open_store(db)
     _, summary = summarize_stored_run(store, run_id)
-    advice = advise_scenario(summary, scenario, load_evidence(store, {cell.spec.workload for cell in summary.cells}))
+    advice = advise_scenario(summary, scenario, load_evidence(store, summary.workloads))
     if as_json:
         print(json.dumps(advice.to_dict(), indent=2))
         return

@@ -1,4 +1,4 @@
-"""The export results table, as rows of display strings: the CLI, the report and the README share it."""
+"""The export results table, as rows of display strings: the CLI and the report share it."""
 
 from __future__ import annotations
 
@@ -57,11 +57,3 @@ def print_export(console: Console, results: list[dict[str, Any]], title: str = "
         style = {"NO": "red", "failed": "red", "unsupported": "dim"}.get(row["valid?"])
         table.add_row(*(row[column] for column in columns), style=style)
     console.print(table)
-
-
-def markdown_table(results: list[dict[str, Any]]) -> str:
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    for result in results:
-        row = export_row(result)
-        lines.append("| " + " | ".join(row[column].replace("|", "/") for column in COLUMNS) + " |")
-    return "\n".join(lines)

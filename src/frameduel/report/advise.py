@@ -177,5 +177,5 @@ def advise(summary: RunSummary, scenario: str, evidence: Evidence | None = None)
     winner = None
     if abs(torch_score - tf_score) > DECISIVE_MARGIN:
         winner = "torch" if torch_score > tf_score else "tf"
-    notes = evidence.parity_notes(cell.spec.workload for cell in summary.cells)
+    notes = evidence.parity_notes(summary.workloads)
     return Advice(scenario, winner, torch_score, tf_score, used, notes)

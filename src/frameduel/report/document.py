@@ -54,10 +54,6 @@ class Report:
     evidence: Evidence = field(default_factory=Evidence)  # stored parity, export and load-test results
 
     @property
-    def workloads(self) -> list[str]:
-        return sorted({cell.spec.workload for cell in self.summary.cells})
-
-    @property
     def headline(self) -> list[Ratio]:
         """Framework against framework, each at its best mode: the first thing a reader wants."""
         return [ratio for ratio in self.summary.ratios if " best (" in ratio.label]
@@ -92,7 +88,7 @@ class Report:
             "break_even": [item.to_dict() for item in self.break_even],
             "claims": [claim.to_dict() for claim in self.claims],
             "caveats": self.caveats,
-            "parity": self.evidence.parity_notes(self.workloads),
+            "parity": self.evidence.parity_notes(self.summary.workloads),
             "exports": self.evidence.exports,
             "loadtests": self.evidence.loadtests,
         }

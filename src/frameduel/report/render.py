@@ -51,7 +51,7 @@ def overview_lines(report: Report) -> list[str]:
 
 
 def export_rows(report: Report) -> list[list[str]]:
-    return [list(export_row(result).values()) for result in report.evidence.exports]
+    return [[row[column] for column in EXPORT_COLUMNS] for row in map(export_row, report.evidence.exports)]
 
 
 NO_EXPORTS = "No exported artefacts of these workloads: `frameduel export WORKLOAD --framework torch|tf`."
@@ -63,7 +63,7 @@ def deployment_blocks(report: Report, table: Callable[[tuple[str, ...], list[lis
     """(heading, body) of the run's workloads' parity, exported artefacts and load tests, in one format."""
     evidence = report.evidence
     return [
-        ("Parity", "".join(paragraph(line) for line in evidence.parity_notes(report.workloads))),
+        ("Parity", "".join(paragraph(line) for line in evidence.parity_notes(report.summary.workloads))),
         ("Exported artefacts", table(EXPORT_COLUMNS, export_rows(report)) if evidence.exports
          else paragraph(NO_EXPORTS)),
         ("Served load tests", table(LOADTEST_COLUMNS, loadtest_rows(evidence.loadtests)) if evidence.loadtests

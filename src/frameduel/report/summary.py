@@ -101,6 +101,10 @@ class RunSummary:
     def to_dict(self) -> dict[str, Any]:
         return {"cells": [c.to_dict() for c in self.cells], "ratios": [r.to_dict() for r in self.ratios]}
 
+    @property
+    def workloads(self) -> list[str]:
+        return sorted({cell.spec.workload for cell in self.cells})
+
     def measured_groups(self) -> dict[str, list[CellSummary]]:
         """Cells with steady-state timings, by comparison group, in the run's order."""
         groups: dict[str, list[CellSummary]] = defaultdict(list)
