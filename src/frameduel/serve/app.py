@@ -213,10 +213,12 @@ def create_app(config: ServerConfig) -> FastAPI:
         start = time.perf_counter()
         labels = ("", "")  # until the model resolves: unknown names never become label values
         try:
+            body = await read_body(request, config.max_body_bytes)
+            # Resolve the version only now: from here to the batcher's queue nothing awaits, so a version
+            # swap (new loaded, then old closed) cannot slip in between and fail the request with 503.
             loaded = repository.get(model, None if version is None else parse_version(version))
             labels = (loaded.name, str(loaded.version))
-            parsed = parse_infer_request(await read_body(request, config.max_body_bytes),
-                                         request.headers.get(HEADER_LENGTH))
+            parsed = parse_infer_request(body, request.headers.get(HEADER_LENGTH))
             loaded.check(parsed.inputs)
             unknown = sorted(set(parsed.outputs or ()) - {spec.name for spec in loaded.manifest.outputs})
             if unknown:
