@@ -23,7 +23,7 @@ from frameduel.export.manifest import FORMATS
 from frameduel.export.reference import DIGITS_SIZE
 from frameduel.export.run import ExportRequest, run_export, save_results
 from frameduel.export.table import print_export
-from frameduel.parity.check import DIRECTIONS, check_parity
+from frameduel.parity.check import DIRECTIONS, ParityRequest, check_parity, check_parity_support, save_parity
 from frameduel.report.accuracy import accuracy_json, print_accuracy, run_line
 from frameduel.report.advise import SCENARIO_WEIGHTS
 from frameduel.report.advise import advise as advise_scenario
@@ -31,7 +31,7 @@ from frameduel.report.diff import RunSide, diff_runs, print_diff
 from frameduel.report.document import build_report
 from frameduel.report.evidence import load_evidence
 from frameduel.report.mlflow_export import log_to_mlflow
-from frameduel.report.parity import print_parity
+from frameduel.report.parity import print_modes, print_parity
 from frameduel.report.render import write_report
 from frameduel.report.summary import RunSummary, summarize_run
 from frameduel.report.tensorboard import write_tensorboard
@@ -252,26 +252,26 @@ def parity(
     steps: int = typer.Option(10, help="training steps compared, per optimizer (SGD and Adam)"),
     batch_size: int = typer.Option(8, help="batch size of the evaluation and training batches"),
     seed: int = typer.Option(0, help="seed for weights and data"),
+    modes: bool = typer.Option(True, "--modes/--no-modes", help="also check every compiled mode against eager"),
     as_json: bool = typer.Option(False, "--json", help="print JSON instead of tables"),
     db: Path | None = DbOption,
 ) -> None:
-    """Prove both implementations are the same model: transfer weights, compare outputs and loss curves."""
-    get_workload(workload)
+    """Prove both implementations are the same model: float64 outputs, layers, loss curves and trained state."""
+    check_parity_support(get_workload(workload))
     check_choice("size", size, SIZES)
-    directions = list(DIRECTIONS) if direction == "both" else [direction]
-    if steps < 1 or batch_size < 1:
-        raise FrameduelError("--steps and --batch-size must be >= 1")
-    reports = [check_parity(workload, size, d, steps, batch_size, seed) for d in directions]
-    store = open_store(db)
-    for report in reports:  # kept for `advise`, which cites parity as evidence that the comparison is fair
-        store.save_result("parity", f"{report.workload}/{report.size}/{report.source}-to-{report.target}",
-                          report.to_dict(), environment.fingerprint())
+    request = ParityRequest(workload, size, tuple(DIRECTIONS) if direction == "both" else (direction,), steps,
+                            batch_size, seed, check_modes=modes)
+    reports, modes_report = check_parity(request)
+    save_parity(open_store(db), reports, modes_report, environment.fingerprint())
     if as_json:
-        print(json.dumps([report.to_dict() for report in reports], indent=2))
+        print(json.dumps({"directions": [report.to_dict() for report in reports],
+                          "modes": modes_report.to_dict() if modes_report else None}, indent=2))
     else:
         for report in reports:
             print_parity(console, report)
-    if not all(report.passed for report in reports):
+        if modes_report:
+            print_modes(console, modes_report)
+    if not all(report.passed for report in reports) or (modes_report and not modes_report.passed):
         raise typer.Exit(1)
 
 

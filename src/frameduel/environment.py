@@ -88,8 +88,8 @@ def default_threads() -> int:
 
 
 def precision_supported(precision: str, device: str) -> bool:
-    """fp32 always; bf16/fp16 only where the hardware does them natively (emulation measures nothing)."""
-    if precision == "fp32":
+    """fp32 and fp64 always; bf16/fp16 only where the hardware does them natively (emulation measures nothing)."""
+    if precision in ("fp32", "fp64"):
         return True
     if device == "cuda":
         gpus = gpu_info()

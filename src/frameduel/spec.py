@@ -19,7 +19,8 @@ MODES: dict[str, tuple[str, ...]] = {
     "tf": ("eager", "function", "xla"),
 }
 FRAMEWORKS: tuple[str, ...] = tuple(MODES)
-PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16")
+# fp64 runs everything in float64 (parity proofs; scientific code); bf16/fp16 are mixed precision.
+PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16", "fp64")
 TASKS: tuple[str, ...] = ("train", "infer", "generate")
 DEVICES: tuple[str, ...] = ("cpu", "cuda")
 SIZES: tuple[str, ...] = ("tiny", "small", "base")

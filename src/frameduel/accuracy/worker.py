@@ -46,7 +46,7 @@ def fit_digits(backend: ModuleType, workload: Workload, spec: RunSpec, model: An
                max_epochs: int) -> dict[str, list[float]]:
     """Train model in place on the digits train split (workload: a digits_workload); return its per-epoch curve."""
     infer = backend.make_infer_fn(model, spec)
-    train = backend.make_train_fn(model, spec, workload.optimizer)
+    train = backend.make_train_fn(model, spec, backend.make_optimizer(model, spec, workload.optimizer))
     test_inputs, _ = backend.to_tensors(workload, spec, digits_batch(workload, data.test_images, data.test_labels))
     rng = shuffle_rng(spec.seed)
     curve: dict[str, list[float]] = {"epoch_seconds": [], "accuracy": [], "loss": []}

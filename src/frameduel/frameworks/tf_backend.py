@@ -3,7 +3,6 @@ layers and mixed-precision policies."""
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import os
 from collections.abc import Callable
@@ -22,9 +21,12 @@ import tensorflow as tf  # noqa: E402
 from frameduel.frameworks import Generation, Step  # noqa: E402
 from frameduel.spec import RunSpec  # noqa: E402
 from frameduel.workloads.base import Batch, OptimizerConfig, Workload  # noqa: E402
+from frameduel.workloads.common_tf import full_precision  # noqa: E402
 from frameduel.workloads.weight_layouts import LAYOUTS, check_weight_names  # noqa: E402
 
-PRECISION_POLICIES = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
+PRECISION_POLICIES = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16", "fp64": "float64"}
+# Keras optimizer attributes holding one slot per trainable variable -> canonical slot names (torch's twin).
+SLOT_NAMES = {"_momentums": "m", "_velocities": "v", "_velocity_hats": "vhat", "momentums": "momentum"}
 
 
 def configure(spec: RunSpec) -> dict[str, Any]:
@@ -38,7 +40,7 @@ def configure(spec: RunSpec) -> dict[str, Any]:
         for gpu in gpus:  # grow on demand, else TF reserves the whole card and peak memory means nothing
             tf.config.experimental.set_memory_growth(gpu, True)
     keras.utils.set_random_seed(spec.seed)
-    keras.mixed_precision.set_global_policy(PRECISION_POLICIES[spec.precision])
+    use_precision(spec)
     return {
         "framework_version": tf.__version__,
         "keras_version": keras.__version__,
@@ -48,6 +50,11 @@ def configure(spec: RunSpec) -> dict[str, Any]:
         "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default"),
         "precision_policy": keras.mixed_precision.global_policy().name,
     }
+
+
+def use_precision(spec: RunSpec) -> None:
+    """Switch precision between models of one process: Keras builds layers under the global policy."""
+    keras.mixed_precision.set_global_policy(PRECISION_POLICIES[spec.precision])
 
 
 def compile_facts(spec: RunSpec) -> dict[str, Any]:
@@ -64,8 +71,11 @@ def build_model(workload: Workload, spec: RunSpec) -> keras.Model:
 def to_tensors(workload: Workload, spec: RunSpec, batch: Batch) -> tuple[tf.Tensor, tf.Tensor]:
     """Place the batch on the device once: steps measure compute, not host-to-device copies."""
     model_module = _model_module(workload)
+    inputs = model_module.to_native_layout(batch.inputs)
+    if inputs.dtype.kind == "f":  # token ids stay integers; features take the weights' dtype
+        inputs = inputs.astype(full_precision())
     with tf.device(_device_name(spec)):
-        inputs = tf.identity(tf.constant(model_module.to_native_layout(batch.inputs)))
+        inputs = tf.identity(tf.constant(inputs))
         targets = tf.identity(tf.constant(batch.targets))
     return inputs, targets
 
@@ -85,16 +95,16 @@ def make_optimizer(model: keras.Model, spec: RunSpec, opt: OptimizerConfig) -> k
 
 
 def make_train_fn(
-    model: keras.Model, spec: RunSpec, opt: OptimizerConfig
+    model: keras.Model, spec: RunSpec, optimizer: keras.optimizers.Optimizer
 ) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
-    """One training step: forward, cross-entropy on float32 logits, gradients, optimizer step."""
-    optimizer = make_optimizer(model, spec, opt)
+    """One training step: forward, cross-entropy on full-precision logits, gradients, optimizer step."""
+    loss_dtype = full_precision()
 
     def train_step(x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
         with tf.GradientTape() as tape:
             logits = model(x, training=True)
             loss = tf.reduce_mean(
-                tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=tf.cast(logits, tf.float32))
+                tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=tf.cast(logits, loss_dtype))
             )
             scaled_loss = optimizer.scale_loss(loss)
         grads = tape.gradient(scaled_loss, model.trainable_variables)
@@ -128,7 +138,8 @@ def make_step(workload: Workload, spec: RunSpec, batch: Batch) -> Step:
     if spec.task == "infer":
         step_fn, args = make_infer_fn(model, spec), (inputs,)
     else:
-        step_fn, args = make_train_fn(model, spec, workload.optimizer), (inputs, targets)
+        optimizer = make_optimizer(model, spec, workload.optimizer)
+        step_fn, args = make_train_fn(model, spec, optimizer), (inputs, targets)
     sync = _sync_device if spec.device == "cuda" else _no_sync
     # Compiled modes get an explicit trace so it is timed on its own; XLA compiles later, on the first call.
     trace = (lambda: step_fn.get_concrete_function(*args)) if spec.mode != "eager" else None
@@ -164,7 +175,10 @@ def set_training(model: keras.Model, training: bool) -> None:
 
 
 def to_numpy(value: tf.Tensor) -> np.ndarray:
-    return np.asarray(tf.cast(value, tf.float32))
+    """float64 stays float64; half types become float32 (numpy has no bfloat16)."""
+    if value.dtype in (tf.float16, tf.bfloat16):
+        value = tf.cast(value, tf.float32)
+    return np.asarray(value)
 
 
 def _device_name(spec: RunSpec) -> str:
@@ -212,25 +226,23 @@ def import_weights(workload: Workload, model: keras.Model, weights: dict[str, np
         entry.variable.assign(value)
 
 
+def shared_weights(workload: Workload, model: keras.Model) -> list[tuple[list[str], str]]:
+    """Torch tensors one Keras variable holds together, with the layout joining them (the summed LSTM
+    bias, a tied head): parity compares trained state in this map's normal form, see parity/judge.py."""
+    return [(list(entry.canonical), entry.layout) for entry in _model_module(workload).weight_map(model)
+            if len(entry.canonical) > 1]
+
+
 def forward(workload: Workload, spec: RunSpec, model: keras.Model, batch: Batch) -> np.ndarray:
     inputs, _ = to_tensors(workload, spec, batch)
-    return np.asarray(tf.cast(make_infer_fn(model, spec)(inputs), tf.float32))
+    return to_numpy(make_infer_fn(model, spec)(inputs))
 
 
-def train_losses(
-    workload: Workload, spec: RunSpec, model: keras.Model, batches: list[Batch], opt: OptimizerConfig
-) -> list[float]:
-    train = make_train_fn(model, spec, opt)
-    return [float(train(*to_tensors(workload, spec, batch))) for batch in batches]
+def capture_activations(workload: Workload, model: keras.Model, run: Callable[[], object]) -> dict[str, np.ndarray]:
+    """Outputs of the model file's probe points while run() executes eagerly (an eval forward, or a
+    training step), converted to torch's layout and keyed by torch module name.
 
-
-def capture_activations(
-    workload: Workload, spec: RunSpec, model: keras.Model, batch: Batch
-) -> dict[str, np.ndarray]:
-    """Outputs of the model file's probe points, converted to torch's layout, keyed by torch module name.
-
-    Keras has no forward hooks, so each probed layer's `call` is wrapped for the duration of one
-    eager forward pass, then restored.
+    Keras has no forward hooks, so each probed layer's `call` is wrapped for the duration, then restored.
     """
     model_module = _model_module(workload)
     captured: dict[str, np.ndarray] = {}
@@ -239,7 +251,7 @@ def capture_activations(
     def recording(name: str, call: Callable[..., tf.Tensor]) -> Callable[..., tf.Tensor]:
         def call_and_record(*args: object, **kwargs: object) -> tf.Tensor:
             output = call(*args, **kwargs)
-            captured[name] = model_module.activation_to_canonical(np.asarray(tf.cast(output, tf.float32)))
+            captured[name] = model_module.activation_to_canonical(to_numpy(output))
             return output
 
         return call_and_record
@@ -247,11 +259,45 @@ def capture_activations(
     for name, layer in points.items():
         layer.call = recording(name, layer.call)
     try:
-        forward(workload, dataclasses.replace(spec, mode="eager"), model, batch)
+        run()
     finally:
         for layer in points.values():
             del layer.call  # the instance attribute goes; the class's call shows through again
     return captured
+
+
+def optimizer_state(
+    workload: Workload, model: keras.Model, optimizer: keras.optimizers.Optimizer
+) -> dict[str, np.ndarray]:
+    """Every optimizer slot as '<torch parameter name>/<slot>' (m, v, vhat, momentum), plus 'step'.
+
+    A slot is any optimizer attribute holding one variable per trainable variable, so slots an
+    optimizer grows (amsgrad, momentum, EMA) show up without being listed. A Keras variable's slots
+    are named by the first torch name it maps to: the summed LSTM bias is torch's bias_ih (bias_hh is
+    frozen there), a tied embedding is torch's wte.weight.
+    """
+    inner = getattr(optimizer, "inner_optimizer", optimizer)  # a LossScaleOptimizer's slots live inside
+    trainable = model.trainable_variables
+    slot_lists = {attr: value for attr, value in vars(inner).items()
+                  if isinstance(value, list) and len(value) == len(trainable) and value
+                  and all(isinstance(v, keras.Variable) for v in value)
+                  and not any(v is t for v, t in zip(value, trainable, strict=True))}
+    position = {id(variable): i for i, variable in enumerate(trainable)}
+    state: dict[str, np.ndarray] = {}
+    for entry in _model_module(workload).weight_map(model):
+        if id(entry.variable) not in position:
+            continue  # not trained (BatchNorm statistics): no slots
+        for attr, slots in slot_lists.items():
+            slot = to_numpy(slots[position[id(entry.variable)]].value)
+            name = f"{entry.canonical[0]}/{SLOT_NAMES.get(attr, attr.lstrip('_'))}"
+            state[name] = LAYOUTS[entry.layout].to_canonical(slot)[0]
+    state["step"] = np.asarray([float(inner.iterations.numpy())])
+    return state
+
+
+def align_adam_epsilon(optimizer: keras.optimizers.Optimizer) -> keras.optimizers.Optimizer:
+    """Parity only: Keras' epsilon placement is the reference (torch's twin moves torch's to match)."""
+    return optimizer
 
 
 def _model_module(workload: Workload) -> ModuleType:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import math
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
@@ -18,6 +19,13 @@ from frameduel.workloads.base import Batch, OptimizerConfig, Workload
 from frameduel.workloads.weight_layouts import check_weight_names
 
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+# torch state_dict optimizer slots -> the canonical slot names both backends report (parity).
+SLOT_NAMES = {"exp_avg": "m", "exp_avg_sq": "v", "max_exp_avg_sq": "vhat", "momentum_buffer": "momentum"}
+
+
+def param_dtype(spec: RunSpec) -> torch.dtype:
+    """The dtype weights live in, and the loss is computed in: float32 under mixed precision too."""
+    return torch.float64 if spec.precision == "fp64" else torch.float32
 
 
 def configure(spec: RunSpec) -> dict[str, Any]:
@@ -37,36 +45,41 @@ def configure(spec: RunSpec) -> dict[str, Any]:
     }
 
 
+def use_precision(spec: RunSpec) -> None:
+    """Switch precision between models of one process: torch keeps it per model (build_model's dtype)."""
+
+
 def autocast(spec: RunSpec) -> contextlib.AbstractContextManager:
-    if spec.precision == "fp32":
+    if spec.precision not in AUTOCAST_DTYPES:
         return contextlib.nullcontext()
     return torch.autocast(device_type=spec.device, dtype=AUTOCAST_DTYPES[spec.precision])
 
 
 def build_model(workload: Workload, spec: RunSpec) -> torch.nn.Module:
     model_module = _model_module(workload)
-    return model_module.build(workload.config(spec.size)).to(spec.device)
+    return model_module.build(workload.config(spec.size)).to(spec.device, dtype=param_dtype(spec))
 
 
 def to_tensors(workload: Workload, spec: RunSpec, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
     """Place the batch on the device once: steps measure compute, not host-to-device copies."""
     model_module = _model_module(workload)
     inputs = np.ascontiguousarray(model_module.to_native_layout(batch.inputs))
+    if inputs.dtype.kind == "f":  # token ids stay integers; features take the weights' dtype
+        inputs = inputs.astype(np.float64 if spec.precision == "fp64" else np.float32)
     return torch.from_numpy(inputs).to(spec.device), torch.from_numpy(batch.targets).to(spec.device)
 
 
-def make_optimizer(model: torch.nn.Module, opt: OptimizerConfig) -> torch.optim.Optimizer:
+def make_optimizer(model: torch.nn.Module, spec: RunSpec, opt: OptimizerConfig) -> torch.optim.Optimizer:
     if opt.name == "sgd":
         return torch.optim.SGD(model.parameters(), lr=opt.learning_rate)
     return torch.optim.Adam(model.parameters(), lr=opt.learning_rate, betas=(opt.beta1, opt.beta2), eps=opt.epsilon)
 
 
 def make_train_fn(
-    model: torch.nn.Module, spec: RunSpec, opt: OptimizerConfig
+    model: torch.nn.Module, spec: RunSpec, optimizer: torch.optim.Optimizer
 ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """One training step: forward, cross-entropy on float32 logits, backward, optimizer step."""
+    """One training step: forward, cross-entropy on full-precision logits, backward, optimizer step."""
     model.train()
-    optimizer = make_optimizer(model, opt)
     # The model is compiled, as training scripts do; the optimizer step stays eager.
     forward = torch.compile(model) if spec.mode == "compile" else model
     # fp16 needs loss scaling to keep small gradients from underflowing; bf16 does not.
@@ -76,7 +89,7 @@ def make_train_fn(
         optimizer.zero_grad(set_to_none=True)
         with autocast(spec):
             logits = forward(inputs)
-        loss = F.cross_entropy(logits.float(), targets)
+        loss = F.cross_entropy(logits.to(param_dtype(spec)), targets)
         scaler.scale(loss).backward()
         scaler.step(optimizer)
         scaler.update()
@@ -103,7 +116,7 @@ def make_step(workload: Workload, spec: RunSpec, batch: Batch) -> Step:
     if spec.task == "infer":
         infer = make_infer_fn(model, spec)
         return Step(run=lambda: infer(inputs), sync=sync)
-    train = make_train_fn(model, spec, workload.optimizer)
+    train = make_train_fn(model, spec, make_optimizer(model, spec, workload.optimizer))
     return Step(run=lambda: train(inputs, targets), sync=sync)
 
 
@@ -155,7 +168,11 @@ def set_training(model: torch.nn.Module, training: bool) -> None:
 
 
 def to_numpy(value: torch.Tensor) -> np.ndarray:
-    return value.detach().float().cpu().numpy()
+    """float64 stays float64; half types become float32 (numpy has no bfloat16)."""
+    value = value.detach()
+    if value.dtype in (torch.float16, torch.bfloat16):
+        value = value.float()
+    return value.cpu().numpy()
 
 
 def _no_sync() -> None:
@@ -195,38 +212,76 @@ def _state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
 
 
+def shared_weights(workload: Workload, model: torch.nn.Module) -> list[tuple[list[str], str]]:
+    """torch's state_dict is the canonical form: every tensor stands for itself (see the tf twin)."""
+    return []
+
+
 def forward(workload: Workload, spec: RunSpec, model: torch.nn.Module, batch: Batch) -> np.ndarray:
     inputs, _ = to_tensors(workload, spec, batch)
-    return make_infer_fn(model, spec)(inputs).float().cpu().numpy()
+    return to_numpy(make_infer_fn(model, spec)(inputs))
 
 
-def train_losses(
-    workload: Workload, spec: RunSpec, model: torch.nn.Module, batches: list[Batch], opt: OptimizerConfig
-) -> list[float]:
-    train = make_train_fn(model, spec, opt)
-    return [float(train(*to_tensors(workload, spec, batch))) for batch in batches]
-
-
-def capture_activations(
-    workload: Workload, spec: RunSpec, model: torch.nn.Module, batch: Batch
-) -> dict[str, np.ndarray]:
-    """Output of every named submodule in eval mode, in the order the modules finish (inner first)."""
+def capture_activations(workload: Workload, model: torch.nn.Module, run: Callable[[], object]) -> dict[str, np.ndarray]:
+    """Output of every named submodule while run() executes (an eval forward, or a training step), in the
+    order the modules finish (inner first)."""
     captured: dict[str, np.ndarray] = {}
 
     def recorder(name: str) -> Callable[..., None]:
         def record(module: torch.nn.Module, args: object, output: object) -> None:
             if isinstance(output, torch.Tensor):
-                captured[name] = output.detach().float().cpu().numpy()
+                captured[name] = to_numpy(output).copy()
 
         return record
 
     handles = [module.register_forward_hook(recorder(name)) for name, module in model.named_modules() if name]
     try:
-        forward(workload, spec, model, batch)
+        run()
     finally:
         for handle in handles:
             handle.remove()
     return captured
+
+
+def optimizer_state(
+    workload: Workload, model: torch.nn.Module, optimizer: torch.optim.Optimizer
+) -> dict[str, np.ndarray]:
+    """Every optimizer slot as '<torch parameter name>/<slot>' (m, v, vhat, momentum), plus 'step'."""
+    names = {id(param): name for name, param in model.named_parameters()}  # a tied weight under its first name
+    state: dict[str, np.ndarray] = {}
+    steps: set[float] = set()
+    for param, slots in optimizer.state.items():
+        for key, value in slots.items():
+            if key == "step":
+                steps.add(float(value))
+            else:
+                state[f"{names[id(param)]}/{SLOT_NAMES.get(key, key)}"] = to_numpy(value).copy()
+    if steps:  # one count per parameter in torch; they differ only if some parameter missed a step
+        state["step"] = np.asarray(sorted(steps), dtype=np.float64)
+    return state
+
+
+def align_adam_epsilon(optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
+    """Parity only: make torch's Adam add epsilon where Keras' Adam does, before bias correction.
+
+    torch:  p -= lr / bc1 * m / (sqrt(v) / sqrt(bc2) + eps)
+    Keras:  p -= lr * sqrt(bc2) / bc1 * m / (sqrt(v) + eps) = lr / bc1 * m / (sqrt(v) / sqrt(bc2) + eps / sqrt(bc2))
+    with bc_i = 1 - beta_i^t. So torch with eps_t = eps / sqrt(bc2_t) at step t *is* Keras' update, and
+    everything else the two steps compute can then be held to float64 rounding. The eps the optimizer
+    was built with (the one under test) is the one scaled.
+    """
+    if not all("eps" in group and "betas" in group for group in optimizer.param_groups):
+        return optimizer  # not an Adam-family optimizer: nothing to align
+    built_eps = [group["eps"] for group in optimizer.param_groups]
+
+    def before_step(opt: torch.optim.Optimizer, args: object, kwargs: object) -> None:
+        for group, eps in zip(opt.param_groups, built_eps, strict=True):
+            done = max((float(opt.state[p]["step"]) for p in group["params"] if "step" in opt.state.get(p, {})),
+                       default=0.0)
+            group["eps"] = eps / math.sqrt(1.0 - group["betas"][1] ** (done + 1))
+
+    optimizer.register_step_pre_hook(before_step)
+    return optimizer
 
 
 def _model_module(workload: Workload) -> ModuleType:

@@ -1,14 +1,21 @@
-"""Run both sides of a parity check and judge them against stated tolerances.
+"""Run the sides of a parity check in their own processes and judge them.
 
-Direction torch -> tf: the torch worker initialises the model and exports its weights; the tf worker
-builds its own model, loads those weights through the workload's weight map, and both compute the
-same forward pass, activations and training-loss curves. tf -> torch is the mirror image.
+Direction torch -> tf: the torch side initialises the model and exports its weights; the tf side
+loads them through the workload's weight map; both run every pass (worker.py) in float64, the
+proof, and in float32, the precision benchmarks run at. tf -> torch is the mirror image. Both
+directions need three processes, not four: the tf process that loads torch's weights also
+initialises its own. Meanwhile, on the other core, each framework's compiled modes are checked
+against its own eager mode.
 """
 
 from __future__ import annotations
 
+import ast
+import importlib.util
 import json
+import secrets
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,145 +23,248 @@ from typing import Any
 import numpy as np
 
 from frameduel.errors import FrameduelError
+from frameduel.parity.judge import MODE_TOLERANCES, Finding, Judgement, judge, judge_loss, judge_output, judge_state
 from frameduel.parity.worker import PARITY_OPTIMIZERS
 from frameduel.runner.process import run_job
-from frameduel.spec import RunSpec
+from frameduel.spec import FRAMEWORKS, MODES, RunSpec
+from frameduel.store import Store
+from frameduel.workloads import Workload
 
 DIRECTIONS = {"torch-to-tf": ("torch", "tf"), "tf-to-torch": ("tf", "torch")}
+PROOF_PRECISION = "fp64"
+# The proof first; fp32, the precision benchmarks run at, is informational: it shows their noise level
+# (Adam amplifies fp32 rounding in near-zero gradients until trained states differ by ~1e-4).
+PRECISIONS = (PROOF_PRECISION, "fp32")
+# What a passing report has proven; older stored results lack some (see report/evidence.py).
+PROVEN = ("float64", "stressed weights", "post-training state")
 
 
 @dataclass(frozen=True)
-class Tolerances:
-    """fp32 tolerances, each relative to the scale of the reference values it judges.
+class ParityRequest:
+    workload: str
+    size: str = "tiny"
+    directions: tuple[str, ...] = tuple(DIRECTIONS)
+    steps: int = 10
+    batch_size: int = 8
+    seed: int = 0
+    threads: int = 1
+    check_modes: bool = True
+    timeout_s: float = 600.0
+    weights_in: Path | None = None  # replaces the first source's own initialisation (a checkpoint, say)
 
-    forward: max |out_a - out_b| / max |out_a| on the evaluation batch.
-    loss: max over steps of |loss_a - loss_b| / |loss_a|, for every optimizer, at every step.
-    activation: the per-layer threshold the divergence report uses to name the first parting layer.
-    weights: the round trip (source export -> target import -> target export) must be exact.
-    """
+    def __post_init__(self) -> None:
+        for direction in self.directions:
+            if direction not in DIRECTIONS:
+                raise FrameduelError(f"unknown direction '{direction}'; choose from: both, {', '.join(DIRECTIONS)}")
+        if self.steps < 1 or self.batch_size < 1:
+            raise FrameduelError("--steps and --batch-size must be >= 1")
 
-    forward: float = 1e-4
-    loss: float = 1e-4
-    activation: float = 1e-4
-    weights: float = 0.0
-
-
-@dataclass(frozen=True)
-class LayerDiff:
-    name: str  # torch module name
-    shape: tuple[int, ...]
-    max_abs: float
-    rel: float  # max_abs / max |reference activation|
-    ok: bool
+    def spec(self, framework: str) -> RunSpec:
+        return RunSpec(workload=self.workload, framework=framework, mode="eager", task="train", size=self.size,
+                       batch_size=self.batch_size, seed=self.seed, threads=self.threads)
 
 
 @dataclass
 class ParityReport:
+    """One direction: the source's weights in the target framework, judged per precision."""
+
     workload: str
     size: str
     source: str
     target: str
-    tolerances: Tolerances
-    forward_rel: float = float("nan")
-    weights_max_abs: float = float("nan")
-    loss_source: dict[str, list[float]] = field(default_factory=dict)
-    loss_target: dict[str, list[float]] = field(default_factory=dict)
-    loss_rel: dict[str, float] = field(default_factory=dict)  # max over steps, per optimizer
-    layers: list[LayerDiff] = field(default_factory=list)  # in torch's execution order
+    judgements: list[Judgement] = field(default_factory=list)  # PRECISIONS order
     error: str | None = None
 
     @property
-    def first_divergent_layer(self) -> LayerDiff | None:
-        return next((layer for layer in self.layers if not layer.ok), None)
+    def proof(self) -> Judgement | None:
+        return next((j for j in self.judgements if j.precision == PROOF_PRECISION), None)
 
     @property
-    def forward_ok(self) -> bool:
-        return self.forward_rel <= self.tolerances.forward
-
-    @property
-    def loss_ok(self) -> bool:
-        return bool(self.loss_rel) and all(rel <= self.tolerances.loss for rel in self.loss_rel.values())
-
-    @property
-    def weights_ok(self) -> bool:
-        return self.weights_max_abs <= self.tolerances.weights
+    def findings(self) -> list[Finding]:
+        """What the float64 proof found over tolerance, the most specific first."""
+        return self.proof.findings if self.proof else []
 
     @property
     def passed(self) -> bool:
-        return self.error is None and self.forward_ok and self.loss_ok and self.weights_ok
+        return self.error is None and self.proof is not None and not self.findings
 
     def to_dict(self) -> dict[str, Any]:
-        first = self.first_divergent_layer
-        return {**asdict(self), "passed": self.passed, "forward_ok": self.forward_ok, "loss_ok": self.loss_ok,
-                "weights_ok": self.weights_ok, "first_divergent_layer": first.name if first else None}
+        first = self.findings[0] if self.findings else None
+        return {"workload": self.workload, "size": self.size, "source": self.source, "target": self.target,
+                "passed": self.passed, "error": self.error, "proven": list(PROVEN) if self.passed else [],
+                "first_divergence": asdict(first) | {"line": first.line()} if first else None,
+                "informational": [j.precision for j in self.judgements if j.precision != PROOF_PRECISION],
+                "judgements": [judgement.to_dict() for judgement in self.judgements]}
 
 
-def max_rel_diff(reference: np.ndarray, other: np.ndarray) -> tuple[float, float]:
-    """(max abs difference, that difference relative to the reference's largest magnitude)."""
-    if reference.shape != other.shape:
-        return float("inf"), float("inf")
-    max_abs = float(np.max(np.abs(reference.astype(np.float64) - other))) if reference.size else 0.0
-    scale = float(np.max(np.abs(reference))) if reference.size else 0.0
-    return max_abs, max_abs / scale if scale > 0 else max_abs
+@dataclass
+class ModesReport:
+    """Each compiled mode against the same framework's eager mode, same weights, fp32."""
+
+    workload: str
+    size: str
+    judgements: dict[str, dict[str, Judgement]] = field(default_factory=dict)  # framework -> mode -> judgement
+    errors: dict[str, str] = field(default_factory=dict)  # framework -> why its check could not run
+
+    def failures(self) -> list[str]:
+        lines = [f"{framework}: {error}" for framework, error in self.errors.items()]
+        for framework, modes in self.judgements.items():
+            lines += [f"{framework} {mode}: {finding.line()}" for mode, judgement in modes.items()
+                      for finding in judgement.findings]
+        return lines
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.judgements) and not self.failures()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"workload": self.workload, "size": self.size, "passed": self.passed, "failures": self.failures(),
+                "errors": self.errors, "judgements": {fw: {mode: j.to_dict() for mode, j in modes.items()}
+                                                      for fw, modes in self.judgements.items()}}
 
 
-def run_side(spec: RunSpec, steps: int, out_dir: Path, weights_in: Path | None, timeout_s: float) -> dict[str, Any]:
-    job = {"spec": spec.to_dict(), "steps": steps, "out_dir": str(out_dir),
-           "weights_in": str(weights_in) if weights_in else None}
-    outcome = run_job("frameduel.parity.worker", [], json.dumps(job), timeout_s, out_dir)
+@dataclass
+class SideJob:
+    framework: str
+    weight_sets: dict[str, str | None] = field(default_factory=dict)  # label -> weights file, None: initialise
+
+
+def side_jobs(request: ParityRequest, out_dir: Path) -> list[SideJob]:
+    """Sources before targets; consecutive work of one framework shares a process."""
+    jobs: list[SideJob] = []
+
+    def add(framework: str, label: str, path: str | None) -> None:
+        if not jobs or jobs[-1].framework != framework:
+            jobs.append(SideJob(framework))
+        jobs[-1].weight_sets[label] = path
+
+    for index, direction in enumerate(request.directions):
+        source, target = DIRECTIONS[direction]
+        given = str(request.weights_in) if request.weights_in and index == 0 else None
+        add(source, source, given)
+        add(target, source, given or str(out_dir / f"init-{source}.npz"))
+    return jobs
+
+
+def run_worker(kind: str, framework: str, spec: RunSpec, out_dir: Path, timeout_s: float,
+               **job: Any) -> dict[str, Any]:
+    """Run one worker job; its manifest: status "ok" (and what the job reports), or an error line."""
+    manifest = out_dir / f"{framework}-{kind}-{secrets.token_hex(4)}.json"  # jobs run two at a time
+    payload = {"kind": kind, "framework": framework, "spec": spec.to_dict(), "out_dir": str(out_dir),
+               "manifest": str(manifest), **job}
+    outcome = run_job("frameduel.parity.worker", [], json.dumps(payload), timeout_s, out_dir)
     if outcome.timed_out:
-        return {"status": "timeout", "error": f"{spec.framework} side gave no result within {timeout_s:g}s"}
-    manifest_path = out_dir / f"{spec.framework}.json"
-    if not manifest_path.exists():
-        return {"status": "failed", "error": outcome.death_cause(f"{spec.framework} side")}
-    return json.loads(manifest_path.read_text())
+        return {"status": "timeout", "error": f"{framework} {kind} job gave no result within {timeout_s:g}s"}
+    if not manifest.exists():
+        return {"status": "failed", "error": outcome.death_cause(f"{framework} {kind} job")}
+    return json.loads(manifest.read_text())
 
 
-def load_side(out_dir: Path, framework: str) -> dict[str, np.ndarray]:
-    with np.load(out_dir / f"{framework}.npz", allow_pickle=False) as archive:
-        return {name: archive[name] for name in archive.files}
+def load_arrays(path: Path) -> tuple[dict[str, np.ndarray], list[str]]:
+    """The arrays and their names in the order the worker wrote them."""
+    with np.load(path, allow_pickle=False) as archive:
+        return {name: archive[name] for name in archive.files}, list(archive.files)
 
 
-def compare_sides(report: ParityReport, source: dict[str, np.ndarray], target: dict[str, np.ndarray],
-                  torch_order: list[str]) -> None:
-    """Fill the report's figures from the two sides' arrays (source values are the reference)."""
-    _, report.forward_rel = max_rel_diff(source["output"], target["output"])
-    weight_names = [name for name in source if name.startswith("weights/")]
-    report.weights_max_abs = max(
-        (max_rel_diff(source[name], target[name])[0] if name in target else float("inf") for name in weight_names),
-        default=float("inf"),
-    )
+def judge_direction(request: ParityRequest, direction: str, out_dir: Path,
+                    shared: list[tuple[list[str], str]]) -> ParityReport:
+    source, target = DIRECTIONS[direction]
+    report = ParityReport(request.workload, request.size, source, target)
+    for precision in PRECISIONS:
+        reference, ref_order = load_arrays(out_dir / f"{source}-{source}-{precision}.npz")
+        other, other_order = load_arrays(out_dir / f"{target}-{source}-{precision}.npz")
+        torch_order = ref_order if source == "torch" else other_order
+        report.judgements.append(judge(precision, reference, other, torch_order, shared))
+    return report
+
+
+def run_sides(request: ParityRequest, out_dir: Path) -> list[ParityReport]:
+    error, shared = None, []
+    for job in side_jobs(request, out_dir):
+        manifest = run_worker("side", job.framework, request.spec(job.framework), out_dir, request.timeout_s,
+                              weight_sets=job.weight_sets, precisions=list(PRECISIONS), steps=request.steps)
+        if manifest["status"] != "ok":
+            error = manifest["error"]
+            break
+        shared += manifest["shared_weights"]
+    reports = []
+    for direction in request.directions:
+        source, target = DIRECTIONS[direction]
+        reports.append(ParityReport(request.workload, request.size, source, target, error=error) if error
+                       else judge_direction(request, direction, out_dir, shared))
+    return reports
+
+
+def run_modes(request: ParityRequest, framework: str, out_dir: Path) -> tuple[str, dict[str, Judgement] | str]:
+    """One framework's compiled modes against its eager mode: {mode: judgement}, or why it could not run."""
+    manifest = run_worker("modes", framework, request.spec(framework), out_dir, request.timeout_s)
+    if manifest["status"] != "ok":
+        return framework, manifest["error"]
+    arrays, order = load_arrays(out_dir / f"{framework}-modes.npz")
+    return framework, {mode: judge_mode(arrays, order, mode) for mode in MODES[framework][1:]}
+
+
+def judge_mode(arrays: dict[str, np.ndarray], order: list[str], mode: str) -> Judgement:
+    """One compiled mode against eager: the forward output, then per optimizer one step's loss and state."""
+    eager, compiled = (mode_arrays(arrays, name) for name in ("eager", mode))
+    judgement = Judgement("fp32", MODE_TOLERANCES)
+    judge_output(judgement, eager, compiled, "output", "forward", MODE_TOLERANCES.forward)
+    eager_order = [key.removeprefix("eager/") for key in order if key.startswith("eager/")]
     for optimizer in PARITY_OPTIMIZERS:
-        a, b = source[f"loss/{optimizer}"], target[f"loss/{optimizer}"]
-        report.loss_source[optimizer], report.loss_target[optimizer] = a.tolist(), b.tolist()
-        report.loss_rel[optimizer] = float(np.max(np.abs(a - b) / np.maximum(np.abs(a), 1e-12)))
-    for name in torch_order:
-        key = f"act/{name}"
-        if key in source and key in target:
-            max_abs, rel = max_rel_diff(source[key], target[key])
-            report.layers.append(LayerDiff(name, tuple(source[key].shape), max_abs, rel,
-                                           rel <= report.tolerances.activation))
+        judge_state(judgement, eager, compiled, optimizer, eager_order)
+        judge_loss(judgement, eager, compiled, optimizer)
+    return judgement
 
 
-def check_parity(workload: str, size: str = "tiny", direction: str = "torch-to-tf", steps: int = 10,
-                 batch_size: int = 8, seed: int = 0, threads: int = 1, tolerances: Tolerances = Tolerances(),
-                 timeout_s: float = 600.0, weights_in: Path | None = None) -> ParityReport:
-    """Transfer weights source -> target and compare. `weights_in` replaces the source's own weights
-    (e.g. a user's checkpoint, or a deliberately corrupted one in tests)."""
-    if direction not in DIRECTIONS:
-        raise FrameduelError(f"unknown direction '{direction}'; choose from: {', '.join(DIRECTIONS)}")
-    source_fw, target_fw = DIRECTIONS[direction]
-    specs = {fw: RunSpec(workload=workload, framework=fw, mode="eager", task="train", size=size,
-                         batch_size=batch_size, seed=seed, threads=threads) for fw in DIRECTIONS[direction]}
-    report = ParityReport(workload=workload, size=size, source=source_fw, target=target_fw, tolerances=tolerances)
+def mode_arrays(arrays: dict[str, np.ndarray], mode: str) -> dict[str, np.ndarray]:
+    return {key.removeprefix(f"{mode}/"): value for key, value in arrays.items() if key.startswith(f"{mode}/")}
+
+
+def check_parity(request: ParityRequest) -> tuple[list[ParityReport], ModesReport | None]:
+    """Both sides of every direction, and (unless asked not to) every framework's modes.
+
+    Two at a time, for the two cores here: torch's modes check (torch.compile, the slowest job) runs
+    beside the chain of side jobs, then TF's modes check takes whichever core frees first.
+    """
     with tempfile.TemporaryDirectory(prefix="frameduel-parity-") as tmp:
         out_dir = Path(tmp)
-        source = run_side(specs[source_fw], steps, out_dir, weights_in, timeout_s)
-        target = source if source["status"] != "ok" else run_side(
-            specs[target_fw], steps, out_dir, out_dir / f"{source_fw}.npz", timeout_s)
-        if source["status"] != "ok" or target["status"] != "ok":
-            report.error = (source if source["status"] != "ok" else target)["error"]
-            return report
-        torch_order = (source if source_fw == "torch" else target)["activation_order"]
-        compare_sides(report, load_side(out_dir, source_fw), load_side(out_dir, target_fw), torch_order)
-    return report
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            frameworks = FRAMEWORKS if request.check_modes else ()
+            modes = [pool.submit(run_modes, request, frameworks[0], out_dir)] if frameworks else []
+            sides = pool.submit(run_sides, request, out_dir)
+            modes += [pool.submit(run_modes, request, framework, out_dir) for framework in frameworks[1:]]
+            reports = sides.result()
+            if not frameworks:
+                return reports, None
+            report = ModesReport(request.workload, request.size)
+            for framework, outcome in (future.result() for future in modes):
+                if isinstance(outcome, str):
+                    report.errors[framework] = outcome
+                else:
+                    report.judgements[framework] = outcome
+            return reports, report
+
+
+PARITY_FUNCTIONS = ("weight_map", "probe_points", "activation_to_canonical")
+
+
+def check_parity_support(workload: Workload) -> None:
+    """A workload's TF model module must define the weight transfer, checked without importing it
+    (that would load TensorFlow here, in the parent)."""
+    spec = importlib.util.find_spec(workload.model_modules["tf"])
+    source = Path(spec.origin).read_text() if spec and spec.origin else ""
+    defined = {node.name for node in ast.parse(source).body if isinstance(node, ast.FunctionDef)}
+    missing = [name for name in PARITY_FUNCTIONS if name not in defined]
+    if missing:
+        raise FrameduelError(f"workload '{workload.name}' does not support parity: its TF model module lacks "
+                             f"{', '.join(missing)}; see workloads/cnn/model_tf.py for the weight transfer")
+
+
+def save_parity(store: Store, reports: list[ParityReport], modes: ModesReport | None,
+                environment: dict[str, Any]) -> None:
+    """Kept for `advise` and the report, which cite parity as evidence that the comparison is fair."""
+    for report in reports:
+        store.save_result("parity", f"{report.workload}/{report.size}/{report.source}-to-{report.target}",
+                          report.to_dict(), environment)
+    if modes is not None:
+        store.save_result("parity-modes", f"{modes.workload}/{modes.size}", modes.to_dict(), environment)

@@ -2,10 +2,23 @@
 
     python -m frameduel.parity.worker < job.json
 
-Builds the model (or loads transferred weights into it), then writes ``<out_dir>/<framework>.npz``:
-``weights/<name>`` (canonical, torch state_dict form), ``output`` (eval forward), ``act/<name>``
-(per-layer activations, torch layout) and ``loss/<optimizer>`` (training losses, each curve from the
-same starting weights), plus ``<framework>.json`` with the activation order and the status.
+A *side* job runs the same passes over one or more weight sets (the framework's own initialisation,
+or weights another framework's job exported) in each precision asked for, and writes
+``<out_dir>/<framework>-<weights>-<precision>.npz`` per pair:
+
+    roundtrip/weights/<name>      the weights as this framework holds them after the import
+    eval/output, eval/act/<layer> eval-mode forward on the evaluation batch, per-layer activations
+    stress/...                    the same with stressed weights and inputs (see stress.py)
+    <opt>/loss                    training losses, SGD and Adam, each run from the same weights
+    <opt>/act/<layer>             activations during the first training step (train mode)
+    <opt>/weights/<name>          every weight and buffer after training (BatchNorm statistics too)
+    <opt>/slots/<name>/<slot>     the optimizer's slots after training (Adam's m and v), and slots/step
+    <opt>/eval_output             eval-mode forward on a held-out batch after training
+    stress-sgd/...                one SGD step from the stressed weights (loss, activations, weights)
+
+A *modes* job runs the framework's compiled modes against its own eager mode (fp32): forward output,
+one SGD and one Adam step, written to ``<out_dir>/<framework>-modes.npz`` as ``<mode>/...``.
+``<out_dir>/<framework>-<job>.json`` holds the status and each layer order.
 """
 
 from __future__ import annotations
@@ -14,25 +27,53 @@ import dataclasses
 import json
 import sys
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import numpy as np
 
 from frameduel.frameworks import load_backend
+from frameduel.parity.stress import stress_inputs, stress_weights
 from frameduel.runner.worker import error_line
-from frameduel.spec import RunSpec
+from frameduel.spec import MODES, RunSpec
 from frameduel.workloads import Workload, get_workload
-from frameduel.workloads.base import Batch
+from frameduel.workloads.base import Batch, OptimizerConfig
 
 # Plain SGD needs a larger step than Adam for the loss to move visibly in a few steps.
 PARITY_OPTIMIZERS = {"sgd": 0.05, "adam": None}  # name -> learning rate override (None: workload's)
+NUMPY_DTYPES = {"fp64": np.float64, "fp32": np.float32}
 
 
-def parity_batches(workload: Workload, spec: RunSpec, steps: int) -> tuple[Batch, list[Batch]]:
-    """The evaluation batch and the training batches: both sides derive the very same ones."""
+@dataclasses.dataclass(frozen=True)
+class ParityBatches:
+    """Every batch a side uses; both sides derive the very same ones from the seed."""
+
+    evaluation: Batch
+    training: list[Batch]
+    held_out: Batch  # eval forward after training, on data the training never saw
+    stress: Batch  # inputs scaled by stress.INPUT_GAIN
+
+
+def parity_batches(workload: Workload, spec: RunSpec, steps: int) -> ParityBatches:
     config = workload.config(spec.size)
-    evaluation = workload.make_batch(config, spec.batch_size, 1000 + spec.seed)
-    training = [workload.make_batch(config, spec.batch_size, 2000 + spec.seed + i) for i in range(steps)]
-    return evaluation, training
+    make = lambda offset: workload.make_batch(config, spec.batch_size, offset + spec.seed)  # noqa: E731
+    stress = make(4000)
+    return ParityBatches(evaluation=make(1000), training=[make(2000 + i) for i in range(steps)],
+                         held_out=make(3000), stress=Batch(stress_inputs(stress.inputs), stress.targets))
+
+
+def optimizer_config(workload: Workload, name: str) -> OptimizerConfig:
+    """The workload's optimizer settings, each rounded to the nearest float32.
+
+    Keras on TensorFlow turns a Python float hyperparameter into a float32 tensor before casting it to
+    the variable's dtype (tf.cast(0.999, tf.float64) is 0.99900001287...), and keeps the learning rate
+    in a float32 variable; in a float64 model that alone moves Adam's first step by 7e-6. Values that
+    float32 holds exactly reach both frameworks unchanged.
+    """
+    base = workload.optimizer
+    exact = lambda value: float(np.float32(value))  # noqa: E731
+    return dataclasses.replace(base, name=name, learning_rate=exact(PARITY_OPTIMIZERS[name] or base.learning_rate),
+                               beta1=exact(base.beta1), beta2=exact(base.beta2), epsilon=exact(base.epsilon))
 
 
 def load_weights(path: Path) -> dict[str, np.ndarray]:
@@ -41,40 +82,125 @@ def load_weights(path: Path) -> dict[str, np.ndarray]:
         return {name.removeprefix("weights/"): archive[name] for name in archive.files if name.startswith("weights/")}
 
 
-def run_side(spec: RunSpec, steps: int, weights_in: Path | None) -> tuple[dict[str, np.ndarray], list[str]]:
-    backend = load_backend(spec.framework)
-    backend.configure(spec)
-    workload = get_workload(spec.workload)
-    model = backend.build_model(workload, spec)
-    if weights_in is not None:
-        backend.import_weights(workload, model, load_weights(weights_in))
-    initial = backend.export_weights(workload, model)
-    evaluation, training = parity_batches(workload, spec, steps)
-    arrays = {f"weights/{name}": value for name, value in initial.items()}
-    arrays["output"] = backend.forward(workload, spec, model, evaluation)
-    activations = backend.capture_activations(workload, spec, model, evaluation)
-    arrays.update({f"act/{name}": value for name, value in activations.items()})
-    for name, learning_rate in PARITY_OPTIMIZERS.items():
-        opt = dataclasses.replace(workload.optimizer, name=name,
-                                  learning_rate=learning_rate or workload.optimizer.learning_rate)
-        backend.import_weights(workload, model, initial)  # every curve starts from the same weights
-        arrays[f"loss/{name}"] = np.asarray(backend.train_losses(workload, spec, model, training, opt))
-    return arrays, list(activations)
+class Side:
+    """One model of one framework and precision, and the passes parity runs on it."""
+
+    def __init__(self, backend: ModuleType, workload: Workload, spec: RunSpec) -> None:
+        self.backend, self.workload, self.spec = backend, workload, spec
+        self.model = backend.build_model(workload, spec)
+
+    def load(self, weights: dict[str, np.ndarray]) -> None:
+        dtype = NUMPY_DTYPES[self.spec.precision]
+        self.backend.import_weights(self.workload, self.model, {k: v.astype(dtype) for k, v in weights.items()})
+
+    def weights(self) -> dict[str, np.ndarray]:
+        return self.backend.export_weights(self.workload, self.model)
+
+    def eval_pass(self, prefix: str, weights: dict[str, np.ndarray], batch: Batch) -> dict[str, np.ndarray]:
+        self.load(weights)
+        outputs: list[np.ndarray] = []
+        acts = self.backend.capture_activations(
+            self.workload, self.model, lambda: outputs.append(self.backend.forward(self.workload, self.spec,
+                                                                                    self.model, batch)))
+        return {f"{prefix}/output": outputs[0], **{f"{prefix}/act/{name}": a for name, a in acts.items()}}
+
+    def train_pass(self, prefix: str, weights: dict[str, np.ndarray], opt: OptimizerConfig, batches: list[Batch],
+                   held_out: Batch | None, capture: bool = True) -> dict[str, np.ndarray]:
+        """Train from `weights`; the losses, first-step activations (eager only: a traced step has no
+        values to record) and the whole state afterwards."""
+        backend, workload, spec = self.backend, self.workload, self.spec
+        self.load(weights)
+        optimizer = backend.align_adam_epsilon(backend.make_optimizer(self.model, spec, opt))
+        train = backend.make_train_fn(self.model, spec, optimizer)
+        tensors = [backend.to_tensors(workload, spec, batch) for batch in batches]
+        losses = []
+        acts: dict[str, np.ndarray] = {}
+        if capture:
+            acts = backend.capture_activations(workload, self.model, lambda: losses.append(train(*tensors[0])))
+        else:
+            losses.append(train(*tensors[0]))
+        losses += [train(*pair) for pair in tensors[1:]]
+        arrays = {f"{prefix}/loss": np.asarray([float(backend.to_numpy(loss)) for loss in losses])}
+        arrays.update({f"{prefix}/act/{name}": a for name, a in acts.items()})
+        arrays.update({f"{prefix}/weights/{name}": w for name, w in self.weights().items()})
+        slots = backend.optimizer_state(workload, self.model, optimizer)
+        arrays.update({f"{prefix}/slots/{name}": s for name, s in slots.items()})
+        if held_out is not None:
+            backend.set_training(self.model, False)
+            arrays[f"{prefix}/eval_output"] = backend.forward(workload, spec, self.model, held_out)
+        return arrays
+
+
+def side_arrays(side: Side, initial: dict[str, np.ndarray], batches: ParityBatches) -> dict[str, np.ndarray]:
+    """Every pass of one weight set on one side (see the module docstring for the names)."""
+    side.load(initial)
+    arrays = {f"roundtrip/weights/{name}": value for name, value in side.weights().items()}
+    arrays.update(side.eval_pass("eval", initial, batches.evaluation))
+    stressed = stress_weights(initial, side.spec.seed)
+    arrays.update(side.eval_pass("stress", stressed, batches.stress))
+    for name in PARITY_OPTIMIZERS:
+        arrays.update(side.train_pass(name, initial, optimizer_config(side.workload, name), batches.training,
+                                      batches.held_out))
+    arrays.update(side.train_pass("stress-sgd", stressed, optimizer_config(side.workload, "sgd"), [batches.stress],
+                                  None))
+    return arrays
+
+
+def run_side_job(job: dict[str, Any]) -> dict[str, Any]:
+    """Initialise and/or load weight sets, run every pass in every precision; return the manifest."""
+    out_dir, framework = Path(job["out_dir"]), job["framework"]
+    base = RunSpec.from_dict(job["spec"])
+    backend, workload = load_backend(framework), get_workload(base.workload)
+    backend.configure(base)  # fp32: a framework's own initialisation is its float32 one
+    weight_sets = {}
+    for label, path in job["weight_sets"].items():
+        if path is None:  # this framework initialises: export for the other side, then use it here too
+            weight_sets[label] = Side(backend, workload, base).weights()
+            np.savez(out_dir / f"init-{label}.npz", **{f"weights/{k}": v for k, v in weight_sets[label].items()})
+        else:
+            weight_sets[label] = load_weights(Path(path))
+    batches = parity_batches(workload, base, job["steps"])
+    shared = backend.shared_weights(workload, Side(backend, workload, base).model)
+    for precision in job["precisions"]:
+        spec = dataclasses.replace(base, precision=precision)
+        backend.use_precision(spec)
+        for label, initial in weight_sets.items():
+            arrays = side_arrays(Side(backend, workload, spec), initial, batches)
+            np.savez(out_dir / f"{framework}-{label}-{precision}.npz", **arrays)
+    return {"status": "ok", "shared_weights": shared}
+
+
+def run_modes_job(job: dict[str, Any]) -> dict[str, Any]:
+    """Each compiled mode against eager, same framework, same weights, fp32."""
+    out_dir, framework = Path(job["out_dir"]), job["framework"]
+    base = RunSpec.from_dict(job["spec"])
+    backend, workload = load_backend(framework), get_workload(base.workload)
+    backend.configure(base)
+    batches = parity_batches(workload, base, 1)
+    initial = Side(backend, workload, base).weights()
+    arrays: dict[str, np.ndarray] = {}
+    for mode in MODES[framework]:
+        side = Side(backend, workload, dataclasses.replace(base, mode=mode))
+        side.load(initial)
+        arrays[f"{mode}/output"] = backend.forward(workload, side.spec, side.model, batches.evaluation)
+        for name in PARITY_OPTIMIZERS:
+            arrays.update(side.train_pass(f"{mode}/{name}", initial, optimizer_config(workload, name),
+                                          batches.training, None, capture=False))
+    np.savez(out_dir / f"{framework}-modes.npz", **arrays)
+    return {"status": "ok"}
+
+
+JOBS = {"side": run_side_job, "modes": run_modes_job}
 
 
 def main() -> int:
     job = json.loads(sys.stdin.read())
-    spec = RunSpec.from_dict(job["spec"])
-    out_dir = Path(job["out_dir"])
-    weights_in = Path(job["weights_in"]) if job.get("weights_in") else None
-    manifest: dict[str, object] = {"framework": spec.framework, "status": "ok"}
+    manifest: dict[str, Any]
     try:
-        arrays, order = run_side(spec, job["steps"], weights_in)
-        np.savez(out_dir / f"{spec.framework}.npz", **arrays)
-        manifest["activation_order"] = order
+        manifest = JOBS[job["kind"]](job)
     except Exception as exc:  # noqa: BLE001 - reported to the parent as this side's failure
-        manifest.update(status="failed", error=error_line(exc))
-    (out_dir / f"{spec.framework}.json").write_text(json.dumps(manifest))
+        manifest = {"status": "failed", "error": error_line(exc)}
+    Path(job["manifest"]).write_text(json.dumps(manifest))
     return 0
 
 

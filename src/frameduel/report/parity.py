@@ -1,39 +1,82 @@
-"""Terminal rendering of a parity report: verdict lines, then the layer-by-layer divergence table."""
+"""Terminal rendering of parity: per direction the verdict, every figure against its tolerance (float64,
+the proof, beside the informational fp32 line), the layer-by-layer table; then the modes check."""
 
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from frameduel.parity.check import ParityReport
+from frameduel.parity.check import PROOF_PRECISION, PROVEN, ModesReport, ParityReport
+from frameduel.parity.judge import Judgement
 
 
 def mark(ok: bool) -> str:
     return "[green]ok[/green]" if ok else "[red]FAIL[/red]"
 
 
+def figure(rel: float, tolerance: float) -> str:
+    text = "0" if rel == 0 else f"{rel:.1e}"
+    return text if rel <= tolerance else f"[red]{text}[/red]"
+
+
 def print_parity(console: Console, report: ParityReport) -> None:
-    tol = report.tolerances
     title = f"{report.workload}/{report.size}: {report.source} -> {report.target}"
     if report.error:
-        console.print(f"[red]parity {title} could not run:[/red] {report.error}")
+        console.print(f"[red]parity {title} could not run:[/red] {escape(report.error)}")
         return
-    verdict = "[green]PASS[/green]" if report.passed else "[red]FAIL[/red]"
-    console.print(f"[bold]parity {title}[/bold]: {verdict}")
-    console.print(f"  weights round trip  max abs {report.weights_max_abs:.2e} (tol {tol.weights:g})  "
-                  f"{mark(report.weights_ok)}")
-    console.print(f"  forward output      rel {report.forward_rel:.2e} (tol {tol.forward:g})  "
-                  f"{mark(report.forward_ok)}")
-    for optimizer, rel in report.loss_rel.items():
-        curve = report.loss_source[optimizer]
-        console.print(f"  loss curve {optimizer:<8} max rel {rel:.2e} over {len(curve)} steps (tol {tol.loss:g}), "
-                      f"loss {curve[0]:.4f} -> {curve[-1]:.4f}  {mark(rel <= tol.loss)}")
-    first = report.first_divergent_layer
-    console.print(f"  first divergent layer: {first.name if first else 'none'}")
-    table = Table(title=f"layer-by-layer divergence ({report.source} is the reference)", header_style="bold")
-    for column in ("layer (torch name)", "shape", "max abs diff", "rel diff", ""):
-        table.add_column(column)
-    for layer in report.layers:
-        table.add_row(layer.name, "x".join(map(str, layer.shape)), f"{layer.max_abs:.2e}", f"{layer.rel:.2e}",
-                      mark(layer.ok) + ("  <- first divergence" if layer is first else ""))
+    verdict = f"[green]PASS[/green] ({', '.join(PROVEN)})" if report.passed else "[red]FAIL[/red]"
+    console.print(f"[bold]parity {title}[/bold]: {verdict}", highlight=False)
+    if report.findings:
+        console.print(f"  first divergence: [red]{escape(report.findings[0].line())}[/red]", highlight=False)
+    proof, others = report.proof, [j for j in report.judgements if j.precision != PROOF_PRECISION]
+    table = Table(header_style="bold", box=None, padding=(0, 1))
+    table.add_column("  check")
+    table.add_column(f"{proof.precision} rel diff", justify="right")
+    table.add_column("tolerance", justify="right")
+    table.add_column("")
+    for other in others:
+        table.add_column(f"{other.precision} (informational)", justify="right")
+    for label, (rel, tolerance) in proof.figures.items():
+        extra = [figure(*other.figures[label]) if label in other.figures else "-" for other in others]
+        table.add_row(f"  {label}", figure(rel, tolerance), f"{tolerance:g}", mark(rel <= tolerance), *extra)
     console.print(table)
+    print_layers(console, proof)
+
+
+def print_layers(console: Console, judgement: Judgement) -> None:
+    """One row per probed layer (torch names, execution order), one column per pass."""
+    passes = [label for label, layers in judgement.layers.items() if layers]
+    if not passes:
+        return
+    table = Table(title=f"layer by layer ({judgement.precision}, rel diff; the source is the reference)",
+                  header_style="bold", title_justify="left")
+    table.add_column("layer (torch name)")
+    table.add_column("shape")
+    for label in passes:
+        table.add_column(label, justify="right")
+    first = {label: next((layer.name for layer in judgement.layers[label] if not layer.ok), None) for label in passes}
+    tolerance = judgement.tolerances.activation
+    by_name = {label: {layer.name: layer for layer in judgement.layers[label]} for label in passes}
+    for layer in judgement.layers[passes[0]]:
+        cells = []
+        for label in passes:
+            diff = by_name[label].get(layer.name)
+            cell = figure(diff.rel, tolerance) if diff else "-"
+            cells.append(cell + (" <- first" if first[label] == layer.name else ""))
+        table.add_row(layer.name, "x".join(map(str, layer.shape)), *cells)
+    console.print(table)
+
+
+def print_modes(console: Console, report: ModesReport) -> None:
+    verdict = "[green]PASS[/green]" if report.passed else "[red]FAIL[/red]"
+    console.print(f"[bold]modes {report.workload}/{report.size}[/bold] (fp32, each compiled mode against the same "
+                  f"framework's eager mode, same weights): {verdict}", highlight=False)
+    for framework, error in report.errors.items():
+        console.print(f"  [red]{framework}: could not run:[/red] {escape(error)}", highlight=False)
+    for framework, modes in report.judgements.items():
+        for mode, judgement in modes.items():
+            worst = ", ".join(f"{label} {rel:.1e}" for label, (rel, _) in judgement.figures.items())
+            console.print(f"  {framework} {mode}: {mark(judgement.passed)}  {worst}", highlight=False)
+            for finding in judgement.findings:
+                console.print(f"    [red]{escape(finding.line())}[/red]", highlight=False)

@@ -2,8 +2,25 @@
 
 from __future__ import annotations
 
+import math
+
 import keras
 import numpy as np
+
+
+def full_precision() -> str:
+    """The dtype logits, softmax and the loss use: the policy's variable dtype, so float32 under mixed
+    precision (as torch autocast keeps them), float64 under the float64 policy."""
+    return keras.config.dtype_policy().variable_dtype
+
+
+def gelu_exact(x):
+    """GELU in its exact erf form, 0.5 x (1 + erf(x / sqrt(2))), torch's nn.GELU(approximate="none").
+
+    Written out rather than keras.ops.gelu(approximate=False): TensorFlow's gelu casts its 1/sqrt(2)
+    through float32 even for float64 inputs, 2.5e-9 off the exact function, which float64 parity sees.
+    """
+    return 0.5 * x * (1.0 + keras.ops.erf(x * (1.0 / math.sqrt(2.0))))
 
 
 def dense_init() -> keras.initializers.Initializer:

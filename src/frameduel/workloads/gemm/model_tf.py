@@ -13,7 +13,8 @@ from frameduel.workloads.weight_layouts import WeightEntry, dense_entries
 class GEMM(keras.Model):
     def __init__(self, config: GEMMConfig) -> None:
         super().__init__()
-        self.proj = keras.layers.Dense(config.n, use_bias=False, kernel_initializer=dense_init(), dtype="float32")
+        # In the policy's compute dtype, as torch autocast runs its Linear: bf16 cells measure a bf16 GEMM.
+        self.proj = keras.layers.Dense(config.n, use_bias=False, kernel_initializer=dense_init())
 
     def call(self, x, training=False):
         return keras.ops.reshape(self.proj(x), (-1, x.shape[-1]))  # (B, n, n) @ (n, n) -> rows (B*n, n)

@@ -7,7 +7,7 @@ import math
 import keras
 import numpy as np
 
-from frameduel.workloads.common_tf import normal_init, token_ids_as_they_are
+from frameduel.workloads.common_tf import full_precision, gelu_exact, normal_init, token_ids_as_they_are
 from frameduel.workloads.gpt import GPTConfig
 from frameduel.workloads.weight_layouts import WeightEntry, dense_entries, entry, layer_norm_entries
 
@@ -69,7 +69,7 @@ class CausalSelfAttention(keras.layers.Layer):
         att = keras.ops.matmul(q, keras.ops.swapaxes(k, -2, -1)) / math.sqrt(k.shape[-1])  # (B, nh, T, Tk)
         visible = keras.ops.take(self.causal[:, : k.shape[2]], positions, axis=0)  # (T, Tk)
         # Mask and softmax in float32 under mixed precision, as torch autocast does; a no-op in fp32.
-        att = keras.ops.where(visible, keras.ops.cast(att, "float32"), float("-inf"))
+        att = keras.ops.where(visible, keras.ops.cast(att, full_precision()), float("-inf"))
         att = keras.ops.cast(keras.ops.softmax(att, axis=-1), v.dtype)
         return keras.ops.matmul(att, v)  # (B, nh, T, hd)
 
@@ -100,8 +100,8 @@ class MLP(keras.layers.Layer):
         self.c_proj = dense(config.n_embd, residual_std(config))
 
     def call(self, x):
-        # Exact erf GELU, pinned: keras.ops.gelu defaults to the tanh approximation.
-        x = keras.ops.gelu(self.c_fc(x), approximate=False)  # (B, T, 4C)
+        # Exact erf GELU, pinned (keras.ops.gelu defaults to the tanh approximation); see common_tf.
+        x = gelu_exact(self.c_fc(x))  # (B, T, 4C)
         return self.c_proj(x)  # (B, T, C)
 
 
@@ -130,7 +130,7 @@ class GPT(keras.Model):
 
     def call(self, idx, training=False):
         logits = self.head(self.hidden(idx, keras.ops.arange(idx.shape[1])))  # (B, T, vocab)
-        return keras.ops.cast(keras.ops.reshape(logits, (-1, logits.shape[-1])), "float32")  # (B*T, vocab)
+        return keras.ops.cast(keras.ops.reshape(logits, (-1, logits.shape[-1])), full_precision())  # (B*T, vocab)
 
     def hidden(self, idx, positions, caches=None):
         """Final hidden states (B, T, C) of tokens idx (B, T) sitting at `positions` (T,)."""
@@ -209,7 +209,7 @@ def block_entries(prefix: str, block: Block) -> list[WeightEntry]:
 def probe_points(model: GPT) -> dict[str, keras.layers.Layer]:
     """Keras layers whose output equals the output of the torch module of the same name.
 
-    Not probed: torch's mlp.gelu and lm_head, which are keras.ops calls here (gelu in MLP.call, the
+    Not probed: torch's mlp.gelu and lm_head, which are keras.ops calls here (gelu_exact in MLP.call, the
     tied head's matmul in GPT.head), not layers; the model's output still compares the logits.
     """
     points: dict[str, keras.layers.Layer] = {"wte": model.wte, "wpe": model.wpe}

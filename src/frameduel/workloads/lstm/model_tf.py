@@ -7,7 +7,7 @@ import math
 import keras
 import numpy as np
 
-from frameduel.workloads.common_tf import dense_init, normal_init, token_ids_as_they_are
+from frameduel.workloads.common_tf import dense_init, full_precision, normal_init, token_ids_as_they_are
 from frameduel.workloads.lstm import LSTMConfig
 from frameduel.workloads.weight_layouts import WeightEntry, dense_entries, entry
 
@@ -43,8 +43,8 @@ class LSTMClassifier(keras.Model):
         # Every layer but the top one hands its full sequence to the next, as torch's stacked LSTM does.
         top = config.n_layer - 1
         self.lstms = [lstm_layer(config, return_sequences=i < top) for i in range(config.n_layer)]
-        # Logits stay float32 under mixed precision so the loss is computed at full precision.
-        self.head = keras.layers.Dense(config.classes, kernel_initializer=dense_init(), dtype="float32")
+        # Logits stay in full precision (float32 under mixed precision) so the loss is computed at full precision.
+        self.head = keras.layers.Dense(config.classes, kernel_initializer=dense_init(), dtype=full_precision())
 
     def call(self, idx, training=False):
         x = self.embed(idx)  # (B, T, E)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from frameduel.workloads.common_tf import dense_init
+from frameduel.workloads.common_tf import dense_init, full_precision
 from frameduel.workloads.mlp import MLPConfig
 from frameduel.workloads.weight_layouts import WeightEntry, dense_entries
 
@@ -17,8 +17,8 @@ class MLP(keras.Model):
             keras.layers.Dense(config.hidden, activation="relu", kernel_initializer=dense_init())
             for _ in range(config.depth)
         ]
-        # Logits stay float32 under mixed precision so the loss is computed at full precision.
-        self.head = keras.layers.Dense(config.classes, kernel_initializer=dense_init(), dtype="float32")
+        # Logits stay in full precision (float32 under mixed precision) so the loss is computed at full precision.
+        self.head = keras.layers.Dense(config.classes, kernel_initializer=dense_init(), dtype=full_precision())
 
     def call(self, x, training=False):  # (B, in_features) -> logits (B, classes)
         for layer in self.body:

@@ -7,7 +7,7 @@ import math
 import keras
 import numpy as np
 
-from frameduel.workloads.common_tf import normal_init, token_ids_as_they_are
+from frameduel.workloads.common_tf import full_precision, gelu_exact, normal_init, token_ids_as_they_are
 from frameduel.workloads.transformer import TransformerConfig
 from frameduel.workloads.weight_layouts import WeightEntry, dense_entries, entry, layer_norm_entries
 
@@ -49,7 +49,7 @@ class SelfAttention(keras.layers.Layer):
         q, k, v = (split_heads(t, self.n_head) for t in (q, k, v))  # (B, nh, T, hd)
         att = keras.ops.matmul(q, keras.ops.swapaxes(k, -2, -1)) / math.sqrt(k.shape[-1])  # (B, nh, T, T)
         # Softmax in float32 under mixed precision, as torch autocast does; a no-op in fp32.
-        att = keras.ops.cast(keras.ops.softmax(keras.ops.cast(att, "float32"), axis=-1), v.dtype)
+        att = keras.ops.cast(keras.ops.softmax(keras.ops.cast(att, full_precision()), axis=-1), v.dtype)
         y = keras.ops.matmul(att, v)  # (B, nh, T, hd)
         y = keras.ops.reshape(keras.ops.transpose(y, (0, 2, 1, 3)), (-1, T, C))  # heads side by side
         return self.proj(y)
@@ -62,8 +62,8 @@ class MLP(keras.layers.Layer):
         self.proj = dense(config.n_embd)
 
     def call(self, x):
-        # Exact erf GELU, pinned: keras.ops.gelu defaults to the tanh approximation.
-        x = keras.ops.gelu(self.fc(x), approximate=False)  # (B, T, 4C)
+        # Exact erf GELU, pinned (keras.ops.gelu defaults to the tanh approximation); see common_tf.
+        x = gelu_exact(self.fc(x))  # (B, T, 4C)
         return self.proj(x)  # (B, T, C)
 
 
@@ -89,8 +89,8 @@ class EncoderClassifier(keras.Model):
         self.wpe = embedding(config.seq_len, config.n_embd)
         self.blocks = [Block(config) for _ in range(config.n_layer)]
         self.ln_f = layer_norm()
-        # Logits stay float32 under mixed precision so the loss is computed at full precision.
-        self.head = dense(config.classes, dtype="float32")
+        # Logits stay in full precision (float32 under mixed precision) so the loss is computed at full precision.
+        self.head = dense(config.classes, dtype=full_precision())
 
     def call(self, idx, training=False):
         T = idx.shape[1]
@@ -133,7 +133,7 @@ def block_entries(prefix: str, block: Block) -> list[WeightEntry]:
 def probe_points(model: EncoderClassifier) -> dict[str, keras.layers.Layer]:
     """Keras layers whose output equals the output of the torch module of the same name.
 
-    torch's mlp.gelu has no Keras layer (keras.ops.gelu inside MLP.call), so it is not probed; ln_f is
+    torch's mlp.gelu has no Keras layer (gelu_exact inside MLP.call), so it is not probed; ln_f is
     probed before the mean-pool in both.
     """
     points: dict[str, keras.layers.Layer] = {"wte": model.wte, "wpe": model.wpe}
