@@ -31,6 +31,6 @@ def cli_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "frameduel.cli", *args]
 
 
-def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    env = {**os.environ, "COLUMNS": "200"}
+def run_cli(*args: str, timeout: float = 600, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "COLUMNS": "200", **(env or {})}
     return subprocess.run(cli_command(*args), capture_output=True, text=True, timeout=timeout, env=env)

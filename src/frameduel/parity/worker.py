@@ -13,6 +13,7 @@ or weights another framework's job exported) in each precision asked for, and wr
     <opt>/act/<layer>             activations during the first training step (train mode)
     <opt>/weights/<name>          every weight and buffer after training (BatchNorm statistics too)
     <opt>/slots/<name>/<slot>     the optimizer's slots after training (Adam's m and v), and slots/step
+    <opt>-step1/...               the same weights and slots after the first step
     <opt>/eval_output             eval-mode forward on a held-out batch after training
     stress-sgd/...                one SGD step from the stressed weights (loss, activations, weights)
 
@@ -119,16 +120,23 @@ class Side:
             acts = backend.capture_activations(workload, self.model, lambda: losses.append(train(*tensors[0])))
         else:
             losses.append(train(*tensors[0]))
+        arrays = {f"{prefix}/act/{name}": a for name, a in acts.items()}
+        if len(tensors) > 1:  # the state after one step tells which slot an optimizer difference enters
+            arrays.update(self.state(f"{prefix}-step1", optimizer))
         losses += [train(*pair) for pair in tensors[1:]]
-        arrays = {f"{prefix}/loss": np.asarray([float(backend.to_numpy(loss)) for loss in losses])}
-        arrays.update({f"{prefix}/act/{name}": a for name, a in acts.items()})
-        arrays.update({f"{prefix}/weights/{name}": w for name, w in self.weights().items()})
-        slots = backend.optimizer_state(workload, self.model, optimizer)
-        arrays.update({f"{prefix}/slots/{name}": s for name, s in slots.items()})
+        arrays[f"{prefix}/loss"] = np.asarray([float(backend.to_numpy(loss)) for loss in losses])
+        arrays.update(self.state(prefix, optimizer))
         if held_out is not None:
             backend.set_training(self.model, False)
             arrays[f"{prefix}/eval_output"] = backend.forward(workload, spec, self.model, held_out)
         return arrays
+
+
+    def state(self, prefix: str, optimizer: object) -> dict[str, np.ndarray]:
+        """Every weight and buffer, every optimizer slot and the step count, in canonical names."""
+        slots = self.backend.optimizer_state(self.workload, self.model, optimizer)
+        return ({f"{prefix}/weights/{name}": w for name, w in self.weights().items()}
+                | {f"{prefix}/slots/{name}": s for name, s in slots.items()})
 
 
 def side_arrays(side: Side, initial: dict[str, np.ndarray], batches: ParityBatches) -> dict[str, np.ndarray]:

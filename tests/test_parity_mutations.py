@@ -1,0 +1,30 @@
+"""The mutation suite: every planted one-line deviation makes `frameduel parity` fail (exit 1) and
+names the layer or tensor it planted. See tests/parity_mutations.py for the list."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.parity_mutations import MUTATIONS, PACKAGE, Outcome, run_mutations
+
+
+@pytest.fixture(scope="module")
+def outcomes() -> dict[str, Outcome]:
+    return run_mutations()  # all at once, two at a time: ~2 minutes on 2 cores
+
+
+def test_the_suite_covers_every_workload_both_directions_and_both_sides():
+    assert len(MUTATIONS) >= 12 and len({m.id for m in MUTATIONS}) == len(MUTATIONS)
+    assert {m.workload for m in MUTATIONS} == {"mlp", "cnn", "transformer", "gpt", "lstm"}
+    assert {(m.side, m.direction) for m in MUTATIONS} == {(side, direction) for side in ("torch", "tf")
+                                                          for direction in ("torch-to-tf", "tf-to-torch")}
+    for mutation in MUTATIONS:  # each still applies to exactly one line of today's code
+        assert (PACKAGE / mutation.path).read_text().count(mutation.old) == 1, mutation.id
+
+
+@pytest.mark.parametrize("mutation_id", [m.id for m in MUTATIONS])
+def test_a_planted_deviation_fails_parity_and_is_located(outcomes, mutation_id):
+    outcome = outcomes[mutation_id]
+    assert outcome.returncode == 1, f"{mutation_id}: exit {outcome.returncode}\n{outcome.detail}"
+    assert outcome.error is None, f"{mutation_id}: a side crashed instead of being compared: {outcome.error}"
+    assert outcome.located, f"{mutation_id}: named {outcome.first_divergence!r}, expected /{outcome.mutation.expect}/"
