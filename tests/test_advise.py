@@ -79,14 +79,43 @@ def test_export_and_serving_results_weigh_in_where_both_frameworks_have_them():
     assert edge["export success"].torch_share == pytest.approx(1 / (1 + 2 / 3))
 
 
-def test_parity_status_of_the_run_workloads_is_noted():
-    passed = {"workload": "mlp", "size": "tiny", "source": "torch", "target": "tf", "passed": True,
-              "forward_rel": 2e-7}
-    advice = advise(summary_with(0.01, 0.01), "training", Evidence(parity=[passed]))
-    assert advice.notes == ["mlp: parity proven (tiny torch->tf; forward diff 2.0e-07)"]
-    failed = {**passed, "passed": False}
-    assert "parity FAILED" in advise(summary_with(0.01, 0.01), "training", Evidence(parity=[failed])).notes[0]
+def proof(direction: tuple[str, str], worst: float = 2e-14, first_divergence: str | None = None) -> dict:
+    """A stored float64 parity report (ParityReport.to_dict's shape) for the mlp at tiny size."""
+    figures = {"forward": {"rel": worst, "tolerance": 1e-9}, "weights round trip (max abs)": {"rel": 0.0,
+                                                                                             "tolerance": 0.0}}
+    return {"workload": "mlp", "size": "tiny", "source": direction[0], "target": direction[1],
+            "passed": first_divergence is None, "error": None,
+            "proven": [] if first_divergence else ["float64", "stressed weights", "post-training state"],
+            "first_divergence": {"line": first_divergence} if first_divergence else None,
+            "judgements": [{"precision": "fp64", "figures": figures}]}
+
+
+def modes(failures: list[str]) -> dict:
+    return {"workload": "mlp", "size": "tiny", "passed": not failures, "failures": failures}
+
+
+def test_parity_status_says_exactly_what_was_proven():
+    both = [proof(("torch", "tf"), 2e-14), proof(("tf", "torch"), 3e-16)]
+    advice = advise(summary_with(0.01, 0.01), "training", Evidence(parity=both, modes=[modes([])]))
+    assert advice.notes == ["mlp: parity proven (float64, stressed weights, post-training state, all modes; "
+                            "tiny torch->tf, tiny tf->torch; worst float64 diff 2.0e-14)"]
+    unchecked = advise(summary_with(0.01, 0.01), "training", Evidence(parity=both)).notes[0]
+    assert unchecked.endswith("compiled modes not checked (`frameduel parity mlp` checks them)")
+    broken = Evidence(parity=both, modes=[modes(["torch compile: output forward: 3.1e-02 > 0.0001"])])
+    assert "but a compiled mode computes something else than eager: torch compile: output forward" in advise(
+        summary_with(0.01, 0.01), "training", broken).notes[0]
+    failed = [proof(("torch", "tf"), first_divergence="layer body.1 (stressed): 4.9e-01 > 1e-09")]
+    assert advise(summary_with(0.01, 0.01), "training", Evidence(parity=failed)).notes == [
+        "mlp: parity FAILED (tiny torch->tf: layer body.1 (stressed): 4.9e-01 > 1e-09): the two models differ, "
+        "so their timings compare different work"]
     assert "parity not checked" in advise(summary_with(0.01, 0.01), "training").notes[0]
+
+
+def test_an_older_weaker_parity_result_is_labelled_as_such():
+    older = {"workload": "mlp", "size": "tiny", "source": "torch", "target": "tf", "passed": True, "forward_rel": 2e-7}
+    note = advise(summary_with(0.01, 0.01), "training", Evidence(parity=[older])).notes[0]
+    assert note.startswith("mlp: parity passed an older, weaker check only (fp32 forward and loss curves within 1e-4")
+    assert "rerun `frameduel parity mlp` for the float64 proof" in note
 
 
 def test_a_gap_inside_the_figures_own_spread_is_no_evidence():

@@ -59,3 +59,19 @@ def test_env_prints_the_fingerprint_as_json():
 def test_runs_on_an_empty_database_lists_nothing(db_path):
     result = run_cli("runs", "--db", str(db_path))
     assert result.returncode == 0, result.stderr
+
+
+def test_every_command_prints_its_help():
+    """Help texts hold brackets ("NAME[/versions/V]"); they must print as text, never crash as markup."""
+    from typer.main import get_command
+    from typer.testing import CliRunner
+
+    from frameduel.cli import app
+
+    names = sorted(get_command(app).commands)
+    assert {"compare", "parity", "loadtest", "serve", "export"} <= set(names)
+    for name in names:
+        result = CliRunner().invoke(app, [name, "--help"])
+        assert result.exit_code == 0, f"{name} --help: {result.output}{result.exception!r}"
+        assert "Usage:" in result.output
+    assert "NAME[/versions/V]" in CliRunner().invoke(app, ["loadtest", "--help"]).output

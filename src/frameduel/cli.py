@@ -42,7 +42,8 @@ from frameduel.spec import DEVICES, FRAMEWORKS, SIZES, Measurement, RunSpec, che
 from frameduel.store import RunRecord, Store, default_db_path
 from frameduel.workloads import get_workload
 
-app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
+# Help texts are plain text: a URL pattern such as NAME[/versions/V] is not rich markup.
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True, rich_markup_mode=None,
                   help="PyTorch vs TensorFlow, measured side by side on this machine.")
 # Piped output gets a wide fixed width: the side-by-side table is unreadable folded into 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 180)

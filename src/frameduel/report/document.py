@@ -60,7 +60,8 @@ class Report:
 
     @property
     def caveats(self) -> list[str]:
-        """What a reader must know before trusting a number: partial compilation, contention, noise."""
+        """What a reader must know before trusting a number: partial compilation, contention, noise, and
+        workloads whose two implementations are not proven the same model in every mode."""
         lines = []
         for cell in self.summary.cells:
             label = f"{cell.spec.comparison_group} {cell.spec.framework} {cell.spec.mode}"
@@ -75,7 +76,7 @@ class Report:
                              "measured; re-run on a quiet machine")
             if cell.noisy:
                 lines.append(f"{label}: noisy (IQR/median >= 10%); its CI is wide")
-        return lines
+        return lines + self.evidence.parity_caveats(self.summary.workloads)
 
     def to_dict(self) -> dict[str, Any]:
         return {

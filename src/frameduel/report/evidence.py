@@ -20,26 +20,60 @@ EDGE_FORMATS = ("tflite", "tflite-int8", "tflite-int8-full")
 @dataclass(frozen=True)
 class Evidence:
     parity: list[dict[str, Any]] = field(default_factory=list)  # ParityReport.to_dict() per direction
+    modes: list[dict[str, Any]] = field(default_factory=list)  # ModesReport.to_dict() per workload and size
     exports: list[dict[str, Any]] = field(default_factory=list)  # one per exported artefact
     loadtests: list[dict[str, Any]] = field(default_factory=list)  # one per load test of a frameduel artefact
 
     def parity_notes(self, workloads: Iterable[str]) -> list[str]:
-        """One line per workload of the run: parity proven, failed, or never checked."""
-        lines = []
-        for workload in sorted(set(workloads) - {"gemm"}):
-            reports = [report for report in self.parity if report["workload"] == workload]
-            if not reports:
-                lines.append(f"{workload}: parity not checked; run `frameduel parity {workload}` to prove both "
-                             "implementations are the same model")
-            elif all(report["passed"] for report in reports):
-                worst = max(report["forward_rel"] for report in reports)
-                lines.append(f"{workload}: parity proven ({', '.join(report_direction(r) for r in reports)}; "
-                             f"forward diff {worst:.1e})")
-            else:
-                failed = [report_direction(r) for r in reports if not r["passed"]]
-                lines.append(f"{workload}: parity FAILED ({', '.join(failed)}): the two models differ, so their "
-                             "timings compare different work")
-        return lines
+        """One line per workload of the run: what parity proved, that it failed, or that it never ran."""
+        return [self.parity_status(workload)[0] for workload in sorted(set(workloads) - {"gemm"})]
+
+    def parity_caveats(self, workloads: Iterable[str]) -> list[str]:
+        """The workloads whose comparison is not proven like for like, in every mode."""
+        statuses = (self.parity_status(workload) for workload in sorted(set(workloads) - {"gemm"}))
+        return [line for line, proven in statuses if not proven]
+
+    def parity_status(self, workload: str) -> tuple[str, bool]:
+        """(the workload's parity line, whether it proves everything: float64, state, every mode)."""
+        reports = [report for report in self.parity if report["workload"] == workload]
+        if not reports:
+            return (f"{workload}: parity not checked; run `frameduel parity {workload}` to prove both "
+                    "implementations are the same model", False)
+        directions = ", ".join(report_direction(report) for report in reports)
+        failed = [report for report in reports if not report["passed"]]
+        if failed:
+            why = "; ".join(f"{report_direction(r)}: {(r.get('first_divergence') or {}).get('line') or r.get('error')}"
+                            for r in failed)
+            return (f"{workload}: parity FAILED ({why}): the two models differ, so their timings compare "
+                    "different work", False)
+        if any("proven" not in report for report in reports):  # stored by a frameduel before the float64 proof
+            worst = max(report.get("forward_rel", float("nan")) for report in reports)
+            return (f"{workload}: parity passed an older, weaker check only (fp32 forward and loss curves within "
+                    f"1e-4, forward diff {worst:.1e}; {directions}); rerun `frameduel parity {workload}` for the "
+                    "float64 proof of outputs, layers and trained state", False)
+        proven = list(reports[0]["proven"])
+        modes = [m for m in self.modes if m["workload"] == workload]
+        modes_line, modes_ok = modes_status(workload, modes)
+        if modes_ok:
+            proven.append("all modes")
+        worst = max(worst_proof_diff(report) for report in reports)
+        line = f"{workload}: parity proven ({', '.join(proven)}; {directions}; worst float64 diff {worst:.1e})"
+        return (line + (f"; {modes_line}" if modes_line else ""), modes_ok)
+
+
+def modes_status(workload: str, modes: list[dict[str, Any]]) -> tuple[str, bool]:
+    if not modes:
+        return f"compiled modes not checked (`frameduel parity {workload}` checks them)", False
+    failures = [failure for m in modes for failure in m["failures"]]
+    if failures:
+        return f"but a compiled mode computes something else than eager: {failures[0]}", False
+    return "", True
+
+
+def worst_proof_diff(report: dict[str, Any]) -> float:
+    """The largest float64 figure (the round trip is exact, not a relative diff)."""
+    proof = report["judgements"][0]
+    return max(figure["rel"] for label, figure in proof["figures"].items() if "round trip" not in label)
 
 
 def report_direction(report: dict[str, Any]) -> str:
@@ -50,6 +84,7 @@ def load_evidence(store: Store, workloads: Iterable[str]) -> Evidence:
     wanted = set(workloads)
     return Evidence(
         parity=[r.data for r in store.results("parity") if r.data.get("workload") in wanted],
+        modes=[r.data for r in store.results("parity-modes") if r.data.get("workload") in wanted],
         exports=[r.data for r in store.results("export") if r.data.get("workload") in wanted],
         loadtests=[r.data for r in store.results("loadtest") if r.data.get("source", {}).get("workload") in wanted],
     )
