@@ -123,3 +123,12 @@ def test_stressed_weights_follow_the_stated_rules():
     assert np.array_equal(stress_inputs(features), features * INPUT_GAIN)
     tokens = np.arange(6).reshape(2, 3)
     assert np.array_equal(stress_inputs(tokens), tokens)
+
+
+def test_a_side_that_did_not_compute_in_float64_is_named_first():
+    reference = side(np.random.default_rng(0))
+    other = copy(reference)
+    other["eval/output"] = other["eval/output"].astype(np.float32)  # a layer pinned to float32
+    finding = judge("fp64", reference, other, list(reference)).findings[0]
+    assert finding.check == "dtype" and "target side computed float32, not float64" in finding.where
+    assert judge("fp32", side(np.random.default_rng(0)), copy(reference), list(reference)).findings[:1] != [finding]

@@ -3,12 +3,14 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from frameduel.workloads.common_tf import dense_init
+from frameduel.workloads.common_tf import dense_init, full_precision
 from frameduel.workloads.weight_layouts import WeightEntry, dense_entries
 
 
 def build(config) -> keras.Model:
-    model = keras.Sequential([keras.layers.Dense(config.classes, kernel_initializer=dense_init(), dtype="float32")])
+    # Logits in full precision: float32 under mixed precision, float64 when parity runs its proof.
+    logits = keras.layers.Dense(config.classes, kernel_initializer=dense_init(), dtype=full_precision())
+    model = keras.Sequential([logits])
     model(np.zeros((1, config.features), np.float32))  # create the weights now
     return model
 

@@ -278,10 +278,7 @@ def optimizer_state(
     """
     inner = getattr(optimizer, "inner_optimizer", optimizer)  # a LossScaleOptimizer's slots live inside
     trainable = model.trainable_variables
-    slot_lists = {attr: value for attr, value in vars(inner).items()
-                  if isinstance(value, list) and len(value) == len(trainable) and value
-                  and all(isinstance(v, keras.Variable) for v in value)
-                  and not any(v is t for v, t in zip(value, trainable, strict=True))}
+    slot_lists = {attr: value for attr, value in vars(inner).items() if is_slot_list(value, trainable)}
     position = {id(variable): i for i, variable in enumerate(trainable)}
     state: dict[str, np.ndarray] = {}
     for entry in _model_module(workload).weight_map(model):
@@ -293,6 +290,13 @@ def optimizer_state(
             state[name] = LAYOUTS[entry.layout].to_canonical(slot)[0]
     state["step"] = np.asarray([float(inner.iterations.numpy())])
     return state
+
+
+def is_slot_list(value: object, trainable: list[keras.Variable]) -> bool:
+    """One variable per trainable variable, shaped like it, and not the trainable variables themselves."""
+    return (isinstance(value, list) and len(value) == len(trainable) > 0
+            and all(isinstance(v, keras.Variable) and tuple(v.shape) == tuple(t.shape) and v is not t
+                    for v, t in zip(value, trainable, strict=True)))
 
 
 def align_adam_epsilon(optimizer: keras.optimizers.Optimizer) -> keras.optimizers.Optimizer:

@@ -14,8 +14,8 @@ Trained state is compared in the weight map's normal form: where one Keras varia
 several torch tensors (the LSTM's single bias for torch's b_ih + b_hh), both sides' tensors are
 written as that variable would write them back, so (b_ih, b_hh) and (b_ih + b_hh, 0) are the same state.
 
-Findings are ordered so the most specific comes first: a divergent layer (by pass, in execution
-order), then a state tensor (optimizer slots before the weights they move), then whole outputs,
+Findings are ordered so the most specific comes first: a side that did not compute in float64, a
+divergent layer (by pass, in execution order), then a state tensor (optimizer slots before the weights they move), then whole outputs,
 curves and the round trip.
 """
 
@@ -131,6 +131,7 @@ def judge(precision: str, reference: Arrays, other: Arrays, torch_order: list[st
     """Compare `other` with `reference` (the source side); torch_order lists every array name in the
     torch side's order (layers in execution order, tensors in state_dict order)."""
     result = Judgement(precision, TOLERANCES[precision])
+    judge_dtype(result, reference, other)
     for prefix in STATES:
         reference, other = (normal_form(arrays, f"{prefix}/weights/", shared) for arrays in (reference, other))
     for prefix, label in LAYER_PASSES:
@@ -229,6 +230,17 @@ def judge_round_trip(result: Judgement, reference: Arrays, other: Arrays) -> Non
     result.figures["weights round trip (max abs)"] = (worst, result.tolerances.weights)
     if first is not None:
         result.findings.append(first)
+
+
+def judge_dtype(result: Judgement, reference: Arrays, other: Arrays) -> None:
+    """A float64 proof needs both sides to compute in float64: a layer pinned to float32 cannot prove it."""
+    if result.precision != "fp64":
+        return
+    for side, arrays in (("source", reference), ("target", other)):
+        dtype = arrays["eval/output"].dtype if "eval/output" in arrays else None
+        if dtype is not None and dtype != np.float64:
+            result.findings.append(Finding("dtype", "forward", f"the {side} side computed {dtype}, not float64: "
+                                           "does a layer pin its dtype?", math.inf, 0.0))
 
 
 def judge_output(result: Judgement, reference: Arrays, other: Arrays, key: str, label: str, tolerance: float) -> None:
