@@ -9,8 +9,9 @@ torch_backend and tf_backend expose the same public names (Keras 3's backend pat
     compile_facts(spec) -> dict              after the steps: e.g. torch.compile's graph breaks
     is_out_of_memory(exc) -> bool
 
-and, for parity and accuracy runs: build_model, to_tensors, make_train_fn, make_infer_fn, set_training,
-to_numpy, export_weights, import_weights, forward, train_losses, capture_activations.
+and, for parity, accuracy and export runs: use_precision, build_model, to_tensors, make_optimizer,
+make_train_fn, make_infer_fn, set_training, to_numpy, export_weights, import_weights, forward,
+capture_activations, optimizer_state, shared_weights and align_adam_epsilon.
 
 They are imported lazily, inside a worker process, so the parent process never loads a framework.
 """

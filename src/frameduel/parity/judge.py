@@ -15,8 +15,8 @@ several torch tensors (the LSTM's single bias for torch's b_ih + b_hh), both sid
 written as that variable would write them back, so (b_ih, b_hh) and (b_ih + b_hh, 0) are the same state.
 
 Findings are ordered so the most specific comes first: a side that did not compute in float64, a
-divergent layer (by pass, in execution order), then a state tensor (optimizer slots before the weights they move), then whole outputs,
-curves and the round trip.
+divergent layer (by pass, in execution order), then a state tensor (after step 1 before after training,
+optimizer slots before the weights they move), then the round trip, whole outputs and loss curves.
 """
 
 from __future__ import annotations
