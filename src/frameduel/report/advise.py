@@ -92,7 +92,8 @@ def ratio_criterion(name: str, summary: RunSummary, selects: Callable[[CellSumma
             continue
         even = name not in ("memory", "compile cost") and within_noise(summary, group)
         ratios.append(1.0 if even else tf_cost / torch_cost)
-        note = " (within noise)" if even else ""
+        note = (" (inconclusive: " + instability(summary, group) + ")" if even and instability(summary, group)
+                else " (within noise)" if even else "")
         lines.append(f"{group}: torch {torch_cost:.3g} vs tf {tf_cost:.3g} {unit}{note}")
     if not ratios:
         return None
@@ -103,6 +104,12 @@ def ratio_criterion(name: str, summary: RunSummary, selects: Callable[[CellSumma
 def within_noise(summary: RunSummary, group: str) -> bool:
     headline = [r for r in summary.ratios if r.group == group and " best (" in r.label]
     return bool(headline) and headline[0].ci.low <= 1 + NOISE_BAND and headline[0].ci.high >= 1 / (1 + NOISE_BAND)
+
+
+def instability(summary: RunSummary, group: str) -> str:
+    """'' when the group's cells are stable across processes, else which cells' processes disagree."""
+    unstable = [cell for cell in summary.measured_groups().get(group, []) if cell.unstable]
+    return "; ".join(f"{cell.spec.framework} {cell.spec.mode} processes {cell.spread:.0%} apart" for cell in unstable)
 
 
 def median_step(cell: CellSummary) -> float | None:

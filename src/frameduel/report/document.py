@@ -76,6 +76,9 @@ class Report:
                              "measured; re-run on a quiet machine")
             if cell.noisy:
                 lines.append(f"{label}: noisy (IQR/median >= 10%); its CI is wide")
+            if cell.unstable:
+                lines.append(f"{label}: unstable across processes, {cell.spread:.0%} apart ({cell.process_range}); "
+                             "verdicts resting on it say inconclusive")
         return lines + self.evidence.parity_caveats(self.summary.workloads)
 
     def to_dict(self) -> dict[str, Any]:

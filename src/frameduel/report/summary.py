@@ -15,10 +15,15 @@ import numpy as np
 from frameduel.errors import FrameduelError
 from frameduel.runner.contention import CONTENTION_THRESHOLD_CORES
 from frameduel.runner.stats import (
+    UNSTABLE_THRESHOLD,
     Interval,
     SampleSummary,
     hierarchical_median_ci,
-    ratio_of_medians,
+    hierarchical_ratio_ci,
+    hull,
+    log_ratio_t_interval,
+    log_t_interval,
+    process_spread,
     summarize,
     throughput,
 )
@@ -36,7 +41,10 @@ class CellSummary:
     error: str | None
     rounds: int
     step: SampleSummary | None = None  # pooled steady-state step times, seconds
-    step_ci: Interval | None = None  # across-round (hierarchical) CI of the median step time
+    # CI of the median step time across worker processes: the two-level bootstrap, widened to at least
+    # the Student-t interval of the process medians (stats.log_t_interval).
+    step_ci: Interval | None = None
+    process_medians: list[float] = field(default_factory=list)  # one per worker process (round), seconds
     throughput: float | None = None  # samples/s
     throughput_ci: Interval | None = None
     latency: bool = False  # per-call timings: step.p50/p90/p99 are request latencies
@@ -56,6 +64,22 @@ class CellSummary:
         return self.step is not None and self.step.noisy
 
     @property
+    def spread(self) -> float:
+        """How far apart the worker processes' medians are: max / min - 1 (0 for one process)."""
+        return process_spread(self.process_medians) if self.process_medians else 0.0
+
+    @property
+    def unstable(self) -> bool:
+        """Process medians further apart than UNSTABLE_THRESHOLD: a process-level effect moves the cell."""
+        return len(self.process_medians) > 1 and self.spread > UNSTABLE_THRESHOLD
+
+    @property
+    def process_range(self) -> str:
+        """'3 processes: 0.12-0.27 ms/step'."""
+        low, high = min(self.process_medians, default=0.0), max(self.process_medians, default=0.0)
+        return f"{len(self.process_medians)} processes: {low * 1e3:.3g}-{high * 1e3:.3g} ms/step"
+
+    @property
     def contended(self) -> bool:
         return self.background_cores is not None and self.background_cores > CONTENTION_THRESHOLD_CORES
 
@@ -67,6 +91,8 @@ class CellSummary:
         data["phases"] = {name: phase.to_dict() for name, phase in self.phases.items()}
         data["noisy"] = self.noisy
         data["contended"] = self.contended
+        data["spread"] = self.spread
+        data["unstable"] = self.unstable
         return data
 
 
@@ -80,14 +106,17 @@ class Ratio:
     baseline: str  # cell key
     value: float
     ci: Interval
+    unstable: bool = False  # a cell of the two is unstable across processes
 
     @property
     def verdict(self) -> str:
+        """faster / slower where the CI clears the noise band; otherwise "no meaningful difference", or
+        "inconclusive" when a cell's own processes disagree (the next run may well differ)."""
         if self.ci.low > 1 + NOISE_BAND:
             return "faster"
         if self.ci.high < 1 / (1 + NOISE_BAND):
             return "slower"
-        return "no meaningful difference"
+        return "inconclusive" if self.unstable else "no meaningful difference"
 
     def to_dict(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "verdict": self.verdict}
@@ -136,7 +165,9 @@ def summarize_cell(spec: RunSpec, rounds: list[Measurement]) -> CellSummary:
     cell.samples = [m.step_seconds for m in rounds if m.status == "ok" and m.step_seconds]
     if cell.samples:
         cell.step = summarize([s for group in cell.samples for s in group])
-        cell.step_ci = hierarchical_median_ci(cell.samples)
+        cell.process_medians = [float(np.median(group)) for group in cell.samples]
+        point = Interval(cell.step.median, cell.step.median)
+        cell.step_ci = hull(hierarchical_median_ci(cell.samples), log_t_interval(cell.process_medians), point)
         cell.step = dataclasses.replace(cell.step, median_ci=cell.step_ci)
         cell.throughput, cell.throughput_ci = throughput(spec.batch_size, cell.step)
         cell.latency = all(m.steps_per_sample == 1 for m in rounds) and spec.task == "infer"
@@ -182,10 +213,13 @@ def summarize_phases(rounds: list[Measurement]) -> dict[str, SampleSummary]:
 
 
 def speedup(group: str, label: str, faster: CellSummary, baseline: CellSummary) -> Ratio:
-    pooled = [[s for g in c.samples for s in g] for c in (baseline, faster)]
-    value, ci = ratio_of_medians(pooled[0], pooled[1])  # baseline time / faster time
+    """baseline time / candidate time, with the same across-process honesty as each cell's CI."""
+    value = baseline.step.median / faster.step.median
+    bootstrap = hierarchical_ratio_ci(baseline.samples, faster.samples)
+    ci = hull(bootstrap, log_ratio_t_interval(baseline.process_medians, faster.process_medians),
+              Interval(value, value))
     return Ratio(group=group, label=label, faster=faster.spec.key, baseline=baseline.spec.key,
-                 value=value, ci=ci)
+                 value=value, ci=ci, unstable=faster.unstable or baseline.unstable)
 
 
 def group_ratios(group: str, cells: list[CellSummary]) -> list[Ratio]:

@@ -59,6 +59,8 @@ def status_text(cell: CellSummary) -> str:
         warnings.append(f"noisy (IQR/median {cell.step.noise:.0%})")
     if cell.contended:
         warnings.append(f"contended ({cell.background_cores:.1f} cores busy elsewhere)")
+    if cell.unstable:
+        warnings.append(f"unstable across processes ({cell.process_range})")
     return "; ".join(warnings) or "ok"
 
 

@@ -67,6 +67,10 @@ class MatrixRequest:
     timeout_s: float | None = None
     seed: int = 0
     peak: bool | None = None  # None: as the preset says
+    launch: str = "fork"  # "fork": from a per-framework zygote (runner/zygote.py); "spawn": a new interpreter
+
+
+LAUNCHES = ("fork", "spawn")
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,7 @@ class Plan:
     specs: tuple[RunSpec, ...]  # already interleaved
     budget: MeasureBudget
     repeats: int
+    launch: str = "fork"  # how each cell's fresh process starts, see MatrixRequest
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -82,6 +87,7 @@ class Plan:
             "specs": [spec.to_dict() for spec in self.specs],
             "budget": self.budget.to_dict(),
             "repeats": self.repeats,
+            "launch": self.launch,
         }
 
     @classmethod
@@ -91,6 +97,7 @@ class Plan:
             specs=tuple(RunSpec.from_dict(s) for s in data["specs"]),
             budget=MeasureBudget.from_dict(data["budget"]),
             repeats=data["repeats"],
+            launch=data.get("launch", "spawn"),  # runs stored before the zygote spawned every worker
         )
 
     def schedule(self) -> list[tuple[int, RunSpec]]:
@@ -169,13 +176,15 @@ def build_plan(request: MatrixRequest) -> Plan:
                     specs.append(RunSpec(workload=workload, framework=fw, mode=mode, task=task,
                                          precision=precision, batch_size=batch_size, device=device,
                                          threads=threads, size=size, seed=request.seed))
+    check_choice("launch", request.launch, LAUNCHES)
     repeats = preset.repeats if request.repeats is None else request.repeats
     if repeats < 1:
         raise FrameduelError(f"repeats must be >= 1, got {repeats}")
     wants_peak = preset.measure_peak if request.peak is None else request.peak
     if wants_peak and "gemm" not in request.workloads:
         specs += peak_specs(request.frameworks, request.precisions, device, threads, size, request.seed)
-    return Plan(preset=request.preset, specs=tuple(interleave(specs)), budget=budget, repeats=repeats)
+    return Plan(preset=request.preset, specs=tuple(interleave(specs)), budget=budget, repeats=repeats,
+                launch=request.launch)
 
 
 def peak_specs(frameworks: tuple[str, ...], precisions: tuple[str, ...], device: str, threads: int, size: str,

@@ -6,11 +6,14 @@ Ctrl-C kills the job's whole process group (inductor compile workers included) i
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
+import select
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,3 +65,74 @@ def run_job(module: str, args: list[str], job_json: str, timeout_s: float, workd
             kill_group(process)
             raise
     return JobOutcome(timed_out=False, returncode=process.returncode, stderr_tail=last_line(stderr_path))
+
+
+class Zygote:
+    """Parent side of a fork server (runner/zygote.py): the same run_job, with the framework imported once.
+
+    Started lazily on the first job; if it dies, the job fails with its last words and the next job
+    starts a new one. close() stops it and any child still running.
+    """
+
+    def __init__(self, framework: str, workdir: Path, start_timeout_s: float = 300.0) -> None:
+        self.framework, self.workdir, self.start_timeout_s = framework, workdir, start_timeout_s
+        self.process: subprocess.Popen | None = None
+        self.stderr_path = workdir / f"zygote-{framework}-{secrets.token_hex(4)}.stderr"
+
+    def start(self) -> None:
+        with open(self.stderr_path, "w") as stderr:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "frameduel.runner.zygote", self.framework],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, start_new_session=True,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+        if self.read_reply(self.start_timeout_s) != {"ready": True}:
+            self.close()
+            raise RuntimeError(f"the {self.framework} fork server did not start: {last_line(self.stderr_path)}")
+
+    def read_reply(self, timeout_s: float) -> dict | None:
+        """The next reply line, or None at end of file or after timeout_s."""
+        assert self.process is not None and self.process.stdout is not None
+        ready, _, _ = select.select([self.process.stdout], [], [], max(timeout_s, 0.0))
+        if not ready:
+            return None
+        line = self.process.stdout.readline()
+        return json.loads(line) if line else None
+
+    def run_job(self, module: str, args: list[str], job_json: str, timeout_s: float, workdir: Path) -> JobOutcome:
+        if self.process is None or self.process.poll() is not None:
+            self.start()
+        assert self.process is not None and self.process.stdin is not None
+        stderr_path = workdir / f"{secrets.token_hex(4)}.stderr"
+        request = {"module": module, "args": args, "stdin": job_json, "stderr": str(stderr_path)}
+        self.process.stdin.write((json.dumps(request) + "\n").encode())
+        self.process.stdin.flush()
+        started = time.monotonic()
+        forked = self.read_reply(timeout_s)
+        if forked is None:
+            self.close()
+            return JobOutcome(False, -signal.SIGKILL, f"the {self.framework} fork server died: "
+                              f"{last_line(self.stderr_path)}")
+        try:
+            ended = self.read_reply(timeout_s - (time.monotonic() - started))
+            if ended is None:  # overstayed: kill the child's group; the zygote reaps it and reports
+                kill_pid_group(forked["pid"])
+                self.read_reply(30.0)
+                return JobOutcome(timed_out=True, returncode=None, stderr_tail=last_line(stderr_path))
+        except BaseException:  # Ctrl-C: leave no orphan job behind
+            kill_pid_group(forked["pid"])
+            self.close()
+            raise
+        return JobOutcome(timed_out=False, returncode=ended["returncode"], stderr_tail=last_line(stderr_path))
+
+    def close(self) -> None:
+        if self.process is not None:
+            kill_group(self.process)
+            self.process = None
+
+
+def kill_pid_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass

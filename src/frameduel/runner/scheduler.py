@@ -15,11 +15,12 @@ from pathlib import Path
 
 from frameduel import environment
 from frameduel.runner.plan import Plan
-from frameduel.runner.process import run_job
+from frameduel.runner.process import JobOutcome, Zygote, run_job
 from frameduel.spec import MeasureBudget, Measurement, RunSpec
 from frameduel.store import Store
 
 CellCallback = Callable[[int, RunSpec, "Measurement | None"], None]  # None = the cell is starting
+Launcher = Callable[[str, list[str], str, float, Path], JobOutcome]  # run_job's signature
 
 
 def new_run_id() -> str:
@@ -40,13 +41,14 @@ def cgroup_oom_kills() -> int | None:
     return None
 
 
-def run_worker(spec: RunSpec, budget: MeasureBudget, workdir: Path) -> Measurement:
-    """Measure one cell in a fresh process; always returns a Measurement, never raises for the cell."""
+def run_worker(spec: RunSpec, budget: MeasureBudget, workdir: Path, launch: Launcher = run_job) -> Measurement:
+    """Measure one cell in a fresh process (spawned, or forked from the framework's zygote); always
+    returns a Measurement, never raises for the cell."""
     result_path = workdir / f"{secrets.token_hex(4)}.json"
     oom_before = cgroup_oom_kills()
     started = time.perf_counter()
-    outcome = run_job("frameduel.runner.worker", [str(result_path)], job_json(spec, budget), budget.timeout_s,
-                      workdir)
+    outcome = launch("frameduel.runner.worker", [str(result_path)], job_json(spec, budget), budget.timeout_s,
+                     workdir)
     if outcome.timed_out:
         return Measurement(spec=spec, status="timeout", wall_s=time.perf_counter() - started,
                            error=f"no result within {budget.timeout_s:g}s; raise it with --timeout")
@@ -79,11 +81,19 @@ def run_plan(store: Store, run_id: str, plan: Plan, on_cell: CellCallback | None
     store.set_run_status(run_id, "running")
     try:
         with tempfile.TemporaryDirectory(prefix="frameduel-") as workdir:
-            for round_index, spec in pending_cells(store, run_id, plan):
-                notify(round_index, spec, None)
-                measurement = run_worker(spec, plan.budget, Path(workdir))
-                store.save_measurement(run_id, round_index, measurement)
-                notify(round_index, spec, measurement)
+            zygotes: dict[str, Zygote] = {}
+            try:
+                for round_index, spec in pending_cells(store, run_id, plan):
+                    notify(round_index, spec, None)
+                    launch = run_job
+                    if plan.launch == "fork":
+                        launch = zygotes.setdefault(spec.framework, Zygote(spec.framework, Path(workdir))).run_job
+                    measurement = run_worker(spec, plan.budget, Path(workdir), launch)
+                    store.save_measurement(run_id, round_index, measurement)
+                    notify(round_index, spec, measurement)
+            finally:
+                for zygote in zygotes.values():
+                    zygote.close()
     except BaseException:
         store.set_run_status(run_id, "interrupted")
         raise

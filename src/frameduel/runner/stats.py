@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import stats as scipy_stats
 
 NOISE_THRESHOLD = 0.10  # IQR/median at or above this -> noisy
 DEFAULT_CONFIDENCE = 0.95
@@ -214,16 +215,10 @@ def ratio_of_medians(
     """
     a = _as_samples(numerator_samples, "numerator samples")
     b = _as_samples(denominator_samples, "denominator samples")
-    _check_params(confidence, resamples)
     point_b = float(np.median(b))
     if point_b == 0:
         raise ValueError("denominator samples have a median of 0; the ratio is undefined")
-    rng = np.random.default_rng(seed)
-    medians_a = _bootstrap_medians(a, resamples, rng)
-    medians_b = _bootstrap_medians(b, resamples, rng)
-    if np.any(medians_b == 0):
-        raise ValueError("denominator samples resample to a median of 0; the ratio is unstable")
-    return float(np.median(a)) / point_b, _percentile_interval(medians_a / medians_b, confidence)
+    return float(np.median(a)) / point_b, hierarchical_ratio_ci([a], [b], confidence, resamples, seed)
 
 
 def hierarchical_median_ci(
@@ -305,3 +300,73 @@ def throughput(batch_size: int, step_seconds_summary: SampleSummary) -> tuple[fl
         raise ValueError("step times must be positive to compute throughput")
     bounds = Interval(batch_size / s.median_ci.high, batch_size / s.median_ci.low)
     return batch_size / s.median, bounds
+
+
+# Process medians further apart than this (max / min - 1) mark a cell "unstable across processes":
+# within one process the median's CI is a few percent here, so a 10% gap is a process-level effect.
+UNSTABLE_THRESHOLD = 0.10
+
+
+def hull(*intervals: Interval | None) -> Interval:
+    """The smallest interval containing every given one."""
+    present = [interval for interval in intervals if interval is not None]
+    return Interval(min(i.low for i in present), max(i.high for i in present))
+
+
+def log_t_interval(process_medians: Sequence[float], confidence: float = DEFAULT_CONFIDENCE) -> Interval | None:
+    """Student-t interval of the geometric mean of k process medians (k >= 2), on the log scale.
+
+    The processes are the independent units: steps within one process share its thread placement,
+    memory layout and compiled kernels. With k of them the bootstrap cannot reach beyond their range
+    (three processes: 1 resample in 27 draws the slowest three times), so it is too narrow for small
+    k; the t quantile (4.3 for k = 3) is what a small sample of independent units costs. Times vary
+    by factors, not offsets, hence the log scale (and bounds that stay positive).
+    """
+    logs = np.log(_as_samples(process_medians, "process medians"))
+    if logs.size < 2:
+        return None
+    half = scipy_stats.t.ppf((1 + confidence) / 2, logs.size - 1) * logs.std(ddof=1) / math.sqrt(logs.size)
+    return Interval(float(np.exp(logs.mean() - half)), float(np.exp(logs.mean() + half)))
+
+
+def log_ratio_t_interval(numerator_medians: Sequence[float], denominator_medians: Sequence[float],
+                         confidence: float = DEFAULT_CONFIDENCE) -> Interval | None:
+    """Welch t interval of geometric-mean(numerator) / geometric-mean(denominator) over process medians."""
+    a = np.log(_as_samples(numerator_medians, "numerator process medians"))
+    b = np.log(_as_samples(denominator_medians, "denominator process medians"))
+    if a.size < 2 or b.size < 2:
+        return None
+    va, vb = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
+    if va + vb == 0:
+        centre = float(np.exp(a.mean() - b.mean()))
+        return Interval(centre, centre)
+    df = (va + vb) ** 2 / (va**2 / (a.size - 1) + vb**2 / (b.size - 1))
+    half = scipy_stats.t.ppf((1 + confidence) / 2, df) * math.sqrt(va + vb)
+    centre = a.mean() - b.mean()
+    return Interval(float(np.exp(centre - half)), float(np.exp(centre + half)))
+
+
+def hierarchical_ratio_ci(
+    numerator_groups: list[Sequence[float]],
+    denominator_groups: list[Sequence[float]],
+    confidence: float = DEFAULT_CONFIDENCE,
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
+) -> Interval:
+    """Two-level bootstrap CI of pooled-median(numerator) / pooled-median(denominator): processes
+    first, then steps within each, independently for the two cells."""
+    a = [_as_samples(g, f"numerator group {i}") for i, g in enumerate(numerator_groups)]
+    b = [_as_samples(g, f"denominator group {i}") for i, g in enumerate(denominator_groups)]
+    _check_params(confidence, resamples)
+    rng = np.random.default_rng(seed)
+    medians_a = _hierarchical_medians(a, resamples, rng) if len(a) > 1 else _bootstrap_medians(a[0], resamples, rng)
+    medians_b = _hierarchical_medians(b, resamples, rng) if len(b) > 1 else _bootstrap_medians(b[0], resamples, rng)
+    if np.any(medians_b == 0):
+        raise ValueError("denominator samples resample to a median of 0; the ratio is unstable")
+    return _percentile_interval(medians_a / medians_b, confidence)
+
+
+def process_spread(process_medians: Sequence[float]) -> float:
+    """max / min - 1 of the process medians: 0 for one process."""
+    x = _as_samples(process_medians, "process medians")
+    return float(x.max() / x.min() - 1.0) if x.min() > 0 else math.inf

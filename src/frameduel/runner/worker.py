@@ -10,6 +10,7 @@ cannot (killed, segfault), the scheduler records the death instead.
 from __future__ import annotations
 
 import json
+import os
 import resource
 import sys
 import time
@@ -49,7 +50,12 @@ def error_line(exc: BaseException) -> str:
 
 def measure_cell(spec: RunSpec, budget: MeasureBudget) -> Measurement:
     started = time.perf_counter()
+    # Where a worker's start-up goes: a spawned one starts its interpreter and imports the framework
+    # here; one forked from a zygote inherits both and starts at once.
+    process = {"pid": os.getpid(), "parent_pid": os.getppid(),
+               "startup_s": max(0.0, time.time() - psutil.Process().create_time())}
     backend = load_backend(spec.framework)
+    process["import_s"] = time.perf_counter() - started
     try:
         runtime = backend.configure(spec)
         baseline = rss_mb()
@@ -69,7 +75,7 @@ def measure_cell(spec: RunSpec, budget: MeasureBudget) -> Measurement:
     measurement.baseline_rss_mb = baseline
     measurement.peak_device_mb = backend.peak_device_memory_mb(spec)
     measurement.wall_s = time.perf_counter() - started
-    measurement.runtime = {**runtime, **backend.compile_facts(spec)}
+    measurement.runtime = {**runtime, **backend.compile_facts(spec), "process": process}
     return measurement
 
 
