@@ -17,7 +17,8 @@ from frameduel.store import Store
 from tests.conftest import TINY_BUDGET, cli_command, run_cli
 
 # Four cells (torch/tf x train/infer), tiny model, eager: the cheapest real matrix.
-SMALL_MATRIX = ("compare", "--workloads", "mlp", "--size", "tiny", "--modes", "eager", "--threads", "1")
+SMALL_MATRIX = ("compare", "--workloads", "mlp", "--size", "tiny", "--modes", "eager", "--threads", "1",
+                "--repeats", "1")
 
 
 @pytest.mark.parametrize("framework, mode", [("torch", "eager"), ("tf", "function")])
@@ -62,9 +63,12 @@ def wait_for(predicate, timeout: float = 120.0):
 
 
 def worker_of(process: subprocess.Popen) -> psutil.Process | None:
+    """The cell's worker: a spawned `frameduel.runner.worker`, or a child forked from a zygote."""
     for child in psutil.Process(process.pid).children(recursive=True):
         try:
-            if "frameduel.runner.worker" in " ".join(child.cmdline()):
+            command, parent = " ".join(child.cmdline()), child.parent()
+            if "frameduel.runner.worker" in command or (
+                    "frameduel.runner.zygote" in command and "frameduel.runner.zygote" in " ".join(parent.cmdline())):
                 return child
         except psutil.NoSuchProcess:
             continue
@@ -107,7 +111,7 @@ def test_interrupted_run_resumes_without_redoing_finished_cells(db_path):
 
 def test_resume_runs_only_the_missing_cells(db_path):
     plan = build_plan(MatrixRequest(workloads=("mlp",), tasks=("train",), modes=("eager",), size="tiny",
-                                    device="cpu", threads=1))
+                                    device="cpu", threads=1, repeats=1))
     store = Store(db_path)
     run_id = start_run(store, plan)
     torch_spec, tf_spec = plan.specs

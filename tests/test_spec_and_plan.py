@@ -4,7 +4,7 @@ import pytest
 
 from frameduel import environment
 from frameduel.errors import FrameduelError
-from frameduel.runner.plan import MatrixRequest, Plan, build_plan, interleave
+from frameduel.runner.plan import PRESETS, MatrixRequest, Plan, build_plan, interleave
 from frameduel.spec import MODES, Measurement, RunSpec
 
 
@@ -90,3 +90,11 @@ def test_unsupported_precision_is_rejected():
         pytest.skip("this CPU does bf16 natively")
     with pytest.raises(FrameduelError, match="precision 'bf16' is not supported natively on this cpu"):
         build_plan(MatrixRequest(precisions=("bf16",), device="cpu"))
+
+
+def test_every_preset_measures_each_cell_in_at_least_three_processes():
+    assert all(preset.repeats >= 3 for preset in PRESETS.values())
+    plan = build_plan(MatrixRequest(workloads=("mlp",), size="tiny", device="cpu", threads=1))
+    assert plan.repeats == 3 and plan.launch == "fork"
+    schedule = plan.schedule()
+    assert [round_index for round_index, _ in schedule] == sorted(round_index for round_index, _ in schedule)

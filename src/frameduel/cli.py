@@ -143,6 +143,8 @@ def compare(
     seed: int = typer.Option(0, help="seed for data and weights"),
     peak: bool | None = typer.Option(None, "--peak/--no-peak", help="add GEMM cells for the matmul peak "
                                      "(default: the full preset does)"),
+    launch: str = typer.Option("fork", help="how each cell's fresh worker process starts: fork (from a zygote "
+                               "that imported the framework once) or spawn (a new interpreter)"),
     resume: str | None = typer.Option(None, help="finish an interrupted run; skips finished cells"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON instead of tables"),
     db: Path | None = DbOption,
@@ -156,6 +158,7 @@ def compare(
             workloads=split_list(workloads), frameworks=split_list(frameworks), modes=split_list(modes),
             tasks=split_list(tasks), precisions=split_list(precisions), preset=preset, size=size,
             device=device, threads=threads, repeats=repeats, timeout_s=timeout, seed=seed, peak=peak,
+            launch=launch,
         )
         plan = build_plan(request)
         run_id = start_run(store, plan)

@@ -31,10 +31,12 @@ class Preset:
 
 PRESETS: dict[str, Preset] = {
     "quick": Preset(
-        description="one round, short sampling: a first look in a few minutes",
+        description="three interleaved rounds, short sampling: a first look in a few minutes",
         train_batch=32,
         infer_batches=(1,),
-        repeats=1,
+        # Three worker processes per cell: a cell moves up to 2x between processes (thread placement,
+        # memory layout, kernel choice), which one process cannot show; see README "Uncertainty".
+        repeats=3,
         budget=MeasureBudget(warmup_steps=3, warmup_seconds=0.1, min_seconds=0.3, max_seconds=0.8,
                              timeout_s=300),
     ),

@@ -1,0 +1,82 @@
+"""The fork server: every measured cell still runs in a fresh process of its own, in every workload and
+mode, and a hung or killed child costs only its own cell."""
+
+from __future__ import annotations
+
+import dataclasses
+import signal
+import threading
+
+import psutil
+
+from frameduel.runner.plan import Plan
+from frameduel.runner.process import Zygote
+from frameduel.runner.scheduler import run_plan, run_worker, start_run
+from frameduel.spec import MODES, RunSpec
+from frameduel.store import Store
+from frameduel.workloads import WORKLOADS
+from tests.conftest import TINY_BUDGET
+
+
+def spec(workload: str, framework: str, mode: str, task: str = "train", batch_size: int = 4) -> RunSpec:
+    return RunSpec(workload=workload, framework=framework, mode=mode, task=task, size="tiny",
+                   batch_size=batch_size, threads=1)
+
+
+def descendants() -> set[int]:
+    return {p.pid for p in psutil.Process().children(recursive=True)}
+
+
+def test_every_workload_and_mode_runs_in_its_own_forked_process(db_path):
+    cells = [spec(w, fw, mode) for w in WORKLOADS if w != "gemm" for fw in MODES for mode in MODES[fw]]
+    cells += [spec("mlp", fw, mode, task="infer", batch_size=1) for fw in MODES for mode in MODES[fw]]
+    cells += [spec("gpt", fw, mode, task="generate", batch_size=1) for fw in MODES for mode in MODES[fw]]
+    plan = Plan(preset="quick", specs=tuple(cells), budget=TINY_BUDGET, repeats=2, launch="fork")
+    store = Store(db_path)
+    run_id = start_run(store, plan)
+    before = descendants()
+    run_plan(store, run_id, plan)
+    assert descendants() - before == set()  # zygotes and their children are all gone
+    rounds = [measurement for _, measurement in store.measurements(run_id)]
+    assert len(rounds) == 2 * len(cells)
+    assert [m.spec.key for m in rounds if m.status != "ok"] == [], [m.error for m in rounds if m.status != "ok"]
+    processes = [m.runtime["process"] for m in rounds]
+    assert len({p["pid"] for p in processes}) == len(rounds)  # one fresh process per cell round
+    parents = {m.spec.framework: set() for m in rounds}
+    for m, process in zip(rounds, processes, strict=True):
+        parents[m.spec.framework].add(process["parent_pid"])
+        assert process["import_s"] < 0.5  # the framework came with the fork, not imported again
+    assert all(len(pids) == 1 for pids in parents.values())  # one zygote per framework
+    assert len(set.union(*parents.values())) == 2 and psutil.Process().pid not in set.union(*parents.values())
+    threads = {m.spec.framework: m.runtime["intra_op_threads"] for m in rounds}
+    assert threads == {"torch": 1, "tf": 1}  # each child configured its own runtime
+
+
+def test_a_hung_or_killed_forked_worker_costs_only_its_cell(tmp_path):
+    zygote = Zygote("torch", tmp_path)
+    try:
+        cell = spec("mlp", "torch", "eager")
+        hung = run_worker(cell, dataclasses.replace(TINY_BUDGET, timeout_s=0.3), tmp_path, zygote.run_job)
+        assert hung.status == "timeout" and "--timeout" in hung.error
+
+        def kill_the_child_once_it_runs() -> None:
+            for _ in range(400):
+                children = psutil.Process(zygote.process.pid).children()
+                if children:
+                    children[0].send_signal(signal.SIGKILL)
+                    return
+                threading.Event().wait(0.025)
+
+        killer = threading.Thread(target=kill_the_child_once_it_runs)
+        killer.start()
+        killed = run_worker(dataclasses.replace(cell, seed=1), dataclasses.replace(TINY_BUDGET, min_seconds=2.0,
+                                                                                   max_seconds=3.0),
+                            tmp_path, zygote.run_job)
+        killer.join()
+        assert killed.status == "failed" and "killed by SIGKILL" in killed.error
+        after = run_worker(cell, TINY_BUDGET, tmp_path, zygote.run_job)
+        assert after.status == "ok", after.error  # the same zygote serves the next cell
+        assert psutil.Process(zygote.process.pid).children() == []
+    finally:
+        zygote.close()
+    assert zygote.process is None
