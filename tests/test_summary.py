@@ -81,3 +81,42 @@ def test_contended_cells_are_flagged_in_the_table():
     console = Console(width=250, record=True)
     console.print(cell_table(summary, "t"))
     assert console.export_text().count("contended (0.9 cores busy elsewhere)") == 1
+
+
+def rounds_of(framework: str, medians_s: list[float], seed: int = 0, spread: float = 0.01) -> list:
+    """One Measurement per worker process (round), each centred on its own median."""
+    return [(index, fake(framework, "eager", median, spread=spread, seed=seed + index))
+            for index, median in enumerate(medians_s)]
+
+
+def test_cells_whose_processes_disagree_are_unstable_and_their_verdict_inconclusive():
+    torch_rounds = rounds_of("torch", [0.010, 0.016, 0.011])  # one process 60% off: bimodal
+    tf_rounds = rounds_of("tf", [0.0115, 0.0116, 0.0114], seed=10)
+    summary = summarize_run(torch_rounds + tf_rounds, [torch_rounds[0][1].spec, tf_rounds[0][1].spec])
+    torch_cell, tf_cell = summary.cells
+    assert torch_cell.unstable and not tf_cell.unstable
+    assert abs(torch_cell.spread - 0.6) < 0.05 and torch_cell.process_range == "3 processes: 10-16 ms/step"
+    # each process alone has a tight CI; across processes the interval must reach both modes
+    assert torch_cell.step_ci.low < 0.0105 and torch_cell.step_ci.high > 0.0155
+    cross = ratio(summary, "torch eager vs tf eager")
+    assert cross.unstable and cross.verdict == "inconclusive"
+    assert "unstable across processes (3 processes: 10-16 ms/step)" in cell_rows_text(summary)
+
+
+def test_a_clear_gap_survives_unstable_processes():
+    slow = rounds_of("torch", [0.030, 0.036, 0.031])
+    fast = rounds_of("tf", [0.010, 0.0101, 0.0099], seed=20)
+    summary = summarize_run(slow + fast, [slow[0][1].spec, fast[0][1].spec])
+    assert ratio(summary, "torch eager vs tf eager").verdict == "slower"  # 3x, whatever the processes do
+
+
+def test_stable_processes_keep_tight_intervals():
+    steady = rounds_of("torch", [0.0100, 0.0101, 0.0100])
+    [cell] = summarize_run(steady, [steady[0][1].spec]).cells
+    assert not cell.unstable and cell.step_ci.high / cell.step_ci.low < 1.03
+
+
+def cell_rows_text(summary) -> str:
+    from frameduel.report.tables import cell_rows
+
+    return "\n".join(" | ".join(row) for row in cell_rows(summary))
