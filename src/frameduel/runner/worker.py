@@ -61,12 +61,15 @@ def measure_cell(spec: RunSpec, budget: MeasureBudget) -> Measurement:
         baseline = rss_mb()
         workload = get_workload(spec.workload)
         batch = workload.make_batch(workload.config(spec.size), spec.batch_size, spec.seed)
+        setup_started = time.perf_counter()
         if spec.task == "generate":
-            measurement = generation_measurement(spec, measure_generation(
-                backend.make_generation(workload, spec, batch), budget))
+            generation = backend.make_generation(workload, spec, batch)
+            process["setup_s"] = time.perf_counter() - setup_started  # model build (and the rest of the setup)
+            measurement = generation_measurement(spec, measure_generation(generation, budget))
         else:
-            measurement = step_measurement(spec, measure(
-                backend.make_step(workload, spec, batch), budget, per_call=is_latency_cell(spec)))
+            step = backend.make_step(workload, spec, batch)
+            process["setup_s"] = time.perf_counter() - setup_started
+            measurement = step_measurement(spec, measure(step, budget, per_call=is_latency_cell(spec)))
     except Exception as exc:  # noqa: BLE001 - any failure becomes this cell's status
         status = "oom" if backend.is_out_of_memory(exc) else "failed"
         return Measurement(spec=spec, status=status, error=error_line(exc), peak_rss_mb=peak_rss_mb(),
