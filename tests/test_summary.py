@@ -79,8 +79,12 @@ def test_contended_cells_are_flagged_in_the_table():
     summary = summary_of(busy, quiet)
     assert [c.contended for c in summary.cells] == [True, False]
     console = Console(width=250, record=True)
-    console.print(cell_table(summary, "t"))
+    console.print(cell_table(summary, "t", wide=True))
     assert console.export_text().count("contended (0.9 cores busy elsewhere)") == 1
+    compact = Console(width=100, record=True)
+    compact.print(cell_table(summary, "t"))
+    rows = [line.split() for line in compact.export_text().splitlines() if "eager" in line]
+    assert [row[-1] for row in rows] == ["C", "-"]  # the flag column: C for the busy cell, none for tf (peak MB "-")
 
 
 def rounds_of(framework: str, medians_s: list[float], seed: int = 0, spread: float = 0.01) -> list:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -36,6 +38,7 @@ from frameduel.report.render import write_report
 from frameduel.report.summary import RunSummary, summarize_run
 from frameduel.report.tensorboard import write_tensorboard
 from frameduel.report.terminal import ms, print_summary
+from frameduel.report.verdict import verdicts
 from frameduel.runner.plan import PRESETS, MatrixRequest, Plan, build_plan
 from frameduel.runner.scheduler import pending_cells, run_plan, start_run
 from frameduel.spec import DEVICES, FRAMEWORKS, SIZES, Measurement, RunSpec, check_choice
@@ -45,13 +48,16 @@ from frameduel.workloads import get_workload
 # Help texts are plain text: a URL pattern such as NAME[/versions/V] is not rich markup.
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True, rich_markup_mode=None,
                   help="PyTorch vs TensorFlow, measured side by side on this machine.")
-# Piped output gets a wide fixed width: the side-by-side table is unreadable folded into 80 columns.
-console = Console(width=None if sys.stdout.isatty() else 180)
-err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 180)
+# Piped output (CI logs) is laid out for 100 columns, what the default tables fit, unless $COLUMNS says.
+PIPED_WIDTH = 100
+console = Console(width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else PIPED_WIDTH)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() or "COLUMNS" in os.environ else PIPED_WIDTH)
 USER_ERROR_EXIT = 2
 
 F = TypeVar("F", bound=Callable[..., object])
 DbOption = typer.Option(None, "--db", help="results database (default: $FRAMEDUEL_DB or the user data dir)")
+WideOption = typer.Option(False, "--wide", help="every column of the cell table (wider than 100 characters)")
+SpeedupsOption = typer.Option(False, "--speedups", help="also print every pairwise speedup with its CI")
 
 
 def user_errors(command: F) -> F:
@@ -100,20 +106,37 @@ def cell_line(spec: RunSpec, measurement: Measurement) -> str:
     return f"[green]v[/green] {label}: {ms(median)} ms/step"
 
 
+def eta_text(seconds: float) -> str:
+    minutes, secs = divmod(int(round(seconds)), 60)
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
 def run_with_progress(store: Store, run_id: str, plan: Plan, quiet: bool) -> None:
     total = len(plan.schedule())
     done = total - len(pending_cells(store, run_id, plan))
     out = err_console if quiet else console
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TextColumn("ETA {task.fields[eta]}"))
+    # The ETA starts from the plan's estimate per worker and follows the measured pace once cells finish.
+    finished = {"rounds": 0, "seconds": 0.0, "started": time.monotonic()}
+
+    def eta() -> str:
+        left = total - done - finished["rounds"]
+        pace = (finished["seconds"] / finished["rounds"]) if finished["rounds"] else plan.estimated_round_s()
+        return eta_text(left * pace)
+
     with Progress(*columns, console=out, transient=True) as progress:
-        bar = progress.add_task("starting", total=total, completed=done)
+        bar = progress.add_task("starting", total=total, completed=done, eta=eta())
 
         def on_cell(round_index: int, spec: RunSpec, measurement: Measurement | None) -> None:
             if measurement is None:
-                progress.update(bar, description=f"{spec.workload} {spec.task} {spec.framework} {spec.mode}")
+                progress.update(bar, description=f"{spec.workload} {spec.task} {spec.framework} {spec.mode} "
+                                f"(process {round_index + 1}/{plan.repeats})")
                 return
             progress.console.print(cell_line(spec, measurement), highlight=False)
-            progress.advance(bar)
+            finished["rounds"] += 1
+            finished["seconds"] = time.monotonic() - finished["started"]
+            progress.update(bar, advance=1, eta=eta())
 
         try:
             run_plan(store, run_id, plan, on_cell)
@@ -147,6 +170,8 @@ def compare(
                                "that imported the framework once) or spawn (a new interpreter)"),
     resume: str | None = typer.Option(None, help="finish an interrupted run; skips finished cells"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON instead of tables"),
+    wide: bool = WideOption,
+    speedups: bool = SpeedupsOption,
     db: Path | None = DbOption,
 ) -> None:
     """Run workloads in PyTorch and TensorFlow side by side and print the comparison."""
@@ -166,18 +191,22 @@ def compare(
         f"run [bold]{run_id}[/bold]: {len(plan.specs)} cells x {plan.repeats} round(s), db {store.path}"
     )
     run_with_progress(store, run_id, plan, quiet=as_json)
-    show_run(store, run_id, as_json)
+    show_run(store, run_id, as_json, wide, speedups)
 
 
-def show_run(store: Store, run_id: str, as_json: bool) -> None:
+def show_run(store: Store, run_id: str, as_json: bool, wide: bool = False, speedups: bool = False) -> None:
     run, summary = summarize_stored_run(store, run_id)
+    evidence = load_evidence(store, summary.workloads)
     if as_json:
         print(json.dumps({"run_id": run_id, "status": run.status, "environment": run.environment,
-                          **summary.to_dict()}, indent=2))
+                          **summary.to_dict(), "verdict": [v.line() for v in verdicts(summary, evidence)]},
+                         indent=2))
         return
     cpu = run.environment["cpu"]["model"]
     threads = summary.cells[0].spec.threads if summary.cells else "?"
-    print_summary(console, summary, f"run {run_id} ({run.status}) - {cpu}, {threads} threads")
+    rounds = Plan.from_dict(run.plan).repeats
+    print_summary(console, summary, f"run {run_id} ({run.status}): {cpu}, {threads} threads, {rounds} processes "
+                  "per cell", evidence, wide, speedups)
 
 
 @app.command()
@@ -211,10 +240,12 @@ def report(
 def show(
     run_id: str = typer.Argument(..., help="a run id from `frameduel runs`"),
     as_json: bool = typer.Option(False, "--json", help="print JSON instead of tables"),
+    wide: bool = WideOption,
+    speedups: bool = SpeedupsOption,
     db: Path | None = DbOption,
 ) -> None:
-    """Print a stored run's side-by-side table and speedups."""
-    show_run(open_store(db), run_id, as_json)
+    """Print a stored run's verdict, side-by-side table and (with --speedups) every speedup."""
+    show_run(open_store(db), run_id, as_json, wide, speedups)
 
 
 @app.command()
@@ -222,13 +253,13 @@ def show(
 def runs(db: Path | None = DbOption) -> None:
     """List stored runs, newest first."""
     store = open_store(db)
-    table = Table(header_style="bold")
-    for column in ("run id", "created", "status", "preset", "cells done / planned", "workloads"):
-        table.add_column(column)
+    table = Table(header_style="bold", box=None, padding=(0, 1))
+    for column in ("run id", "created", "status", "preset", "rounds done", "workloads"):
+        table.add_column(column, no_wrap=column != "workloads")
     for run, finished in store.list_runs():
         plan = Plan.from_dict(run.plan)
         workloads = sorted({spec.workload for spec in plan.specs})
-        table.add_row(run.id, run.created_at, run.status, plan.preset,
+        table.add_row(run.id, run.created_at[:19].replace("T", " "), run.status, plan.preset,
                       f"{finished} / {len(plan.schedule())}", ",".join(workloads))
     console.print(table)
 

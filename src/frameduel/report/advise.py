@@ -22,7 +22,7 @@ from frameduel.report.evidence import (
     export_success,
     geometric_mean,
 )
-from frameduel.report.summary import NOISE_BAND, CellSummary, RunSummary
+from frameduel.report.summary import NOISE_BAND, CellSummary, RunSummary, group_label
 
 # criterion -> weight, per scenario. Weights of criteria without evidence in a run are dropped and
 # the rest renormalised. "deployed latency", "edge latency", "export success" and "served throughput"
@@ -94,11 +94,19 @@ def ratio_criterion(name: str, summary: RunSummary, selects: Callable[[CellSumma
         ratios.append(1.0 if even else tf_cost / torch_cost)
         note = (" (inconclusive: " + instability(summary, group) + ")" if even and instability(summary, group)
                 else " (within noise)" if even else "")
-        lines.append(f"{group}: torch {torch_cost:.3g} vs tf {tf_cost:.3g} {unit}{note}")
+        lines.append(f"{group_label(chosen[0])}: torch {cost_text(torch_cost, unit)} vs tf "
+                     f"{cost_text(tf_cost, unit)}{note}")
     if not ratios:
         return None
     r = math.exp(sum(math.log(x) for x in ratios) / len(ratios))  # >1: torch cheaper
     return Criterion(name, r / (1 + r), "; ".join(lines), measured=True)
+
+
+def cost_text(value: float, unit: str) -> str:
+    """Times per step, request or generation in ms ('0.271 ms/request'); other units as they are."""
+    if unit.startswith("s/"):
+        return f"{value * 1e3:.3g} ms/{unit[2:]}"
+    return f"{value:.3g} {unit}"
 
 
 def within_noise(summary: RunSummary, group: str) -> bool:

@@ -14,6 +14,7 @@ from frameduel.report import plots
 from frameduel.report.claims import ClaimResult, check_claims
 from frameduel.report.evidence import Evidence
 from frameduel.report.summary import CellSummary, Ratio, RunSummary
+from frameduel.report.verdict import verdicts
 from frameduel.store import RunRecord
 
 
@@ -59,6 +60,11 @@ class Report:
         return [ratio for ratio in self.summary.ratios if " best (" in ratio.label]
 
     @property
+    def verdict_lines(self) -> list[str]:
+        """The same lines `compare` and `show` print first."""
+        return [verdict.line() for verdict in verdicts(self.summary, self.evidence)]
+
+    @property
     def caveats(self) -> list[str]:
         """What a reader must know before trusting a number: partial compilation, contention, noise, and
         workloads whose two implementations are not proven the same model in every mode."""
@@ -91,6 +97,7 @@ class Report:
             **self.summary.to_dict(),
             "break_even": [item.to_dict() for item in self.break_even],
             "claims": [claim.to_dict() for claim in self.claims],
+            "verdict": self.verdict_lines,
             "caveats": self.caveats,
             "parity": self.evidence.parity_notes(self.summary.workloads),
             "exports": self.evidence.exports,

@@ -33,6 +33,10 @@ class Evidence:
         statuses = (self.parity_status(workload) for workload in sorted(set(workloads) - {"gemm"}))
         return [line for line, proven in statuses if not proven]
 
+    def unproven_workloads(self, workloads: Iterable[str]) -> list[str]:
+        """Workloads not proven the same model in both frameworks, in every mode."""
+        return [w for w in sorted(set(workloads) - {"gemm"}) if not self.parity_status(w)[1]]
+
     def parity_status(self, workload: str) -> tuple[str, bool]:
         """(the workload's parity line, whether it proves everything: float64, state, every mode)."""
         reports = [report for report in self.parity if report["workload"] == workload]

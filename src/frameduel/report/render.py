@@ -92,7 +92,8 @@ def to_html(report: Report) -> str:
         f"<h1>{html.escape(title_of(report))}</h1>",
         "<section id='overview'><h2>Overview</h2>"
         + "".join(f"<p>{html.escape(line)}</p>" for line in overview_lines(report)) + "</section>",
-        "<section id='verdict'><h2>Verdict: each framework at its best mode</h2>"
+        "<section id='verdict'><h2>Verdict: each framework at its best mode</h2><ul>"
+        + "".join(f"<li>{html.escape(line)}</li>" for line in report.verdict_lines) + "</ul>"
         + html_table(RATIO_COLUMNS, ratio_rows(report.headline)) + "</section>",
         "<section id='cells'><h2>Every cell</h2>" + html_table(CELL_COLUMNS, cell_rows(report.summary)) + "</section>",
         "<section id='caveats'><h2>Caveats</h2><ul>"
@@ -132,7 +133,8 @@ def markdown_table(columns: tuple[str, ...], rows: list[list[str]]) -> str:
 def to_markdown(report: Report) -> str:
     parts = [
         f"# {title_of(report)}", "\n".join(f"- {line}" for line in overview_lines(report)),
-        "## Verdict: each framework at its best mode", markdown_table(RATIO_COLUMNS, ratio_rows(report.headline)),
+        "## Verdict: each framework at its best mode", "\n".join(f"- {line}" for line in report.verdict_lines),
+        markdown_table(RATIO_COLUMNS, ratio_rows(report.headline)),
         "## Every cell", markdown_table(CELL_COLUMNS, cell_rows(report.summary)),
         "## Caveats", "\n".join(f"- {line}" for line in report.caveats or ["none"]),
         "## Speedups", markdown_table(RATIO_COLUMNS, ratio_rows(report.summary.ratios)),

@@ -80,6 +80,11 @@ class CellSummary:
         return f"{len(self.process_medians)} processes: {low * 1e3:.3g}-{high * 1e3:.3g} ms/step"
 
     @property
+    def partly_eager(self) -> bool:
+        """torch.compile fell back to eager Python for part (a graph break) or all of the model."""
+        return self.runtime.get("compiled_graphs") == 0 or bool(self.runtime.get("graph_breaks"))
+
+    @property
     def contended(self) -> bool:
         return self.background_cores is not None and self.background_cores > CONTENTION_THRESHOLD_CORES
 
@@ -141,6 +146,13 @@ class RunSummary:
             if cell.step is not None:
                 groups[cell.spec.comparison_group].append(cell)
         return groups
+
+
+def group_label(cell: CellSummary) -> str:
+    """A comparison group as people say it: 'mlp/small train b32', with the precision where not fp32."""
+    spec = cell.spec
+    precision = "" if spec.precision == "fp32" else f" {spec.precision}"
+    return f"{spec.workload}/{spec.size} {spec.task} b{spec.batch_size}{precision}"
 
 
 def median_or_none(values: list[float | None]) -> float | None:

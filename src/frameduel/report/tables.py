@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from frameduel.report.document import BreakEven
-from frameduel.report.summary import CellSummary, Ratio, RunSummary
+from frameduel.report.summary import CellSummary, Ratio, RunSummary, group_label
 from frameduel.runner.stats import Interval
 
 CELL_COLUMNS = ("workload / task", "fw", "mode", "step ms [95% CI]", "samples/s (tokens/s)",
@@ -25,11 +25,6 @@ def interval_ms(ci: Interval | None) -> str:
 
 def number(value: float | None, digits: int = 3) -> str:
     return "-" if value is None else f"{value:.{digits}g}"
-
-
-def group_label(cell: CellSummary) -> str:
-    spec = cell.spec
-    return f"{spec.workload}/{spec.size} {spec.task} b{spec.batch_size} {spec.precision}"
 
 
 def latency_text(cell: CellSummary) -> str:
@@ -78,6 +73,46 @@ def cell_rows(summary: RunSummary) -> list[list[str]]:
             number(cell.first_step_s),
             number(cell.peak_rss_mb, 4), status_text(cell),
         ])
+    return rows
+
+
+# The default terminal table: what fits 100 columns. Flags are one letter each, explained once below it.
+COMPACT_COLUMNS = ("group", "fw", "mode", "step ms [95% CI]", "samples/s", "peak MB", "flags")
+FLAGS = {
+    "U": "unstable across processes (their medians over 10% apart)",
+    "N": "noisy (IQR/median >= 10%)",
+    "C": "contended (other processes kept cores busy while it sampled)",
+    "E": "partly eager (torch.compile fell back for some or all of the model)",
+    "x": "failed (reason below)",
+}
+
+
+def compact_number(value: float | None) -> str:
+    """3 significant figures with k/M: 1234 -> '1.23k', 345678 -> '346k'."""
+    if value is None:
+        return "-"
+    for scale, suffix in ((1e6, "M"), (1e3, "k")):
+        if abs(value) >= scale:
+            return f"{value / scale:.3g}{suffix}"
+    return f"{value:.3g}"
+
+
+def cell_flags(cell: CellSummary) -> str:
+    if cell.status != "ok":
+        return "x"
+    present = {"U": cell.unstable, "N": cell.noisy, "C": cell.contended, "E": cell.partly_eager}
+    return "".join(flag for flag, on in present.items() if on)
+
+
+def compact_cell_rows(summary: RunSummary) -> list[list[str]]:
+    """One row per cell, the group named on its first row only."""
+    rows, group = [], None
+    for cell in summary.cells:
+        first = cell.spec.comparison_group != group
+        group = cell.spec.comparison_group
+        step = f"{ms(cell.step.median)}{interval_ms(cell.step_ci)}" if cell.step else "-"
+        rows.append([group_label(cell) if first else "", cell.spec.framework, cell.spec.mode, step,
+                     compact_number(cell.throughput), number(cell.peak_rss_mb), cell_flags(cell)])
     return rows
 
 

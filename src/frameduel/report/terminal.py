@@ -1,13 +1,27 @@
-"""Rich tables for the terminal: the side-by-side cell table and the speedup table."""
+"""The terminal view of a run: the verdict first, then a cell table that fits 100 columns (every column
+with --wide), then the pairwise speedups on request."""
 
 from __future__ import annotations
 
+from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from frameduel.report.evidence import Evidence
 from frameduel.report.summary import Ratio, RunSummary
-from frameduel.report.tables import CELL_COLUMNS, RATIO_COLUMNS, cell_rows, ms, ratio_rows
+from frameduel.report.tables import (
+    CELL_COLUMNS,
+    COMPACT_COLUMNS,
+    FLAGS,
+    RATIO_COLUMNS,
+    cell_rows,
+    compact_cell_rows,
+    ms,
+    ratio_rows,
+)
+from frameduel.report.verdict import verdicts
 
 __all__ = ["cell_table", "ms", "print_summary", "ratio_table"]
 
@@ -17,17 +31,21 @@ VERDICT_STYLES = {"faster": "green", "slower": "red"}
 def status_style(status: str) -> str:
     if status == "ok":
         return "green"
-    return "yellow" if status.startswith(("noisy", "contended")) else "red"
+    return "yellow" if status.startswith(("noisy", "contended", "unstable")) else "red"
 
 
-def cell_table(summary: RunSummary, title: str) -> Table:
-    table = Table(title=title, show_lines=False, header_style="bold")
-    for column in CELL_COLUMNS:
-        table.add_column(column, overflow="fold")
-    for index, row in enumerate(cell_rows(summary)):
+def cell_table(summary: RunSummary, title: str, wide: bool = False) -> Table:
+    """Every column (wide), or the columns that fit 100 characters with one-letter flags."""
+    columns, rows = (CELL_COLUMNS, cell_rows(summary)) if wide else (COMPACT_COLUMNS, compact_cell_rows(summary))
+    table = Table(title=title, header_style="bold", box=None if not wide else box.HEAVY_HEAD, padding=(0, 1),
+                  title_justify="left", title_style="bold")
+    for column in columns:
+        table.add_column(column, overflow="fold",
+                         justify="right" if column in ("samples/s", "peak MB") else "left")
+    for index, row in enumerate(rows):
         if row[0] and index:
             table.add_section()
-        table.add_row(*row[:-1], Text(row[-1], style=status_style(row[-1])))
+        table.add_row(*row[:-1], Text(row[-1], style=status_style(row[-1]) if wide else "yellow"))
     return table
 
 
@@ -41,7 +59,32 @@ def ratio_table(ratios: list[Ratio]) -> Table:
     return table
 
 
-def print_summary(console: Console, summary: RunSummary, title: str) -> None:
-    console.print(cell_table(summary, title))
-    if summary.ratios:
+def print_verdict(console: Console, summary: RunSummary, evidence: Evidence | None) -> None:
+    lines = verdicts(summary, evidence)
+    if not lines:
+        return
+    console.print("[bold]Verdict[/bold] (each framework at its best mode; a winner only where the 95% CI clears "
+                  "±2%):", highlight=False)
+    for verdict in lines:
+        style = "green" if verdict.winner else "yellow"
+        console.print(f"  [{style}]{escape(verdict.line())}[/{style}]", highlight=False)
+
+
+def print_summary(console: Console, summary: RunSummary, title: str, evidence: Evidence | None = None,
+                  wide: bool = False, speedups: bool = False) -> None:
+    print_verdict(console, summary, evidence)
+    console.print(f"[bold]{escape(title)}[/bold]", highlight=False)
+    console.print(cell_table(summary, "", wide))
+    if not wide:
+        shown = {flag for row in compact_cell_rows(summary) for flag in row[-1]}
+        legend = "; ".join(f"{flag} {text}" for flag, text in FLAGS.items() if flag in shown)
+        if legend:
+            console.print(f"flags: {legend}", highlight=False)
+        for cell in summary.cells:
+            if cell.status != "ok":
+                console.print(f"[red]x {cell.spec.key}: {cell.status}[/red] {escape(cell.error or '')}",
+                              highlight=False)
+    if speedups and summary.ratios:
         console.print(ratio_table(summary.ratios))
+    elif summary.ratios:
+        console.print(f"({len(summary.ratios)} pairwise speedups: --speedups; every column: --wide)", highlight=False)

@@ -102,6 +102,13 @@ class Plan:
             launch=data.get("launch", "spawn"),  # runs stored before the zygote spawned every worker
         )
 
+    def estimated_round_s(self) -> float:
+        """A worker's likely wall time before any has finished: start-up, setup and compilation, warm-up,
+        then sampling that usually stops between min_seconds and max_seconds."""
+        startup = 1.5 if self.launch == "fork" else 8.0  # a spawned worker imports its framework (3-8 s)
+        sampling = (self.budget.min_seconds + self.budget.max_seconds) / 2
+        return startup + self.budget.warmup_seconds + sampling
+
     def schedule(self) -> list[tuple[int, RunSpec]]:
         """Round-major order: every cell once, then every cell again, so drift hits all cells alike."""
         return [(round_index, spec) for round_index in range(self.repeats) for spec in self.specs]
