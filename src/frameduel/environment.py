@@ -23,6 +23,8 @@ PACKAGES = ("torch", "tensorflow", "tensorflow-cpu", "keras", "numpy", "framedue
 THREAD_ENV_VARS = (
     "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OPENBLAS_CORETYPE",
     "TF_ENABLE_ONEDNN_OPTS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "CUDA_VISIBLE_DEVICES",
+    # Thread placement and waiting move a cell between processes (README, "Uncertainty across processes").
+    "OMP_PROC_BIND", "OMP_PLACES", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_AFFINITY", "KMP_BLOCKTIME",
 )
 # CPU flags that mean native (not emulated) low-precision matrix math.
 CPU_PRECISION_FLAGS = {"bf16": ("avx512_bf16", "amx_bf16"), "fp16": ("avx512_fp16", "amx_fp16")}
