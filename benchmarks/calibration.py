@@ -1,7 +1,7 @@
 """Do frameduel's confidence intervals survive the next run? The same matrix, run N times as separate runs.
 
     .venv/bin/python benchmarks/calibration.py                    # 5 quick runs of mlp and cnn (~20 min)
-    .venv/bin/python benchmarks/calibration.py --repeats 1        # the same with one process per cell (before)
+    .venv/bin/python benchmarks/calibration.py --repeats 1 --launch spawn   # one spawned process per cell (before)
     .venv/bin/python benchmarks/calibration.py --runs 3 --workloads mlp --size tiny   # a smoke run
 
 For every cell and every speedup it reports how often one run's median falls inside another run's 95%
@@ -31,6 +31,7 @@ def run_once(args: argparse.Namespace, db: Path) -> dict:
         command += ["--repeats", str(args.repeats)]
     if args.threads is not None:
         command += ["--threads", str(args.threads)]
+    command += ["--launch", args.launch]
     started = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, check=True)
     summary = json.loads(done.stdout)
@@ -103,6 +104,7 @@ def main() -> None:
     parser.add_argument("--size", default="small")
     parser.add_argument("--repeats", type=int, default=None, help="worker processes per cell (default: preset)")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--launch", default="fork", help="fork (zygote) or spawn, as `compare --launch`")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         summaries = []
