@@ -131,7 +131,6 @@ class Side:
             arrays[f"{prefix}/eval_output"] = backend.forward(workload, spec, self.model, held_out)
         return arrays
 
-
     def state(self, prefix: str, optimizer: object) -> dict[str, np.ndarray]:
         """Every weight and buffer, every optimizer slot and the step count, in canonical names."""
         slots = self.backend.optimizer_state(self.workload, self.model, optimizer)
