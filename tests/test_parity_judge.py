@@ -132,3 +132,14 @@ def test_a_side_that_did_not_compute_in_float64_is_named_first():
     finding = judge("fp64", reference, other, list(reference)).findings[0]
     assert finding.check == "dtype" and "target side computed float32, not float64" in finding.where
     assert not any(f.check == "dtype" for f in judge("fp32", reference, other, list(reference)).findings)
+
+
+def test_a_judgement_is_strict_json_even_with_a_tensor_missing():
+    import json
+
+    reference = side(np.random.default_rng(0))
+    other = copy(reference)
+    del other["sgd/weights/body.weight"]
+    data = judge("fp64", reference, other, list(reference)).to_dict()
+    text = json.dumps(data, allow_nan=False)  # no Infinity / NaN tokens
+    assert data["findings"][0]["rel"] is None and "only on the source side" in text

@@ -16,7 +16,7 @@ import json
 import secrets
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -92,7 +92,7 @@ class ParityReport:
         first = self.findings[0] if self.findings else None
         return {"workload": self.workload, "size": self.size, "source": self.source, "target": self.target,
                 "passed": self.passed, "error": self.error, "proven": list(PROVEN) if self.passed else [],
-                "first_divergence": asdict(first) | {"line": first.line()} if first else None,
+                "first_divergence": first.to_dict() if first else None,
                 "informational": [j.precision for j in self.judgements if j.precision != PROOF_PRECISION],
                 "judgements": [judgement.to_dict() for judgement in self.judgements]}
 

@@ -88,6 +88,9 @@ class Finding:
         where = f" ({self.where})" if self.where else ""
         return f"{self.check} {self.name}{where}: {self.rel:.2e} > {self.tolerance:g}"
 
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "rel": finite(self.rel), "line": self.line()}
+
 
 @dataclass
 class Judgement:
@@ -106,10 +109,17 @@ class Judgement:
 
     def to_dict(self) -> dict[str, Any]:
         return {"precision": self.precision, "tolerances": self.tolerances.to_dict(), "passed": self.passed,
-                "figures": {label: {"rel": rel, "tolerance": tol} for label, (rel, tol) in self.figures.items()},
-                "layers": {label: [asdict(layer) for layer in layers] for label, layers in self.layers.items()},
-                "findings": [asdict(finding) | {"line": finding.line()} for finding in self.findings],
+                "figures": {label: {"rel": finite(rel), "tolerance": tol}
+                            for label, (rel, tol) in self.figures.items()},
+                "layers": {label: [{**asdict(layer), "max_abs": finite(layer.max_abs), "rel": finite(layer.rel)}
+                                   for layer in layers] for label, layers in self.layers.items()},
+                "findings": [finding.to_dict() for finding in self.findings],
                 "loss_curves": {name: {"reference": a, "other": b} for name, (a, b) in self.loss_curves.items()}}
+
+
+def finite(value: float) -> float | None:
+    """JSON has no infinity: a figure that cannot be computed (a tensor on one side only) is null."""
+    return value if math.isfinite(value) else None
 
 
 def max_rel_diff(reference: np.ndarray, other: np.ndarray) -> tuple[float, float]:

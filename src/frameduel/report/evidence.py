@@ -77,7 +77,8 @@ def modes_status(workload: str, modes: list[dict[str, Any]]) -> tuple[str, bool]
 def worst_proof_diff(report: dict[str, Any]) -> float:
     """The largest float64 figure (the round trip is exact, not a relative diff)."""
     proof = report["judgements"][0]
-    return max(figure["rel"] for label, figure in proof["figures"].items() if "round trip" not in label)
+    return max(figure["rel"] if figure["rel"] is not None else float("inf")
+               for label, figure in proof["figures"].items() if "round trip" not in label)
 
 
 def report_direction(report: dict[str, Any]) -> str:
