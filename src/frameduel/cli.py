@@ -205,8 +205,9 @@ def show_run(store: Store, run_id: str, as_json: bool, wide: bool = False, speed
     cpu = run.environment["cpu"]["model"]
     threads = summary.cells[0].spec.threads if summary.cells else "?"
     rounds = Plan.from_dict(run.plan).repeats
-    print_summary(console, summary, f"run {run_id} ({run.status}): {cpu}, {threads} threads, {rounds} processes "
-                  "per cell", evidence, wide, speedups)
+    sizes = ",".join(sorted({cell.spec.size for cell in summary.cells}))
+    print_summary(console, summary, f"run {run_id} ({run.status}): size {sizes}; {cpu}, {threads} threads, "
+                  f"{rounds} processes/cell", evidence, wide, speedups)
 
 
 @app.command()

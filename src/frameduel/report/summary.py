@@ -148,11 +148,12 @@ class RunSummary:
         return groups
 
 
-def group_label(cell: CellSummary) -> str:
+def group_label(cell: CellSummary, with_size: bool = True) -> str:
     """A comparison group as people say it: 'mlp/small train b32', with the precision where not fp32."""
     spec = cell.spec
     precision = "" if spec.precision == "fp32" else f" {spec.precision}"
-    return f"{spec.workload}/{spec.size} {spec.task} b{spec.batch_size}{precision}"
+    size = f"/{spec.size}" if with_size else ""
+    return f"{spec.workload}{size} {spec.task} b{spec.batch_size}{precision}"
 
 
 def median_or_none(values: list[float | None]) -> float | None:

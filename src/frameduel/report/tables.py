@@ -8,7 +8,7 @@ from frameduel.report.document import BreakEven
 from frameduel.report.summary import CellSummary, Ratio, RunSummary, group_label
 from frameduel.runner.stats import Interval
 
-CELL_COLUMNS = ("workload / task", "fw", "mode", "step ms [95% CI]", "samples/s (tokens/s)",
+CELL_COLUMNS = ("workload / task", "fw", "mode", "step ms [95% CI]", "process medians ms", "samples/s (tokens/s)",
                 "latency ms p50/p90/p99", "GFLOP/s (% of GEMM)", "compile s", "1st step s", "peak MB", "status")
 RATIO_COLUMNS = ("group", "candidate vs baseline", "speedup x [95% CI]", "verdict")
 BREAK_EVEN_COLUMNS = ("group", "framework", "mode", "compile s", "eager step ms", "compiled step ms",
@@ -69,6 +69,7 @@ def cell_rows(summary: RunSummary) -> list[list[str]]:
         rows.append([
             group_label(cell) if first else "", cell.spec.framework, cell.spec.mode,
             f"{ms(step.median)}{interval_ms(cell.step_ci)}" if step else "-",
+            " ".join(ms(median) for median in cell.process_medians) or "-",
             number(cell.throughput, 4), latency_text(cell), flops_text(cell), number(cell.compile_s),
             number(cell.first_step_s),
             number(cell.peak_rss_mb, 4), status_text(cell),
@@ -77,7 +78,7 @@ def cell_rows(summary: RunSummary) -> list[list[str]]:
 
 
 # The default terminal table: what fits 100 columns. Flags are one letter each, explained once below it.
-COMPACT_COLUMNS = ("group", "fw", "mode", "step ms [95% CI]", "samples/s", "peak MB", "flags")
+COMPACT_COLUMNS = ("group", "fw", "mode", "step ms [95% CI]", "spread", "samples/s", "peak MB", "flags")
 FLAGS = {
     "U": "unstable across processes (their medians over 10% apart)",
     "N": "noisy (IQR/median >= 10%)",
@@ -97,6 +98,11 @@ def compact_number(value: float | None) -> str:
     return f"{value:.3g}"
 
 
+def spread_text(cell: CellSummary) -> str:
+    """How far apart the worker processes' medians are (max / min - 1); '-' for a single process."""
+    return f"{cell.spread:.0%}" if len(cell.process_medians) > 1 else "-"
+
+
 def cell_flags(cell: CellSummary) -> str:
     if cell.status != "ok":
         return "x"
@@ -105,14 +111,15 @@ def cell_flags(cell: CellSummary) -> str:
 
 
 def compact_cell_rows(summary: RunSummary) -> list[list[str]]:
-    """One row per cell, the group named on its first row only."""
+    """One row per cell, the group named on its first row only (without the size where all share one)."""
     rows, group = [], None
+    with_size = len({cell.spec.size for cell in summary.cells}) > 1
     for cell in summary.cells:
         first = cell.spec.comparison_group != group
         group = cell.spec.comparison_group
         step = f"{ms(cell.step.median)}{interval_ms(cell.step_ci)}" if cell.step else "-"
-        rows.append([group_label(cell) if first else "", cell.spec.framework, cell.spec.mode, step,
-                     compact_number(cell.throughput), number(cell.peak_rss_mb), cell_flags(cell)])
+        rows.append([group_label(cell, with_size) if first else "", cell.spec.framework, cell.spec.mode, step,
+                     spread_text(cell), compact_number(cell.throughput), number(cell.peak_rss_mb), cell_flags(cell)])
     return rows
 
 

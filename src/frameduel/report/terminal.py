@@ -41,7 +41,7 @@ def cell_table(summary: RunSummary, title: str, wide: bool = False) -> Table:
                   title_justify="left", title_style="bold")
     for column in columns:
         table.add_column(column, overflow="fold",
-                         justify="right" if column in ("samples/s", "peak MB") else "left")
+                         justify="right" if column in ("spread", "samples/s", "peak MB") else "left")
     for index, row in enumerate(rows):
         if row[0] and index:
             table.add_section()
