@@ -105,11 +105,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=None, help="worker processes per cell (default: preset)")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--launch", default="fork", help="fork (zygote) or spawn, as `compare --launch`")
+    parser.add_argument("--db", type=Path, default=None, help="keep the runs in this results database")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
+        db = args.db or Path(tmp) / "results.sqlite"
         summaries = []
         for index in range(args.runs):
-            summaries.append(run_once(args, Path(tmp) / "results.sqlite"))
+            summaries.append(run_once(args, db))
             print(f"run {index + 1}/{args.runs}: {summaries[-1]['run_id']} in {summaries[-1]['wall_s']:.0f} s",
                   flush=True)
     print_table(summaries)

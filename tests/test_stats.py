@@ -325,3 +325,18 @@ def test_hierarchical_ratio_matches_the_simple_bootstrap_for_one_process_each():
     assert stats.hierarchical_ratio_ci([a], [b]) == ratio_of_medians(a, b)[1]
     wide = stats.hierarchical_ratio_ci([a, a * 1.3], [b, b])
     assert wide.high - wide.low > 0.3  # the second process of a moves the ratio by 30%
+
+
+def test_pooled_dispersion_weighs_each_cell_by_its_degrees_of_freedom():
+    pooled = stats.process_dispersion([[1.0, 1.0, 1.0], [1.0, math.e ** 0.2], [2.0]])
+    # squares: 0 (2 df) + 2 * 0.1^2 (1 df); the single-process cell adds nothing
+    assert pooled.df == 3 and pooled.log_sd == pytest.approx(math.sqrt(0.02 / 3))
+    assert stats.process_dispersion([[1.0], [2.0]]) is None
+    wide = stats.log_t_interval([1.0, 1.0, 1.0], dispersion=stats.Dispersion(0.1, 20))
+    assert wide.low == pytest.approx(math.exp(-scipy_t(20) * 0.1 / math.sqrt(3)))
+
+
+def scipy_t(df: int) -> float:
+    from scipy import stats as scipy_stats
+
+    return float(scipy_stats.t.ppf(0.975, df))

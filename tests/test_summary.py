@@ -124,3 +124,15 @@ def cell_rows_text(summary) -> str:
     from frameduel.report.tables import cell_rows
 
     return "\n".join(" | ".join(row) for row in cell_rows(summary))
+
+
+def test_a_cell_whose_processes_agree_by_chance_borrows_the_spread_of_its_kind():
+    """Three processes that happen to agree do not make a cell more precise than its framework and
+    task are on this machine: the dispersion pooled over those cells widens its CI."""
+    lucky = rounds_of("torch", [0.0100, 0.0100, 0.0100])
+    scattered = [(i, fake("torch", "compile", median, seed=30 + i)) for i, median in
+                 enumerate([0.0100, 0.0120, 0.0090])]
+    alone = summarize_run(lucky, [lucky[0][1].spec]).cells[0]
+    pooled = summarize_run(lucky + scattered, [lucky[0][1].spec, scattered[0][1].spec]).cells[0]
+    assert alone.step_ci.high / alone.step_ci.low < 1.01
+    assert pooled.step_ci.high / pooled.step_ci.low > 1.1 and pooled.pooled_dispersion.df == 4

@@ -16,6 +16,7 @@ from frameduel.errors import FrameduelError
 from frameduel.runner.contention import CONTENTION_THRESHOLD_CORES
 from frameduel.runner.stats import (
     UNSTABLE_THRESHOLD,
+    Dispersion,
     Interval,
     SampleSummary,
     hierarchical_median_ci,
@@ -23,6 +24,7 @@ from frameduel.runner.stats import (
     hull,
     log_ratio_t_interval,
     log_t_interval,
+    process_dispersion,
     process_spread,
     summarize,
     throughput,
@@ -42,9 +44,11 @@ class CellSummary:
     rounds: int
     step: SampleSummary | None = None  # pooled steady-state step times, seconds
     # CI of the median step time across worker processes: the two-level bootstrap, widened to at least
-    # the Student-t interval of the process medians (stats.log_t_interval).
+    # the Student-t intervals of the process medians with the cell's own dispersion and with the one
+    # pooled over the run's cells of the same framework and task (stats.log_t_interval).
     step_ci: Interval | None = None
     process_medians: list[float] = field(default_factory=list)  # one per worker process (round), seconds
+    pooled_dispersion: Dispersion | None = None
     throughput: float | None = None  # samples/s
     throughput_ci: Interval | None = None
     latency: bool = False  # per-call timings: step.p50/p90/p99 are request latencies
@@ -179,17 +183,38 @@ def summarize_cell(spec: RunSpec, rounds: list[Measurement]) -> CellSummary:
     if cell.samples:
         cell.step = summarize([s for group in cell.samples for s in group])
         cell.process_medians = [float(np.median(group)) for group in cell.samples]
-        point = Interval(cell.step.median, cell.step.median)
-        cell.step_ci = hull(hierarchical_median_ci(cell.samples), log_t_interval(cell.process_medians), point)
-        cell.step = dataclasses.replace(cell.step, median_ci=cell.step_ci)
-        cell.throughput, cell.throughput_ci = throughput(spec.batch_size, cell.step)
+        cell.step_ci = hull(hierarchical_median_ci(cell.samples), log_t_interval(cell.process_medians),
+                            Interval(cell.step.median, cell.step.median))
         cell.latency = all(m.steps_per_sample == 1 for m in rounds) and spec.task == "infer"
         cell.phases = summarize_phases(rounds)
         flops = step_flops(spec)
         cell.gflops = flops / cell.step.median / 1e9 if flops else None
-        if "decode_token" in cell.phases:  # generation: throughput means generated tokens per second
-            cell.throughput, cell.throughput_ci = throughput(spec.batch_size, cell.phases["decode_token"])
+        set_step_ci(cell, cell.step_ci)
     return cell
+
+
+def set_step_ci(cell: CellSummary, ci: Interval) -> None:
+    """The cell's CI, and the throughput derived from it (generation: generated tokens per second)."""
+    cell.step_ci = ci
+    cell.step = dataclasses.replace(cell.step, median_ci=ci)
+    cell.throughput, cell.throughput_ci = throughput(cell.spec.batch_size, cell.step)
+    if "decode_token" in cell.phases:
+        cell.throughput, cell.throughput_ci = throughput(cell.spec.batch_size, cell.phases["decode_token"])
+
+
+def pool_dispersions(cells: list[CellSummary]) -> None:
+    """Widen each cell's CI to the t interval with the between-process dispersion pooled over the
+    run's cells of its framework and task (see stats.process_dispersion)."""
+    kinds: dict[tuple[str, str], list[CellSummary]] = defaultdict(list)
+    for cell in cells:
+        if cell.step is not None:
+            kinds[(cell.spec.framework, cell.spec.task)].append(cell)
+    for members in kinds.values():
+        pooled = process_dispersion([cell.process_medians for cell in members])
+        for cell in members:
+            cell.pooled_dispersion = pooled
+            if pooled is not None:
+                set_step_ci(cell, hull(cell.step_ci, log_t_interval(cell.process_medians, dispersion=pooled)))
 
 
 def step_flops(spec: RunSpec) -> float | None:
@@ -229,8 +254,10 @@ def speedup(group: str, label: str, faster: CellSummary, baseline: CellSummary) 
     """baseline time / candidate time, with the same across-process honesty as each cell's CI."""
     value = baseline.step.median / faster.step.median
     bootstrap = hierarchical_ratio_ci(baseline.samples, faster.samples)
+    pooled = (baseline.pooled_dispersion, faster.pooled_dispersion)
     ci = hull(bootstrap, log_ratio_t_interval(baseline.process_medians, faster.process_medians),
-              Interval(value, value))
+              log_ratio_t_interval(baseline.process_medians, faster.process_medians, dispersions=pooled)
+              if all(pooled) else None, Interval(value, value))
     return Ratio(group=group, label=label, faster=faster.spec.key, baseline=baseline.spec.key,
                  value=value, ci=ci, unstable=faster.unstable or baseline.unstable)
 
@@ -264,6 +291,7 @@ def summarize_run(measurements: list[tuple[int, Measurement]], specs: list[RunSp
     for _, measurement in measurements:
         rounds[measurement.spec.key].append(measurement)
     cells = [summarize_cell(spec, rounds[spec.key]) for spec in specs if spec.key in rounds]
+    pool_dispersions(cells)
     attach_peak_fractions(cells)
     groups: dict[str, list[CellSummary]] = defaultdict(list)
     for cell in cells:

@@ -313,36 +313,71 @@ def hull(*intervals: Interval | None) -> Interval:
     return Interval(min(i.low for i in present), max(i.high for i in present))
 
 
-def log_t_interval(process_medians: Sequence[float], confidence: float = DEFAULT_CONFIDENCE) -> Interval | None:
-    """Student-t interval of the geometric mean of k process medians (k >= 2), on the log scale.
+@dataclass(frozen=True)
+class Dispersion:
+    """How far worker processes' medians scatter: the standard deviation of their logs, and its df."""
+
+    log_sd: float
+    df: int
+
+
+def process_dispersion(cells_medians: list[Sequence[float]]) -> Dispersion | None:
+    """The dispersion pooled over several cells' process medians (sum of squares over sum of k - 1).
+
+    Cells of one framework and task share the machine and the thread pool's behaviour, so they share
+    most of their between-process spread; a cell's own three processes may agree by chance and claim
+    a precision the next run does not have. None when no cell has two processes.
+    """
+    squares, df = 0.0, 0
+    for medians in cells_medians:
+        logs = np.log(_as_samples(medians, "process medians"))
+        if logs.size > 1:
+            squares += float(np.sum((logs - logs.mean()) ** 2))
+            df += logs.size - 1
+    return Dispersion(math.sqrt(squares / df), df) if df else None
+
+
+def own_dispersion(process_medians: Sequence[float]) -> Dispersion | None:
+    logs = np.log(_as_samples(process_medians, "process medians"))
+    return Dispersion(float(logs.std(ddof=1)), logs.size - 1) if logs.size > 1 else None
+
+
+def log_t_interval(process_medians: Sequence[float], confidence: float = DEFAULT_CONFIDENCE,
+                   dispersion: Dispersion | None = None) -> Interval | None:
+    """Student-t interval of the geometric mean of k process medians, on the log scale.
 
     The processes are the independent units: steps within one process share its thread placement,
     memory layout and compiled kernels. With k of them the bootstrap cannot reach beyond their range
     (three processes: 1 resample in 27 draws the slowest three times), so it is too narrow for small
     k; the t quantile (4.3 for k = 3) is what a small sample of independent units costs. Times vary
-    by factors, not offsets, hence the log scale (and bounds that stay positive).
+    by factors, not offsets, hence the log scale (and bounds that stay positive). The dispersion is
+    the cell's own (k - 1 df) unless a pooled one is given.
     """
     logs = np.log(_as_samples(process_medians, "process medians"))
-    if logs.size < 2:
+    dispersion = dispersion or own_dispersion(process_medians)
+    if dispersion is None:
         return None
-    half = scipy_stats.t.ppf((1 + confidence) / 2, logs.size - 1) * logs.std(ddof=1) / math.sqrt(logs.size)
+    half = scipy_stats.t.ppf((1 + confidence) / 2, dispersion.df) * dispersion.log_sd / math.sqrt(logs.size)
     return Interval(float(np.exp(logs.mean() - half)), float(np.exp(logs.mean() + half)))
 
 
 def log_ratio_t_interval(numerator_medians: Sequence[float], denominator_medians: Sequence[float],
-                         confidence: float = DEFAULT_CONFIDENCE) -> Interval | None:
-    """Welch t interval of geometric-mean(numerator) / geometric-mean(denominator) over process medians."""
+                         confidence: float = DEFAULT_CONFIDENCE,
+                         dispersions: tuple[Dispersion | None, Dispersion | None] = (None, None)) -> Interval | None:
+    """Welch t interval of geometric-mean(numerator) / geometric-mean(denominator) over process medians,
+    with each side's own dispersion unless pooled ones are given."""
     a = np.log(_as_samples(numerator_medians, "numerator process medians"))
     b = np.log(_as_samples(denominator_medians, "denominator process medians"))
-    if a.size < 2 or b.size < 2:
+    da = dispersions[0] or own_dispersion(numerator_medians)
+    db = dispersions[1] or own_dispersion(denominator_medians)
+    if da is None or db is None:
         return None
-    va, vb = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
-    if va + vb == 0:
-        centre = float(np.exp(a.mean() - b.mean()))
-        return Interval(centre, centre)
-    df = (va + vb) ** 2 / (va**2 / (a.size - 1) + vb**2 / (b.size - 1))
-    half = scipy_stats.t.ppf((1 + confidence) / 2, df) * math.sqrt(va + vb)
+    va, vb = da.log_sd**2 / a.size, db.log_sd**2 / b.size
     centre = a.mean() - b.mean()
+    if va + vb == 0:
+        return Interval(float(np.exp(centre)), float(np.exp(centre)))
+    df = (va + vb) ** 2 / (va**2 / da.df + vb**2 / db.df)
+    half = scipy_stats.t.ppf((1 + confidence) / 2, df) * math.sqrt(va + vb)
     return Interval(float(np.exp(centre - half)), float(np.exp(centre + half)))
 
 
