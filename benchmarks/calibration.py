@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/calibration.py                    # 5 quick runs of mlp and cnn (~20 min)
     .venv/bin/python benchmarks/calibration.py --repeats 1 --launch spawn   # one spawned process per cell (before)
     .venv/bin/python benchmarks/calibration.py --runs 3 --workloads mlp --size tiny   # a smoke run
+    .venv/bin/python benchmarks/calibration.py --from-db runs.sqlite   # recompute from runs kept with --db
 
 For every cell and every speedup it reports how often one run's median falls inside another run's 95%
 CI (all ordered pairs of runs), and for every speedup whether its verdict flips between "faster" and
@@ -37,6 +38,20 @@ def run_once(args: argparse.Namespace, db: Path) -> dict:
     summary = json.loads(done.stdout)
     summary["wall_s"] = time.perf_counter() - started
     return summary
+
+
+def stored_summaries(db: Path) -> list[dict]:
+    """Every complete run in a results database, summarised by today's statistics."""
+    from frameduel.report.summary import summarize_run
+    from frameduel.runner.plan import Plan
+    from frameduel.store import Store
+
+    store, summaries = Store(db), []
+    for run, _ in reversed(store.list_runs()):
+        if run.status == "complete":
+            summary = summarize_run(store.measurements(run.id), list(Plan.from_dict(run.plan).specs))
+            summaries.append({"run_id": run.id, "wall_s": float("nan"), **summary.to_dict()})
+    return summaries
 
 
 def coverage(runs: list[dict[str, tuple[float, float, float]]]) -> tuple[int, int]:
@@ -106,7 +121,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--launch", default="fork", help="fork (zygote) or spawn, as `compare --launch`")
     parser.add_argument("--db", type=Path, default=None, help="keep the runs in this results database")
+    parser.add_argument("--from-db", type=Path, default=None, help="measure nothing: recompute these stored runs")
     args = parser.parse_args()
+    if args.from_db:
+        print_table(stored_summaries(args.from_db))
+        return
     with tempfile.TemporaryDirectory() as tmp:
         db = args.db or Path(tmp) / "results.sqlite"
         summaries = []

@@ -64,6 +64,7 @@ def run_job(module: str, args: list[str], job_json: str, timeout_s: float, workd
         except BaseException:  # Ctrl-C: leave no orphan job behind
             kill_group(process)
             raise
+    kill_group(process)  # stragglers (compile workers) must not run during the next cell
     return JobOutcome(timed_out=False, returncode=process.returncode, stderr_tail=last_line(stderr_path))
 
 

@@ -22,6 +22,7 @@ import importlib
 import io
 import json
 import os
+import signal
 import sys
 import traceback
 from typing import Any, BinaryIO
@@ -77,6 +78,15 @@ def run_in_child(request: dict[str, Any], protocol_fds: tuple[int, int]) -> None
         os._exit(code)
 
 
+def end_group(pid: int) -> None:
+    """Kill what the job left behind in its process group (torch.compile's compile workers: os._exit
+    skips the atexit hook that would stop them), so nothing of it runs during the next cell."""
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
 def serve(framework: str) -> int:
     # The protocol channel gets fds of its own: children's stdout and stderr must never reach it.
     requests = os.fdopen(os.dup(0), "rb")
@@ -92,6 +102,7 @@ def serve(framework: str) -> int:
             run_in_child(request, (requests.fileno(), replies.fileno()))
         reply(replies, {"pid": pid})
         _, status = os.waitpid(pid, 0)
+        end_group(pid)
         reply(replies, {"pid": pid, "returncode": os.waitstatus_to_exitcode(status)})
     return 0
 
