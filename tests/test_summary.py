@@ -136,3 +136,16 @@ def test_a_cell_whose_processes_agree_by_chance_borrows_the_spread_of_its_kind()
     pooled = summarize_run(lucky + scattered, [lucky[0][1].spec, scattered[0][1].spec]).cells[0]
     assert alone.step_ci.high / alone.step_ci.low < 1.01
     assert pooled.step_ci.high / pooled.step_ci.low > 1.1 and pooled.pooled_dispersion.df == 2  # its own k - 1
+
+
+def test_a_ci_too_wide_to_tell_is_inconclusive_not_no_difference():
+    from frameduel.report.summary import Ratio
+    from frameduel.runner.stats import Interval
+
+    def verdict(low: float, high: float, unstable: bool = False) -> str:
+        return Ratio("g", "a vs b", "a", "b", 1.0, Interval(low, high), unstable).verdict
+
+    assert verdict(0.97, 1.05) == "no meaningful difference"
+    assert verdict(0.85, 1.3) == "inconclusive"
+    assert verdict(0.97, 1.05, unstable=True) == "inconclusive"
+    assert (verdict(1.03, 1.6), verdict(0.5, 0.97)) == ("faster", "slower")

@@ -34,6 +34,9 @@ from frameduel.workloads import get_workload
 
 # A speedup whose CI does not clear this band either side of 1.0 is "no meaningful difference".
 NOISE_BAND = 0.02
+# A speedup inside the noise band is "no meaningful difference" only if its CI also stays within this
+# band: a CI of [0.8, 1.3] does not say the two are the same, it says the run cannot tell.
+EQUIVALENCE_BAND = 0.10
 
 
 @dataclass
@@ -119,13 +122,15 @@ class Ratio:
 
     @property
     def verdict(self) -> str:
-        """faster / slower where the CI clears the noise band; otherwise "no meaningful difference", or
-        "inconclusive" when a cell's own processes disagree (the next run may well differ)."""
+        """faster / slower where the CI clears the noise band; otherwise "no meaningful difference" when
+        the CI stays within ±10% of 1, or "inconclusive" when it does not, or when a cell's own
+        processes disagree (the next run may well differ)."""
         if self.ci.low > 1 + NOISE_BAND:
             return "faster"
         if self.ci.high < 1 / (1 + NOISE_BAND):
             return "slower"
-        return "inconclusive" if self.unstable else "no meaningful difference"
+        too_wide = self.ci.low < 1 / (1 + EQUIVALENCE_BAND) or self.ci.high > 1 + EQUIVALENCE_BAND
+        return "inconclusive" if self.unstable or too_wide else "no meaningful difference"
 
     def to_dict(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "verdict": self.verdict}
