@@ -143,7 +143,7 @@ def run_with_progress(store: Store, run_id: str, plan: Plan, quiet: bool) -> Non
         except KeyboardInterrupt:
             progress.stop()
             err_console.print(f"interrupted; finished cells are stored. Resume with: "
-                              f"frameduel compare --resume {run_id}")
+                              f"frameduel compare --resume {run_id}", soft_wrap=True, highlight=False)
             raise typer.Exit(130) from None
 
 
