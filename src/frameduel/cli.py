@@ -188,7 +188,8 @@ def compare(
         plan = build_plan(request)
         run_id = start_run(store, plan)
     (err_console if as_json else console).print(
-        f"run [bold]{run_id}[/bold]: {len(plan.specs)} cells x {plan.repeats} round(s), db {store.path}"
+        f"run [bold]{run_id}[/bold]: {len(plan.specs)} cells x {plan.repeats} processes, db {store.path}",
+        soft_wrap=True,  # the run id and the path must stay greppable on one line
     )
     run_with_progress(store, run_id, plan, quiet=as_json)
     show_run(store, run_id, as_json, wide, speedups)
