@@ -92,8 +92,8 @@ def ratio_criterion(name: str, summary: RunSummary, selects: Callable[[CellSumma
             continue
         even = name not in ("memory", "compile cost") and within_noise(summary, group)
         ratios.append(1.0 if even else tf_cost / torch_cost)
-        note = (" (inconclusive: " + instability(summary, group) + ")" if even and instability(summary, group)
-                else " (within noise)" if even else "")
+        unstable = instability(summary, group) if even else ""
+        note = f" (inconclusive: {unstable})" if unstable else " (within noise)" if even else ""
         lines.append(f"{group_label(chosen[0])}: torch {cost_text(torch_cost, unit)} vs tf "
                      f"{cost_text(tf_cost, unit)}{note}")
     if not ratios:
@@ -110,7 +110,7 @@ def cost_text(value: float, unit: str) -> str:
 
 
 def within_noise(summary: RunSummary, group: str) -> bool:
-    headline = [r for r in summary.ratios if r.group == group and " best (" in r.label]
+    headline = [r for r in summary.headline if r.group == group]
     return bool(headline) and headline[0].ci.low <= 1 + NOISE_BAND and headline[0].ci.high >= 1 / (1 + NOISE_BAND)
 
 

@@ -57,7 +57,7 @@ class Report:
     @property
     def headline(self) -> list[Ratio]:
         """Framework against framework, each at its best mode: the first thing a reader wants."""
-        return [ratio for ratio in self.summary.ratios if " best (" in ratio.label]
+        return self.summary.headline
 
     @property
     def verdict_lines(self) -> list[str]:

@@ -145,6 +145,11 @@ class RunSummary:
         return {"cells": [c.to_dict() for c in self.cells], "ratios": [r.to_dict() for r in self.ratios]}
 
     @property
+    def headline(self) -> list[Ratio]:
+        """Framework against framework, each at its best mode: one ratio per group that has both."""
+        return [ratio for ratio in self.ratios if " best (" in ratio.label]
+
+    @property
     def workloads(self) -> list[str]:
         return sorted({cell.spec.workload for cell in self.cells})
 
@@ -188,13 +193,12 @@ def summarize_cell(spec: RunSpec, rounds: list[Measurement]) -> CellSummary:
     if cell.samples:
         cell.step = summarize([s for group in cell.samples for s in group])
         cell.process_medians = [float(np.median(group)) for group in cell.samples]
-        cell.step_ci = hull(hierarchical_median_ci(cell.samples), log_t_interval(cell.process_medians),
-                            Interval(cell.step.median, cell.step.median))
         cell.latency = all(m.steps_per_sample == 1 for m in rounds) and spec.task == "infer"
         cell.phases = summarize_phases(rounds)
         flops = step_flops(spec)
         cell.gflops = flops / cell.step.median / 1e9 if flops else None
-        set_step_ci(cell, cell.step_ci)
+        set_step_ci(cell, hull(hierarchical_median_ci(cell.samples), log_t_interval(cell.process_medians),
+                               Interval(cell.step.median, cell.step.median)))
     return cell
 
 

@@ -37,12 +37,10 @@ class Verdict:
 
 
 def cell_flags(cell: CellSummary) -> list[str]:
-    """'torch eager: unstable across processes (0.12-0.27 ms/step over 3), noisy', or nothing."""
+    """'torch eager: unstable across processes (3 processes: 0.12-0.27 ms/step), noisy', or nothing."""
     flags = []
     if cell.unstable:
-        low, high = min(cell.process_medians), max(cell.process_medians)
-        flags.append(f"unstable across processes ({low * 1e3:.3g}-{high * 1e3:.3g} ms/step over "
-                     f"{len(cell.process_medians)})")
+        flags.append(f"unstable across processes ({cell.process_range})")
     flags += [name for name, on in (("noisy", cell.noisy), ("contended", cell.contended),
                                     ("partly eager", cell.partly_eager)) if on]
     return [f"{cell.spec.framework} {cell.spec.mode}: {', '.join(flags)}"] if flags else []
@@ -53,9 +51,7 @@ def verdicts(summary: RunSummary, evidence: Evidence | None = None) -> list[Verd
     cells = {cell.spec.key: cell for cell in summary.cells}
     unproven = set(evidence.unproven_workloads(summary.workloads)) if evidence else set()
     found = []
-    for ratio in summary.ratios:
-        if " best (" not in ratio.label:
-            continue
+    for ratio in summary.headline:
         torch, tf = cells[ratio.faster], cells[ratio.baseline]
         flags = cell_flags(torch) + cell_flags(tf)
         if evidence is not None and torch.spec.workload in unproven:
