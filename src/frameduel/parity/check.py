@@ -50,7 +50,6 @@ class ParityRequest:
     threads: int = 1
     check_modes: bool = True
     timeout_s: float = 600.0
-    weights_in: Path | None = None  # replaces the first source's own initialisation (a checkpoint, say)
 
     def __post_init__(self) -> None:
         for direction in self.directions:
@@ -138,11 +137,10 @@ def side_jobs(request: ParityRequest, out_dir: Path) -> list[SideJob]:
             jobs.append(SideJob(framework))
         jobs[-1].weight_sets[label] = path
 
-    for index, direction in enumerate(request.directions):
+    for direction in request.directions:
         source, target = DIRECTIONS[direction]
-        given = str(request.weights_in) if request.weights_in and index == 0 else None
-        add(source, source, given)
-        add(target, source, given or str(out_dir / f"init-{source}.npz"))
+        add(source, source, None)  # the source initialises and writes init-<source>.npz
+        add(target, source, str(out_dir / f"init-{source}.npz"))
     return jobs
 
 
