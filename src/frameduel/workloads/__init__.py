@@ -7,6 +7,7 @@ from frameduel.workloads.base import Batch, OptimizerConfig, Workload
 from frameduel.workloads.cnn import CNN_WORKLOAD
 from frameduel.workloads.gemm import GEMM_WORKLOAD
 from frameduel.workloads.gpt import GPT_WORKLOAD
+from frameduel.workloads.llama import LLAMA_WORKLOAD
 from frameduel.workloads.lstm import LSTM_WORKLOAD
 from frameduel.workloads.mlp import MLP_WORKLOAD
 from frameduel.workloads.plugins import load_plugin, module_exists
@@ -14,7 +15,7 @@ from frameduel.workloads.transformer import TRANSFORMER_WORKLOAD
 
 WORKLOADS: dict[str, Workload] = {
     w.name: w
-    for w in (MLP_WORKLOAD, CNN_WORKLOAD, TRANSFORMER_WORKLOAD, GPT_WORKLOAD, LSTM_WORKLOAD, GEMM_WORKLOAD)
+    for w in (MLP_WORKLOAD, CNN_WORKLOAD, TRANSFORMER_WORKLOAD, GPT_WORKLOAD, LLAMA_WORKLOAD, LSTM_WORKLOAD, GEMM_WORKLOAD)
 }
 
 __all__ = ["Batch", "OptimizerConfig", "Workload", "WORKLOADS", "get_workload"]

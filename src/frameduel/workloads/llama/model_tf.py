@@ -1,0 +1,270 @@
+"""Llama-style decoder in TensorFlow/Keras. Mirrors model_torch.py block for block.
+
+Attribute names are the torch (Hugging Face) module names, so weight_map and probe_points read as a
+list of the same names. Norms and rotary angles run in full precision (float32 under mixed precision,
+float64 under the float64 policy), as torch's twin does.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+
+from frameduel.workloads.common_tf import full_precision, normal_init, token_ids_as_they_are
+from frameduel.workloads.llama import LlamaConfig, inverse_frequencies
+from frameduel.workloads.weight_layouts import WeightEntry, dense_entries, entry
+
+
+def linear(units: int, config: LlamaConfig) -> keras.layers.Dense:
+    """nn.Linear(bias=False) with Hugging Face's N(0, initializer_range) init."""
+    return keras.layers.Dense(units, use_bias=False, kernel_initializer=normal_init(config.initializer_range))
+
+
+class RMSNorm(keras.layers.Layer):
+    """x / rms(x) * weight, with the normalisation in full precision (see model_torch.RMSNorm)."""
+
+    def __init__(self, width: int, eps: float) -> None:
+        super().__init__()
+        self.weight = self.add_weight(shape=(width,), initializer="ones", name="weight")
+        self.eps = eps
+
+    def call(self, x):
+        full = keras.ops.cast(x, full_precision())
+        full = full * keras.ops.rsqrt(keras.ops.mean(keras.ops.square(full), axis=-1, keepdims=True) + self.eps)
+        return self.weight * keras.ops.cast(full, x.dtype)
+
+
+class RotaryEmbedding:
+    """cos and sin of position * inverse frequency (T, head_dim), in full precision. Not a layer: it has
+    no weights, and torch's twin is a module only to hold its table as a buffer."""
+
+    def __init__(self, config: LlamaConfig) -> None:
+        self.inv_freq = inverse_frequencies(config)  # float64; cast at call time to the policy's precision
+
+    def __call__(self, positions):
+        full = full_precision()
+        inv_freq = keras.ops.convert_to_tensor(self.inv_freq.astype(full))
+        angles = keras.ops.cast(positions, full)[:, None] * inv_freq[None, :]  # (T, hd/2)
+        angles = keras.ops.concatenate((angles, angles), axis=-1)  # (T, hd)
+        return keras.ops.cos(angles), keras.ops.sin(angles)
+
+
+def rotate_half(x):
+    half = x.shape[-1] // 2
+    return keras.ops.concatenate((-x[..., half:], x[..., :half]), axis=-1)
+
+
+def apply_rotary(x, cos, sin):
+    """x (B, heads, T, hd) rotated by the angles of its positions (T, hd), in x's dtype."""
+    cos, sin = keras.ops.cast(cos, x.dtype), keras.ops.cast(sin, x.dtype)
+    return x * cos + rotate_half(x) * sin
+
+
+def repeat_kv(x, groups: int):
+    """(B, nkv, T, hd) -> (B, nkv * groups, T, hd): query head h reads key/value head h // groups."""
+    return x if groups == 1 else keras.ops.repeat(x, groups, axis=1)
+
+
+class KVCache:
+    """Keys and values of one layer, stored position-major (length, B, nkv, hd) so that writing a step's
+    tokens is one row scatter; static shapes, as gpt's TF KVCache (which explains why)."""
+
+    def __init__(self, k, v) -> None:
+        self.k, self.v = k, v
+
+    def write(self, k, v, positions):
+        rows = keras.ops.expand_dims(positions, 1)  # (T, 1) scatter indices
+        self.k = keras.ops.scatter_update(self.k, rows, keras.ops.transpose(k, (2, 0, 1, 3)))  # (T, B, nkv, hd)
+        self.v = keras.ops.scatter_update(self.v, rows, keras.ops.transpose(v, (2, 0, 1, 3)))
+        return keras.ops.transpose(self.k, (1, 2, 0, 3)), keras.ops.transpose(self.v, (1, 2, 0, 3))
+
+
+def split_heads(x, heads: int, head_dim: int):
+    """(B, T, heads * hd) -> (B, heads, T, hd)."""
+    return keras.ops.transpose(keras.ops.reshape(x, (-1, x.shape[1], heads, head_dim)), (0, 2, 1, 3))
+
+
+class LlamaAttention(keras.layers.Layer):
+    def __init__(self, config: LlamaConfig) -> None:
+        super().__init__()
+        self.n_head, self.n_kv, self.head_dim = config.num_attention_heads, config.num_key_value_heads, config.head_dim
+        self.q_proj = linear(self.n_head * self.head_dim, config)
+        self.k_proj = linear(self.n_kv * self.head_dim, config)
+        self.v_proj = linear(self.n_kv * self.head_dim, config)
+        self.o_proj = linear(config.hidden_size, config)
+
+    def call(self, x, rotary, positions, cache=None):
+        T = x.shape[1]
+        q = split_heads(self.q_proj(x), self.n_head, self.head_dim)  # (B, nh, T, hd)
+        k = split_heads(self.k_proj(x), self.n_kv, self.head_dim)  # (B, nkv, T, hd)
+        v = split_heads(self.v_proj(x), self.n_kv, self.head_dim)
+        q, k = apply_rotary(q, *rotary), apply_rotary(k, *rotary)
+        if cache is not None:
+            k, v = cache.write(k, v, positions)  # (B, nkv, length, hd)
+        groups = self.n_head // self.n_kv
+        y = self.attend(q, repeat_kv(k, groups), repeat_kv(v, groups), positions)  # (B, nh, T, hd)
+        return self.o_proj(keras.ops.reshape(keras.ops.transpose(y, (0, 2, 1, 3)), (-1, T, self.n_head * self.head_dim)))
+
+    def attend(self, q, k, v, positions):
+        """Queries at `positions` (T,) attend to keys 0..Tk-1 at or before their own position."""
+        att = keras.ops.matmul(q, keras.ops.swapaxes(k, -2, -1)) / math.sqrt(self.head_dim)  # (B, nh, T, Tk)
+        visible = keras.ops.arange(k.shape[2])[None, :] <= keras.ops.cast(positions, "int32")[:, None]  # (T, Tk)
+        # Mask and softmax in float32 under mixed precision, as torch autocast does; a no-op in fp32.
+        att = keras.ops.where(visible, keras.ops.cast(att, full_precision()), float("-inf"))
+        att = keras.ops.cast(keras.ops.softmax(att, axis=-1), v.dtype)
+        return keras.ops.matmul(att, v)
+
+
+class LlamaMLP(keras.layers.Layer):
+    """SwiGLU: down(silu(gate(x)) * up(x))."""
+
+    def __init__(self, config: LlamaConfig) -> None:
+        super().__init__()
+        self.gate_proj = linear(config.intermediate_size, config)
+        self.up_proj = linear(config.intermediate_size, config)
+        self.down_proj = linear(config.hidden_size, config)
+
+    def call(self, x):
+        return self.down_proj(keras.ops.silu(self.gate_proj(x)) * self.up_proj(x))
+
+
+class LlamaDecoderLayer(keras.layers.Layer):
+    def __init__(self, config: LlamaConfig) -> None:
+        super().__init__()
+        self.input_layernorm = RMSNorm(config.hidden_size, config.rms_norm_eps)
+        self.self_attn = LlamaAttention(config)
+        self.post_attention_layernorm = RMSNorm(config.hidden_size, config.rms_norm_eps)
+        self.mlp = LlamaMLP(config)
+
+    def call(self, x, rotary, positions, cache=None):
+        x = x + self.self_attn(self.input_layernorm(x), rotary, positions, cache=cache)
+        return x + self.mlp(self.post_attention_layernorm(x))
+
+
+class LlamaModel(keras.layers.Layer):
+    """The decoder stack without its head: Hugging Face's `model.` prefix."""
+
+    def __init__(self, config: LlamaConfig) -> None:
+        super().__init__()
+        self.embed_tokens = keras.layers.Embedding(config.vocab_size, config.hidden_size,
+                                                   embeddings_initializer=normal_init(config.initializer_range))
+        self.layers = [LlamaDecoderLayer(config) for _ in range(config.num_hidden_layers)]
+        self.norm = RMSNorm(config.hidden_size, config.rms_norm_eps)
+        self.rotary_emb = RotaryEmbedding(config)
+
+    def call(self, idx, positions, caches=None):
+        """Final hidden states (B, T, C) of tokens idx (B, T) sitting at `positions` (T,)."""
+        x = self.embed_tokens(idx)
+        rotary = self.rotary_emb(positions)
+        for i, layer in enumerate(self.layers):
+            x = layer(x, rotary, positions, cache=caches[i] if caches else None)
+        return self.norm(x)
+
+
+class Llama(keras.Model):
+    """LlamaForCausalLM: the decoder and an LM head (the embedding itself when the config ties them)."""
+
+    def __init__(self, config: LlamaConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.model = LlamaModel(config)
+        self.lm_head = None if config.tie_word_embeddings else linear(config.vocab_size, config)
+
+    def call(self, idx, training=False):
+        logits = self.head(self.model(idx, keras.ops.arange(idx.shape[1])))  # (B, T, vocab)
+        # Flattened for the (N, classes) loss contract, in full precision for the loss (as gpt).
+        return keras.ops.cast(keras.ops.reshape(logits, (-1, logits.shape[-1])), full_precision())
+
+    def head(self, x):
+        if self.lm_head is not None:
+            return self.lm_head(x)
+        embeddings = keras.ops.cast(self.model.embed_tokens.embeddings, x.dtype)  # (vocab, C), tied
+        return keras.ops.matmul(x, keras.ops.transpose(embeddings))
+
+
+def build(config: LlamaConfig) -> keras.Model:
+    model = Llama(config)
+    model(np.zeros((1, config.block_size), np.int64))  # create the weights now, before optimizers see them
+    return model
+
+
+to_native_layout = token_ids_as_they_are  # (B, T) int64 token ids, see common_tf
+
+
+# -- Generation: greedy decoding with a static KV cache, prefill then one token per step (as gpt). --
+# Caches cross the tf.function boundary as a list of (k, v) tensor pairs.
+
+
+def new_cache(model: Llama, config: LlamaConfig, batch_size: int, length: int | None = None) -> list[tuple]:
+    """Zeroed (k, v) per layer, (length, B, nkv, hd), length defaulting to the context, in the compute dtype."""
+    shape = (length or config.block_size, batch_size, config.num_key_value_heads, config.head_dim)
+    dtype = keras.mixed_precision.global_policy().compute_dtype
+    return [(keras.ops.zeros(shape, dtype), keras.ops.zeros(shape, dtype)) for _ in range(config.num_hidden_layers)]
+
+
+def run_cached(model: Llama, idx, positions, cache_tensors: list[tuple]) -> tuple:
+    """Hidden states of idx at positions through the caches -> (greedy next tokens (B,), new caches)."""
+    caches = [KVCache(k, v) for k, v in cache_tensors]
+    hidden = model.model(idx, positions, caches)  # (B, T, C)
+    tokens = keras.ops.argmax(model.head(hidden[:, -1, :]), axis=-1)  # (B,)
+    return tokens, [(cache.k, cache.v) for cache in caches]
+
+
+def prefill(model: Llama, prompt, cache_tensors: list[tuple]) -> tuple:
+    """Run the prompt (B, P) through the model, filling the caches; return the first new token (B,)."""
+    return run_cached(model, prompt, keras.ops.arange(prompt.shape[1]), cache_tensors)
+
+
+def decode_step(model: Llama, tokens, position, cache_tensors: list[tuple]) -> tuple:
+    """Feed the last tokens (B,) at `position` (a scalar tensor) and return the next ones (B,)."""
+    return run_cached(model, keras.ops.expand_dims(tokens, 1), keras.ops.reshape(position, (1,)), cache_tensors)
+
+
+# -- Transfer to and from PyTorch: torch (Hugging Face) state_dict names for every Keras variable. --
+
+
+def weight_map(model: Llama) -> list[WeightEntry]:
+    embed = model.model.embed_tokens.embeddings
+    if model.lm_head is None:  # tied: torch's state_dict lists the one tensor under both names
+        entries = [WeightEntry(("model.embed_tokens.weight", "lm_head.weight"), embed, "tied")]
+    else:
+        entries = [entry("model.embed_tokens.weight", embed)]
+    for i, layer in enumerate(model.model.layers):
+        prefix = f"model.layers.{i}"
+        entries.append(entry(f"{prefix}.input_layernorm.weight", layer.input_layernorm.weight))
+        for name in ("q_proj", "k_proj", "v_proj", "o_proj"):
+            entries += dense_entries(f"{prefix}.self_attn.{name}", getattr(layer.self_attn, name))
+        entries.append(entry(f"{prefix}.post_attention_layernorm.weight", layer.post_attention_layernorm.weight))
+        for name in ("gate_proj", "up_proj", "down_proj"):
+            entries += dense_entries(f"{prefix}.mlp.{name}", getattr(layer.mlp, name))
+    entries.append(entry("model.norm.weight", model.model.norm.weight))
+    if model.lm_head is not None:
+        entries += dense_entries("lm_head", model.lm_head)
+    return entries
+
+
+def probe_points(model: Llama) -> dict[str, keras.layers.Layer]:
+    """Keras layers whose output equals the output of the torch module of the same name.
+
+    Not probed: torch's rotary_emb (it returns a (cos, sin) pair, which the hooks skip) and a tied
+    lm_head (a matmul here, not a layer); the logits still compare the head.
+    """
+    points: dict[str, keras.layers.Layer] = {"model.embed_tokens": model.model.embed_tokens}
+    for i, layer in enumerate(model.model.layers):
+        prefix = f"model.layers.{i}"
+        points.update({f"{prefix}.input_layernorm": layer.input_layernorm, f"{prefix}.self_attn": layer.self_attn,
+                       f"{prefix}.post_attention_layernorm": layer.post_attention_layernorm,
+                       f"{prefix}.mlp": layer.mlp, prefix: layer})
+        points.update({f"{prefix}.self_attn.{name}": getattr(layer.self_attn, name)
+                       for name in ("q_proj", "k_proj", "v_proj", "o_proj")})
+        points.update({f"{prefix}.mlp.{name}": getattr(layer.mlp, name) for name in ("gate_proj", "up_proj", "down_proj")})
+    points.update({"model.norm": model.model.norm, "model": model.model})
+    if model.lm_head is not None:
+        points["lm_head"] = model.lm_head
+    return points
+
+
+def activation_to_canonical(activation: np.ndarray) -> np.ndarray:
+    return activation  # (B, T, features): the same layout in both frameworks
