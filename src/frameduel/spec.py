@@ -50,6 +50,8 @@ class RunSpec:
     threads: int = 1  # intra-op threads given to the framework (resolved at plan time, never 0)
     size: str = "small"
     seed: int = 0
+    # A Hugging Face-layout model directory (absolute path) whose config and weights replace the preset's.
+    checkpoint: str | None = None
 
     def __post_init__(self) -> None:
         check_choice("framework", self.framework, FRAMEWORKS)
@@ -71,14 +73,19 @@ class RunSpec:
     def key(self) -> str:
         """Stable, human-readable identity of the cell inside a run."""
         return (
-            f"{self.workload}/{self.size}/{self.task}/b{self.batch_size}/{self.precision}/"
+            f"{self.workload}/{self.model_label}/{self.task}/b{self.batch_size}/{self.precision}/"
             f"{self.device}/t{self.threads}/{self.framework}/{self.mode}/s{self.seed}"
         )
 
     @property
     def comparison_group(self) -> str:
         """Cells in the same group do the same work and may be compared with each other."""
-        return f"{self.workload}/{self.size}/{self.task}/b{self.batch_size}/{self.precision}/{self.device}"
+        return f"{self.workload}/{self.model_label}/{self.task}/b{self.batch_size}/{self.precision}/{self.device}"
+
+    @property
+    def model_label(self) -> str:
+        """The preset's name, or the checkpoint directory's (whose config replaces the preset)."""
+        return f"ckpt:{self.checkpoint.rstrip('/').rsplit('/', 1)[-1]}" if self.checkpoint else self.size
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

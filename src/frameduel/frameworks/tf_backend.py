@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from types import ModuleType
 from typing import Any
 
@@ -18,6 +18,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from frameduel.checkpoints import model_config, open_checkpoint  # noqa: E402
 from frameduel.frameworks import Generation, Step  # noqa: E402
 from frameduel.spec import RunSpec  # noqa: E402
 from frameduel.workloads.base import Batch, OptimizerConfig, Workload  # noqa: E402
@@ -65,7 +66,10 @@ def compile_facts(spec: RunSpec) -> dict[str, Any]:
 def build_model(workload: Workload, spec: RunSpec) -> keras.Model:
     model_module = _model_module(workload)
     with tf.device(_device_name(spec)):
-        return model_module.build(workload.config(spec.size))
+        model = model_module.build(model_config(workload, spec.checkpoint, spec.size))
+    if spec.checkpoint:
+        import_weights(workload, model, open_checkpoint(spec.checkpoint).weights())
+    return model
 
 
 def to_tensors(workload: Workload, spec: RunSpec, batch: Batch) -> tuple[tf.Tensor, tf.Tensor]:
@@ -149,7 +153,7 @@ def make_step(workload: Workload, spec: RunSpec, batch: Batch) -> Step:
 def make_generation(workload: Workload, spec: RunSpec, batch: Batch) -> Generation:
     """Greedy fixed-length decoding with the model file's static KV cache (prefill, then decode_step)."""
     model = build_model(workload, spec)
-    model_module, config = _model_module(workload), workload.config(spec.size)
+    model_module, config = _model_module(workload), model_config(workload, spec.checkpoint, spec.size)
     prompt_len, new_tokens = workload.generation(config)
     prompt = to_tensors(workload, spec, batch)[0][:, :prompt_len]  # (B, P)
     prefill = apply_mode(lambda ids, cache: model_module.prefill(model, ids, cache), spec)
@@ -215,7 +219,8 @@ def export_weights(workload: Workload, model: keras.Model) -> dict[str, np.ndarr
     return weights
 
 
-def import_weights(workload: Workload, model: keras.Model, weights: dict[str, np.ndarray]) -> None:
+def import_weights(workload: Workload, model: keras.Model, weights: Mapping[str, np.ndarray]) -> None:
+    """Assign variable by variable: `weights` may read lazily from disk (a checkpoint), see torch's twin."""
     entries = _model_module(workload).weight_map(model)
     check_weight_names({name for entry in entries for name in entry.canonical}, set(weights), "tf")
     for entry in entries:

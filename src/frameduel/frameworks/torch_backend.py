@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from types import ModuleType
 from typing import Any
 
@@ -13,6 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from frameduel.checkpoints import model_config, open_checkpoint
 from frameduel.frameworks import Generation, Step
 from frameduel.spec import RunSpec
 from frameduel.workloads.base import Batch, OptimizerConfig, Workload
@@ -57,7 +58,11 @@ def autocast(spec: RunSpec) -> contextlib.AbstractContextManager:
 
 def build_model(workload: Workload, spec: RunSpec) -> torch.nn.Module:
     model_module = _model_module(workload)
-    return model_module.build(workload.config(spec.size)).to(spec.device, dtype=param_dtype(spec))
+    model = model_module.build(model_config(workload, spec.checkpoint, spec.size))
+    model = model.to(spec.device, dtype=param_dtype(spec))
+    if spec.checkpoint:
+        import_weights(workload, model, open_checkpoint(spec.checkpoint).weights())
+    return model
 
 
 def to_tensors(workload: Workload, spec: RunSpec, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
@@ -123,7 +128,7 @@ def make_step(workload: Workload, spec: RunSpec, batch: Batch) -> Step:
 def make_generation(workload: Workload, spec: RunSpec, batch: Batch) -> Generation:
     """Greedy fixed-length decoding with the model file's static KV cache (prefill, then decode_step)."""
     model = build_model(workload, spec).eval()
-    model_module, config = _model_module(workload), workload.config(spec.size)
+    model_module, config = _model_module(workload), model_config(workload, spec.checkpoint, spec.size)
     prompt_len, new_tokens = workload.generation(config)
     prompt = to_tensors(workload, spec, batch)[0][:, :prompt_len]  # (B, P)
     prefill, decode_step = model_module.prefill, model_module.decode_step
@@ -197,14 +202,18 @@ def export_weights(workload: Workload, model: torch.nn.Module) -> dict[str, np.n
     return {name: t.detach().cpu().numpy().copy() for name, t in _state(model).items()}
 
 
-def import_weights(workload: Workload, model: torch.nn.Module, weights: dict[str, np.ndarray]) -> None:
+def import_weights(workload: Workload, model: torch.nn.Module, weights: Mapping[str, np.ndarray]) -> None:
+    """Copy each array into the tensor it names, one at a time: `weights` may read lazily from disk (a
+    checkpoint), so only one tensor is ever held beside the model. state_dict's tensors share storage
+    with the parameters and buffers, so copying into them sets the model's own."""
     state = _state(model)
     check_weight_names(set(state), set(weights), "torch")
-    for name, tensor in state.items():
-        if tuple(weights[name].shape) != tuple(tensor.shape):
-            raise ValueError(f"weight {name}: shape {weights[name].shape} does not fit torch's {tuple(tensor.shape)}")
-    model.load_state_dict({name: torch.from_numpy(np.ascontiguousarray(weights[name])) for name in state},
-                          strict=False)
+    with torch.no_grad():
+        for name, tensor in state.items():
+            value = weights[name]
+            if tuple(value.shape) != tuple(tensor.shape):
+                raise ValueError(f"weight {name}: shape {value.shape} does not fit torch's {tuple(tensor.shape)}")
+            tensor.copy_(torch.from_numpy(np.ascontiguousarray(value)))
 
 
 def _state(model: torch.nn.Module) -> dict[str, torch.Tensor]:

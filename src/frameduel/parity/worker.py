@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from frameduel.checkpoints import model_config
 from frameduel.frameworks import load_backend
 from frameduel.parity.stress import stress_inputs, stress_weights
 from frameduel.runner.worker import error_line
@@ -56,7 +57,7 @@ class ParityBatches:
 
 
 def parity_batches(workload: Workload, spec: RunSpec, steps: int) -> ParityBatches:
-    config = workload.config(spec.size)
+    config = model_config(workload, spec.checkpoint, spec.size)
     make = lambda offset: workload.make_batch(config, spec.batch_size, offset + spec.seed)  # noqa: E731
     stress = make(4000)
     return ParityBatches(evaluation=make(1000), training=[make(2000 + i) for i in range(steps)],

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from frameduel.checkpoints import model_config
 from frameduel.errors import FrameduelError
 from frameduel.runner.contention import CONTENTION_THRESHOLD_CORES
 from frameduel.runner.stats import (
@@ -240,7 +241,11 @@ def step_flops(spec: RunSpec) -> float | None:
         return None
     if workload.forward_flops is None or spec.task == "generate":
         return None
-    return spec.batch_size * workload.forward_flops(workload.config(spec.size)) * (3 if spec.task == "train" else 1)
+    try:
+        config = model_config(workload, spec.checkpoint, spec.size)
+    except FrameduelError:  # a checkpoint since moved or deleted: report the rest
+        return None
+    return spec.batch_size * workload.forward_flops(config) * (3 if spec.task == "train" else 1)
 
 
 def attach_peak_fractions(cells: list[CellSummary]) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import psutil
 
+from frameduel.checkpoints import model_config
 from frameduel.frameworks import load_backend
 from frameduel.runner.timing import GenerationTimings, Timings, measure, measure_generation
 from frameduel.spec import MeasureBudget, Measurement, RunSpec
@@ -60,7 +61,7 @@ def measure_cell(spec: RunSpec, budget: MeasureBudget) -> Measurement:
         runtime = backend.configure(spec)
         baseline = rss_mb()
         workload = get_workload(spec.workload)
-        batch = workload.make_batch(workload.config(spec.size), spec.batch_size, spec.seed)
+        batch = workload.make_batch(model_config(workload, spec.checkpoint, spec.size), spec.batch_size, spec.seed)
         setup_started = time.perf_counter()
         if spec.task == "generate":
             generation = backend.make_generation(workload, spec, batch)

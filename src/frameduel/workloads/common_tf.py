@@ -23,6 +23,12 @@ def gelu_exact(x):
     return 0.5 * x * (1.0 + keras.ops.erf(x * (1.0 / math.sqrt(2.0))))
 
 
+def gelu_tanh(x):
+    """GPT-2's tanh approximation ("gelu_new"), torch's nn.GELU(approximate="tanh"); written out for the
+    reason gelu_exact is."""
+    return 0.5 * x * (1.0 + keras.ops.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x * x * x)))
+
+
 def dense_init() -> keras.initializers.Initializer:
     """U(-1/sqrt(fan_in), 1/sqrt(fan_in)): torch's nn.Linear default (Keras defaults to Glorot)."""
     return keras.initializers.VarianceScaling(scale=1.0 / 3.0, mode="fan_in", distribution="uniform")

@@ -22,6 +22,7 @@ from frameduel.workloads.base import Batch, Workload, side_by_side
 
 SUCCESSORS = 4  # each token has this many possible next tokens in the synthetic Markov chain
 CHAIN_SEED = 12345  # the chain is fixed; the batch seed only picks the walks through it
+ACTIVATIONS = ("gelu", "gelu_tanh")
 
 
 @dataclass(frozen=True)
@@ -31,10 +32,20 @@ class GPTConfig:
     n_layer: int
     n_head: int
     n_embd: int  # model width C; the MLP is 4C wide
+    # What a GPT-2 checkpoint can set (see frameduel.checkpoints); the presets keep the defaults.
+    activation: str = "gelu"  # "gelu": exact erf form; "gelu_tanh": GPT-2's gelu_new approximation
+    ln_eps: float = 1e-5  # torch's LayerNorm default, pinned in both frameworks (Keras' is 1e-3)
+    n_positions: int = 0  # rows of the position table; 0: block_size (a checkpoint's may be longer)
 
     def __post_init__(self) -> None:
         if self.n_embd % self.n_head:
             raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation '{self.activation}'; choose from: {', '.join(ACTIVATIONS)}")
+        if not self.n_positions:
+            object.__setattr__(self, "n_positions", self.block_size)
+        if self.n_positions < self.block_size:
+            raise ValueError(f"n_positions ({self.n_positions}) must cover block_size ({self.block_size})")
 
 
 PRESETS = {

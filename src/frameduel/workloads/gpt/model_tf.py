@@ -7,12 +7,11 @@ import math
 import keras
 import numpy as np
 
-from frameduel.workloads.common_tf import full_precision, gelu_exact, normal_init, token_ids_as_they_are
+from frameduel.workloads.common_tf import full_precision, gelu_exact, gelu_tanh, normal_init, token_ids_as_they_are
 from frameduel.workloads.gpt import GPTConfig
 from frameduel.workloads.weight_layouts import WeightEntry, dense_entries, entry, layer_norm_entries
 
 INIT_STD = 0.02  # GPT-2's N(0, 0.02) for every Dense and Embedding weight; biases zero (Keras' default)
-LN_EPS = 1e-5  # torch's default, pinned: Keras' LayerNormalization defaults to 1e-3
 
 
 def dense(units: int, std: float) -> keras.layers.Dense:
@@ -23,8 +22,8 @@ def embedding(rows: int, width: int) -> keras.layers.Embedding:
     return keras.layers.Embedding(rows, width, embeddings_initializer=normal_init(INIT_STD))
 
 
-def layer_norm() -> keras.layers.LayerNormalization:
-    return keras.layers.LayerNormalization(epsilon=LN_EPS)
+def layer_norm(config: GPTConfig) -> keras.layers.LayerNormalization:
+    return keras.layers.LayerNormalization(epsilon=config.ln_eps)  # pinned: Keras' default is 1e-3
 
 
 def residual_std(config: GPTConfig) -> float:
@@ -46,7 +45,7 @@ class CausalSelfAttention(keras.layers.Layer):
         self.c_attn = dense(3 * config.n_embd, INIT_STD)  # fused q, k, v projection
         self.c_proj = dense(config.n_embd, residual_std(config))
         # True where a query may look: itself and earlier positions. A constant, not a weight.
-        self.causal = np.tril(np.ones((config.block_size, config.block_size), dtype=bool))
+        self.causal = np.tril(np.ones((config.n_positions, config.n_positions), dtype=bool))
 
     def call(self, x, positions, cache=None):
         """x (B, T, C) holds the tokens at `positions` (T,). With a cache, their keys and values are
@@ -98,10 +97,11 @@ class MLP(keras.layers.Layer):
         super().__init__()
         self.c_fc = dense(4 * config.n_embd, INIT_STD)
         self.c_proj = dense(config.n_embd, residual_std(config))
+        # Exact erf GELU unless a GPT-2 checkpoint asks for tanh; both written out, see common_tf.
+        self.gelu = gelu_exact if config.activation == "gelu" else gelu_tanh
 
     def call(self, x):
-        # Exact erf GELU, pinned (keras.ops.gelu defaults to the tanh approximation); see common_tf.
-        x = gelu_exact(self.c_fc(x))  # (B, T, 4C)
+        x = self.gelu(self.c_fc(x))  # (B, T, 4C)
         return self.c_proj(x)  # (B, T, C)
 
 
@@ -110,9 +110,9 @@ class Block(keras.layers.Layer):
 
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
-        self.ln_1 = layer_norm()
+        self.ln_1 = layer_norm(config)
         self.attn = CausalSelfAttention(config)
-        self.ln_2 = layer_norm()
+        self.ln_2 = layer_norm(config)
         self.mlp = MLP(config)
 
     def call(self, x, positions, cache=None):
@@ -124,9 +124,9 @@ class GPT(keras.Model):
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
         self.wte = embedding(config.vocab_size, config.n_embd)
-        self.wpe = embedding(config.block_size, config.n_embd)
+        self.wpe = embedding(config.n_positions, config.n_embd)
         self.blocks = [Block(config) for _ in range(config.n_layer)]
-        self.ln_f = layer_norm()
+        self.ln_f = layer_norm(config)
 
     def call(self, idx, training=False):
         logits = self.head(self.hidden(idx, keras.ops.arange(idx.shape[1])))  # (B, T, vocab)
@@ -159,9 +159,10 @@ to_native_layout = token_ids_as_they_are  # (B, T) int64 token ids, see common_t
 # Caches cross the tf.function boundary as a list of (k, v) tensor pairs.
 
 
-def new_cache(model: GPT, config: GPTConfig, batch_size: int) -> list[tuple]:
-    """Zeroed (k, v) per layer, (block_size, B, nh, hd), in the compute dtype (as torch autocast's)."""
-    shape = (config.block_size, batch_size, config.n_head, config.n_embd // config.n_head)
+def new_cache(model: GPT, config: GPTConfig, batch_size: int, length: int | None = None) -> list[tuple]:
+    """Zeroed (k, v) per layer, (length, B, nh, hd), length defaulting to the context, in the compute
+    dtype (as torch autocast's)."""
+    shape = (length or config.block_size, batch_size, config.n_head, config.n_embd // config.n_head)
     dtype = keras.mixed_precision.global_policy().compute_dtype
     return [(keras.ops.zeros(shape, dtype), keras.ops.zeros(shape, dtype)) for _ in range(config.n_layer)]
 
@@ -209,7 +210,7 @@ def block_entries(prefix: str, block: Block) -> list[WeightEntry]:
 def probe_points(model: GPT) -> dict[str, keras.layers.Layer]:
     """Keras layers whose output equals the output of the torch module of the same name.
 
-    Not probed: torch's mlp.gelu and lm_head, which are keras.ops calls here (gelu_exact in MLP.call, the
+    Not probed: torch's mlp.gelu and lm_head, which are keras.ops calls here (MLP.gelu, the
     tied head's matmul in GPT.head), not layers; the model's output still compares the logits.
     """
     points: dict[str, keras.layers.Layer] = {"wte": model.wte, "wpe": model.wpe}

@@ -20,7 +20,6 @@ from frameduel.workloads.common_torch import init_normal
 from frameduel.workloads.gpt import GPTConfig
 
 INIT_STD = 0.02  # GPT-2's N(0, 0.02) for every Linear and Embedding weight
-LN_EPS = 1e-5  # torch's default, pinned in both files: Keras' LayerNormalization defaults to 1e-3
 
 
 def split_heads(x: torch.Tensor, n_head: int) -> torch.Tensor:
@@ -36,7 +35,7 @@ class CausalSelfAttention(nn.Module):
         self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd)  # fused q, k, v projection
         self.c_proj = nn.Linear(config.n_embd, config.n_embd)
         # True where a query may look: itself and earlier positions. A buffer, not a weight.
-        size = config.block_size
+        size = config.n_positions
         causal = torch.tril(torch.ones(size, size, dtype=torch.bool)).view(1, 1, size, size)
         self.register_buffer("causal", causal, persistent=False)
 
@@ -66,14 +65,15 @@ class CausalSelfAttention(nn.Module):
 
 
 class KVCache:
-    """Keys and values of one layer, preallocated for the whole context (B, nh, block_size, hd).
+    """Keys and values of one layer, preallocated for the whole context (B, nh, length, hd).
 
     Static shapes on purpose: every decode step then has the same shapes, so torch.compile (and XLA
     on the TF side) compile one graph instead of one per sequence length.
     """
 
-    def __init__(self, batch_size: int, config: GPTConfig, dtype: torch.dtype, device: torch.device) -> None:
-        shape = (batch_size, config.n_head, config.block_size, config.n_embd // config.n_head)
+    def __init__(self, batch_size: int, length: int, config: GPTConfig, dtype: torch.dtype,
+                 device: torch.device) -> None:
+        shape = (batch_size, config.n_head, length, config.n_embd // config.n_head)
         self.k = torch.zeros(shape, dtype=dtype, device=device)
         self.v = torch.zeros(shape, dtype=dtype, device=device)
 
@@ -87,7 +87,8 @@ class MLP(nn.Module):
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
         self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd)
-        self.gelu = nn.GELU(approximate="none")  # exact erf form, pinned: keras.ops.gelu defaults to tanh
+        # Exact erf form unless a GPT-2 checkpoint asks for its tanh one; Keras' gelu defaults to tanh.
+        self.gelu = nn.GELU(approximate="none" if config.activation == "gelu" else "tanh")
         self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -99,9 +100,9 @@ class Block(nn.Module):
 
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
-        self.ln_1 = nn.LayerNorm(config.n_embd, eps=LN_EPS)
+        self.ln_1 = nn.LayerNorm(config.n_embd, eps=config.ln_eps)
         self.attn = CausalSelfAttention(config)
-        self.ln_2 = nn.LayerNorm(config.n_embd, eps=LN_EPS)
+        self.ln_2 = nn.LayerNorm(config.n_embd, eps=config.ln_eps)
         self.mlp = MLP(config)
 
     def forward(self, x: torch.Tensor, positions: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
@@ -113,9 +114,9 @@ class GPT(nn.Module):
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
         self.wte = nn.Embedding(config.vocab_size, config.n_embd)
-        self.wpe = nn.Embedding(config.block_size, config.n_embd)
+        self.wpe = nn.Embedding(config.n_positions, config.n_embd)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
-        self.ln_f = nn.LayerNorm(config.n_embd, eps=LN_EPS)
+        self.ln_f = nn.LayerNorm(config.n_embd, eps=config.ln_eps)
         # Weight tying (nanoGPT's idiom): the head *is* wte, so state_dict lists one tensor under two names.
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         self.wte.weight = self.lm_head.weight
@@ -152,12 +153,13 @@ def to_native_layout(inputs: np.ndarray) -> np.ndarray:
 # -- Generation: greedy decoding with a static KV cache, prefill then one token per step. --
 
 
-def new_cache(model: GPT, config: GPTConfig, batch_size: int) -> list[KVCache]:
-    """Zeroed caches in the compute dtype: autocast's when it is on (as Keras' mixed policy does)."""
+def new_cache(model: GPT, config: GPTConfig, batch_size: int, length: int | None = None) -> list[KVCache]:
+    """Zeroed caches of `length` positions (default: the context) in the compute dtype: autocast's when
+    it is on (as Keras' mixed policy does)."""
     device = model.lm_head.weight.device
     autocast_on = torch.is_autocast_enabled(device.type)
     dtype = torch.get_autocast_dtype(device.type) if autocast_on else model.lm_head.weight.dtype
-    return [KVCache(batch_size, config, dtype, device) for _ in range(config.n_layer)]
+    return [KVCache(batch_size, length or config.block_size, config, dtype, device) for _ in range(config.n_layer)]
 
 
 def next_tokens(model: GPT, hidden: torch.Tensor) -> torch.Tensor:
