@@ -19,6 +19,7 @@ from rich.table import Table
 
 from frameduel import environment
 from frameduel.accuracy.run import DEFAULT_MODES, AccuracyRequest, run_accuracy
+from frameduel.checkpoints import model_config, open_checkpoint
 from frameduel.errors import FrameduelError
 from frameduel.export.bench import BenchBudget
 from frameduel.export.manifest import FORMATS
@@ -32,6 +33,7 @@ from frameduel.report.advise import advise as advise_scenario
 from frameduel.report.diff import RunSide, diff_runs, print_diff
 from frameduel.report.document import build_report
 from frameduel.report.evidence import load_evidence
+from frameduel.report.generation import print_generation
 from frameduel.report.mlflow_export import log_to_mlflow
 from frameduel.report.parity import print_modes, print_parity
 from frameduel.report.render import write_report
@@ -39,7 +41,8 @@ from frameduel.report.summary import RunSummary, summarize_run
 from frameduel.report.tensorboard import write_tensorboard
 from frameduel.report.terminal import ms, print_summary
 from frameduel.report.verdict import verdicts
-from frameduel.runner.plan import PRESETS, MatrixRequest, Plan, build_plan
+from frameduel.runner.generate import GenerateRequest, run_generate
+from frameduel.runner.plan import PRESETS, MatrixRequest, Plan, build_plan, check_modes, modes_for
 from frameduel.runner.scheduler import pending_cells, run_plan, start_run
 from frameduel.spec import DEVICES, FRAMEWORKS, SIZES, Measurement, RunSpec, check_choice
 from frameduel.store import RunRecord, Store, default_db_path
@@ -58,6 +61,9 @@ F = TypeVar("F", bound=Callable[..., object])
 DbOption = typer.Option(None, "--db", help="results database (default: $FRAMEDUEL_DB or the user data dir)")
 WideOption = typer.Option(False, "--wide", help="every column of the cell table (wider than 100 characters)")
 SpeedupsOption = typer.Option(False, "--speedups", help="also print every pairwise speedup with its CI")
+CheckpointOption = typer.Option(None, "--checkpoint", help="a Hugging Face model directory (config.json + "
+                                "model.safetensors): its config and weights replace the preset's "
+                                "(gpt2, llama, mistral)")
 
 
 def user_errors(command: F) -> F:
@@ -150,7 +156,8 @@ def run_with_progress(store: Store, run_id: str, plan: Plan, quiet: bool) -> Non
 @app.command()
 @user_errors
 def compare(
-    workloads: str = typer.Option("mlp,cnn", help="comma-separated workloads"),
+    workloads: str | None = typer.Option(None, help="comma-separated workloads (default: mlp,cnn, or the "
+                                         "checkpoint's family)"),
     frameworks: str = typer.Option(",".join(FRAMEWORKS), help="comma-separated: torch, tf"),
     modes: str | None = typer.Option(None, help="torch: eager,compile; tf: eager,function,xla (default all)"),
     tasks: str | None = typer.Option(
@@ -168,6 +175,7 @@ def compare(
                                      "(default: the full preset does)"),
     launch: str = typer.Option("fork", help="how each cell's fresh worker process starts: fork (from a zygote "
                                "that imported the framework once) or spawn (a new interpreter)"),
+    checkpoint: Path | None = CheckpointOption,
     resume: str | None = typer.Option(None, help="finish an interrupted run; skips finished cells"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON instead of tables"),
     wide: bool = WideOption,
@@ -179,11 +187,13 @@ def compare(
     if resume:
         run_id, plan = resume, Plan.from_dict(store.get_run(resume).plan)
     else:
+        if workloads is None:
+            workloads = open_checkpoint(checkpoint).workload if checkpoint else "mlp,cnn"
         request = MatrixRequest(
             workloads=split_list(workloads), frameworks=split_list(frameworks), modes=split_list(modes),
             tasks=split_list(tasks), precisions=split_list(precisions), preset=preset, size=size,
             device=device, threads=threads, repeats=repeats, timeout_s=timeout, seed=seed, peak=peak,
-            launch=launch,
+            launch=launch, checkpoint=str(checkpoint) if checkpoint else None,
         )
         plan = build_plan(request)
         run_id = start_run(store, plan)
@@ -206,7 +216,7 @@ def show_run(store: Store, run_id: str, as_json: bool, wide: bool = False, speed
     cpu = run.environment["cpu"]["model"]
     threads = summary.cells[0].spec.threads if summary.cells else "?"
     rounds = Plan.from_dict(run.plan).repeats
-    sizes = ",".join(sorted({cell.spec.size for cell in summary.cells}))
+    sizes = ",".join(sorted({cell.spec.model_label for cell in summary.cells}))
     print_summary(console, summary, f"run {run_id} ({run.status}): size {sizes}; {cpu}, {threads} threads, "
                   f"{rounds} processes/cell", evidence, wide, speedups)
 
@@ -283,21 +293,29 @@ def env(as_json: bool = typer.Option(False, "--json", help="print JSON")) -> Non
 @app.command()
 @user_errors
 def parity(
-    workload: str = typer.Argument(..., help="workload to check, e.g. mlp"),
+    workload: str | None = typer.Argument(None, help="workload to check, e.g. mlp (default: the checkpoint's)"),
     size: str = typer.Option("tiny", help="model size: tiny, small, base"),
     direction: str = typer.Option("both", help="torch-to-tf, tf-to-torch or both"),
     steps: int = typer.Option(10, help="training steps compared, per optimizer (SGD and Adam)"),
     batch_size: int = typer.Option(8, help="batch size of the evaluation and training batches"),
     seed: int = typer.Option(0, help="seed for weights and data"),
     modes: bool = typer.Option(True, "--modes/--no-modes", help="also check every compiled mode against eager"),
+    checkpoint: Path | None = CheckpointOption,
     as_json: bool = typer.Option(False, "--json", help="print JSON instead of tables"),
     db: Path | None = DbOption,
 ) -> None:
     """Prove both implementations are the same model: float64 outputs, layers, loss curves and trained state."""
+    if workload is None:
+        if checkpoint is None:
+            raise FrameduelError("name a workload to check (e.g. frameduel parity mlp), or pass --checkpoint DIR")
+        workload = open_checkpoint(checkpoint).workload
     check_parity_support(get_workload(workload))
     check_choice("size", size, SIZES)
+    if checkpoint is not None:
+        model_config(get_workload(workload), str(checkpoint.resolve()), size)  # refuses a bad one now
     request = ParityRequest(workload, size, tuple(DIRECTIONS) if direction == "both" else (direction,), steps,
-                            batch_size, seed, check_modes=modes)
+                            batch_size, seed, check_modes=modes,
+                            checkpoint=str(checkpoint.resolve()) if checkpoint else None)
     reports, modes_report = check_parity(request)
     save_parity(open_store(db), reports, modes_report, environment.fingerprint())
     if as_json:
@@ -309,6 +327,54 @@ def parity(
         if modes_report:
             print_modes(console, modes_report)
     if not all(report.passed for report in reports) or (modes_report and not modes_report.passed):
+        raise typer.Exit(1)
+
+
+@app.command()
+@user_errors
+def generate(
+    workload: str | None = typer.Argument(None, help="gpt or llama (default: the checkpoint's family, else llama)"),
+    prompt: str = typer.Option(..., help="prompt token ids, comma-separated, e.g. 1,2,3"),
+    new_tokens: int = typer.Option(32, help="tokens to generate greedily"),
+    checkpoint: Path | None = CheckpointOption,
+    size: str = typer.Option("small", help="model size without a checkpoint: tiny, small, base"),
+    frameworks: str = typer.Option(",".join(FRAMEWORKS), help="comma-separated: torch, tf"),
+    modes: str | None = typer.Option(None, help="torch: eager,compile; tf: eager,function,xla (default all)"),
+    precision: str = typer.Option("fp32", help="fp32, bf16, fp16 (mixed precision), fp64"),
+    batch_size: int = typer.Option(1, help="copies of the prompt decoded together"),
+    device: str | None = typer.Option(None, help="cpu or cuda (default: cuda when present)"),
+    threads: int | None = typer.Option(None, help="intra-op threads (default: all cores)"),
+    seed: int = typer.Option(0, help="seed for the weights when there is no checkpoint"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON instead of tables"),
+) -> None:
+    """Greedy generation from prompt token ids in each framework and mode: the ids, prefill and per-token times."""
+    checkpoint_path = str(checkpoint.resolve()) if checkpoint else None
+    if workload is None:
+        workload = open_checkpoint(checkpoint_path).workload if checkpoint_path else "llama"
+    device = check_choice("device", device or environment.default_device(), DEVICES)
+    environment.check_device(device)
+    environment.check_precision(precision, device)
+    if threads is not None and threads < 1:
+        raise FrameduelError(f"--threads must be >= 1, got {threads}")
+    try:
+        prompt_ids = tuple(int(token) for token in split_list(prompt) or ())
+    except ValueError:
+        raise FrameduelError(f"bad prompt '{prompt}'; give integer token ids, e.g. --prompt 1,2,3") from None
+    requested_modes = split_list(modes)
+    check_modes(split_list(frameworks), requested_modes)
+    specs = tuple(RunSpec(workload=workload, framework=fw, mode=mode, task="generate", precision=precision,
+                          batch_size=batch_size, device=device, threads=threads or environment.default_threads(),
+                          size=size, seed=seed, checkpoint=checkpoint_path)
+                  for fw in split_list(frameworks) for mode in modes_for(fw, requested_modes))
+    request = GenerateRequest(specs, prompt_ids, new_tokens)
+    results = run_generate(request)
+    if as_json:
+        print(json.dumps({"workload": workload, "model": specs[0].model_label, "prompt": list(prompt_ids),
+                          "results": [r.to_dict() for r in results]}, indent=2))
+    else:
+        print_generation(console, results, f"{workload} {specs[0].model_label}, {precision}, batch {batch_size}: "
+                         f"{len(prompt_ids)} prompt tokens, {new_tokens} new")
+    if not any(r.status == "ok" for r in results):
         raise typer.Exit(1)
 
 

@@ -84,7 +84,7 @@ def llama_config(config: dict[str, Any]) -> LlamaConfig:
             rope_theta=float(rope.get("rope_theta", setting(config, "rope_theta", 10000.0))),  # Hugging Face's default
             rms_norm_eps=float(setting(config, "rms_norm_eps", 1e-6)),
             tie_word_embeddings=bool(setting(config, "tie_word_embeddings", False)),
-            initializer_range=float(setting(config, "initializer_range", 0.02)))
+            initializer_range=float(setting(config, "initializer_range", 0.02)), max_position_embeddings=max_positions)
     except (TypeError, ValueError) as exc:
         raise FrameduelError(f"config.json does not describe a valid llama model: {exc}") from None
 

@@ -4,7 +4,7 @@ torch_backend and tf_backend expose the same public names (Keras 3's backend pat
 
     configure(spec) -> dict                  threads, seed, device, precision policy; returns runtime facts
     make_step(workload, spec, batch) -> Step build the model and one train/infer step for spec.mode
-    make_generation(workload, spec, batch) -> Generation   KV-cache decoding (language models)
+    make_generation(workload, spec, batch[, prompt, new_tokens]) -> Generation   KV-cache decoding (LMs)
     peak_device_memory_mb(spec) -> float | None
     compile_facts(spec) -> dict              after the steps: e.g. torch.compile's graph breaks
     is_out_of_memory(exc) -> bool
@@ -22,6 +22,8 @@ import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
+
+import numpy as np
 
 from frameduel.spec import FRAMEWORKS, check_choice
 
@@ -44,14 +46,17 @@ class Step:
 class Generation:
     """Fixed-length greedy decoding with a KV cache, split into its two phases for timing.
 
-    prefill() runs the prompt and returns the decoding state; decode(state, i) produces new token i.
-    Every run decodes exactly new_tokens tokens, so both frameworks do identical work.
+    prefill() runs the prompt and returns the decoding state, which holds the first new token;
+    decode(state, i) feeds token i back and returns the state holding token i + 1. Every run makes
+    exactly new_tokens decode steps, so both frameworks do identical work; token_ids(state) reads the
+    state's tokens (B,) back to the host (not part of any timed call).
     """
 
     prefill: Callable[[], object]
     decode: Callable[[object, int], object]
     sync: Callable[[], None]
     new_tokens: int
+    token_ids: Callable[[object], np.ndarray]
 
 
 def load_backend(framework: str) -> ModuleType:

@@ -50,6 +50,7 @@ class ParityRequest:
     threads: int = 1
     check_modes: bool = True
     timeout_s: float = 600.0
+    checkpoint: str | None = None  # both sides start from these weights instead of the source's init
 
     def __post_init__(self) -> None:
         for direction in self.directions:
@@ -60,7 +61,11 @@ class ParityRequest:
 
     def spec(self, framework: str) -> RunSpec:
         return RunSpec(workload=self.workload, framework=framework, mode="eager", task="train", size=self.size,
-                       batch_size=self.batch_size, seed=self.seed, threads=self.threads)
+                       batch_size=self.batch_size, seed=self.seed, threads=self.threads, checkpoint=self.checkpoint)
+
+    @property
+    def model_label(self) -> str:
+        return self.spec(FRAMEWORKS[0]).model_label
 
 
 @dataclass
@@ -167,7 +172,7 @@ def load_arrays(path: Path) -> tuple[dict[str, np.ndarray], list[str]]:
 def judge_direction(request: ParityRequest, direction: str, out_dir: Path,
                     shared: list[tuple[list[str], str]]) -> ParityReport:
     source, target = DIRECTIONS[direction]
-    report = ParityReport(request.workload, request.size, source, target)
+    report = ParityReport(request.workload, request.model_label, source, target)
     for precision in PRECISIONS:
         reference, ref_order = load_arrays(out_dir / f"{source}-{source}-{precision}.npz")
         other, other_order = load_arrays(out_dir / f"{target}-{source}-{precision}.npz")
@@ -188,7 +193,7 @@ def run_sides(request: ParityRequest, out_dir: Path) -> list[ParityReport]:
     reports = []
     for direction in request.directions:
         source, target = DIRECTIONS[direction]
-        reports.append(ParityReport(request.workload, request.size, source, target, error=error) if error
+        reports.append(ParityReport(request.workload, request.model_label, source, target, error=error) if error
                        else judge_direction(request, direction, out_dir, shared))
     return reports
 

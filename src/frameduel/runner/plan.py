@@ -5,9 +5,11 @@ from __future__ import annotations
 import dataclasses
 import itertools
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from frameduel import environment
+from frameduel.checkpoints import model_config
 from frameduel.errors import FrameduelError
 from frameduel.spec import FRAMEWORKS, MODES, PRECISIONS, SIZES, TASKS, MeasureBudget, RunSpec, check_choice
 from frameduel.workloads import Workload, get_workload
@@ -70,6 +72,7 @@ class MatrixRequest:
     seed: int = 0
     peak: bool | None = None  # None: as the preset says
     launch: str = "fork"  # "fork": from a per-framework zygote (runner/zygote.py); "spawn": a new interpreter
+    checkpoint: str | None = None  # a Hugging Face model directory: its config and weights replace the preset's
 
 
 LAUNCHES = ("fork", "spawn")
@@ -173,6 +176,9 @@ def build_plan(request: MatrixRequest) -> Plan:
         environment.check_precision(precision, device)
     size = check_choice("size", request.size or ("base" if device == "cuda" else "small"), SIZES)
     threads = environment.default_threads() if request.threads is None else request.threads
+    checkpoint = str(Path(request.checkpoint).expanduser().resolve()) if request.checkpoint else None
+    for workload in workloads.values():
+        model_config(workload, checkpoint, size)  # a bad checkpoint, or one of another family: refused now
     budget = preset.budget
     if request.timeout_s is not None:
         budget = dataclasses.replace(budget, timeout_s=request.timeout_s)
@@ -184,7 +190,7 @@ def build_plan(request: MatrixRequest) -> Plan:
                 for mode in modes_for(fw, request.modes):
                     specs.append(RunSpec(workload=workload, framework=fw, mode=mode, task=task,
                                          precision=precision, batch_size=batch_size, device=device,
-                                         threads=threads, size=size, seed=request.seed))
+                                         threads=threads, size=size, seed=request.seed, checkpoint=checkpoint))
     check_choice("launch", request.launch, LAUNCHES)
     repeats = preset.repeats if request.repeats is None else request.repeats
     if repeats < 1:

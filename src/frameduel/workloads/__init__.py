@@ -15,7 +15,8 @@ from frameduel.workloads.transformer import TRANSFORMER_WORKLOAD
 
 WORKLOADS: dict[str, Workload] = {
     w.name: w
-    for w in (MLP_WORKLOAD, CNN_WORKLOAD, TRANSFORMER_WORKLOAD, GPT_WORKLOAD, LLAMA_WORKLOAD, LSTM_WORKLOAD, GEMM_WORKLOAD)
+    for w in (MLP_WORKLOAD, CNN_WORKLOAD, TRANSFORMER_WORKLOAD, GPT_WORKLOAD, LLAMA_WORKLOAD, LSTM_WORKLOAD,
+              GEMM_WORKLOAD)
 }
 
 __all__ = ["Batch", "OptimizerConfig", "Workload", "WORKLOADS", "get_workload"]

@@ -33,6 +33,7 @@ class LlamaConfig:
     rms_norm_eps: float = 1e-5
     tie_word_embeddings: bool = False
     initializer_range: float = 0.02  # N(0, 0.02) for every Linear and the embedding, as Hugging Face
+    max_position_embeddings: int = 0  # the context it was trained for (generation's limit); 0: block_size
 
     def __post_init__(self) -> None:
         if self.num_attention_heads % self.num_key_value_heads:
@@ -43,6 +44,8 @@ class LlamaConfig:
                 raise ValueError(f"hidden_size ({self.hidden_size}) must be divisible by num_attention_heads "
                                  f"({self.num_attention_heads}), or head_dim given")
             object.__setattr__(self, "head_dim", self.hidden_size // self.num_attention_heads)
+        if not self.max_position_embeddings:
+            object.__setattr__(self, "max_position_embeddings", self.block_size)
         if self.head_dim % 2:
             raise ValueError(f"head_dim ({self.head_dim}) must be even: rotary embeddings rotate pairs")
 

@@ -105,7 +105,8 @@ class LlamaAttention(keras.layers.Layer):
             k, v = cache.write(k, v, positions)  # (B, nkv, length, hd)
         groups = self.n_head // self.n_kv
         y = self.attend(q, repeat_kv(k, groups), repeat_kv(v, groups), positions)  # (B, nh, T, hd)
-        return self.o_proj(keras.ops.reshape(keras.ops.transpose(y, (0, 2, 1, 3)), (-1, T, self.n_head * self.head_dim)))
+        y = keras.ops.reshape(keras.ops.transpose(y, (0, 2, 1, 3)), (-1, T, self.n_head * self.head_dim))
+        return self.o_proj(y)  # heads side by side, then projected back to the model width
 
     def attend(self, q, k, v, positions):
         """Queries at `positions` (T,) attend to keys 0..Tk-1 at or before their own position."""
@@ -207,7 +208,7 @@ def new_cache(model: Llama, config: LlamaConfig, batch_size: int, length: int | 
 def run_cached(model: Llama, idx, positions, cache_tensors: list[tuple]) -> tuple:
     """Hidden states of idx at positions through the caches -> (greedy next tokens (B,), new caches)."""
     caches = [KVCache(k, v) for k, v in cache_tensors]
-    hidden = model.model(idx, positions, caches)  # (B, T, C)
+    hidden = model.model(idx, positions, caches=caches)  # (B, T, C)
     tokens = keras.ops.argmax(model.head(hidden[:, -1, :]), axis=-1)  # (B,)
     return tokens, [(cache.k, cache.v) for cache in caches]
 
@@ -259,7 +260,8 @@ def probe_points(model: Llama) -> dict[str, keras.layers.Layer]:
                        f"{prefix}.mlp": layer.mlp, prefix: layer})
         points.update({f"{prefix}.self_attn.{name}": getattr(layer.self_attn, name)
                        for name in ("q_proj", "k_proj", "v_proj", "o_proj")})
-        points.update({f"{prefix}.mlp.{name}": getattr(layer.mlp, name) for name in ("gate_proj", "up_proj", "down_proj")})
+        points.update({f"{prefix}.mlp.{name}": getattr(layer.mlp, name)
+                       for name in ("gate_proj", "up_proj", "down_proj")})
     points.update({"model.norm": model.model.norm, "model": model.model})
     if model.lm_head is not None:
         points["lm_head"] = model.lm_head

@@ -1,0 +1,48 @@
+"""`frameduel generate`'s output: the token ids, and prefill and per-token decode times per framework and mode."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from frameduel.report.terminal import status_style
+from frameduel.runner.generate import GenerateResult, first_difference
+
+
+def number(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def generation_table(results: list[GenerateResult]) -> Table:
+    table = Table(header_style="bold")
+    for column in ("framework", "mode", "status", "prefill ms", "decode ms/token p50", "p90", "tokens/s",
+                   "first run s", "peak RSS MB"):
+        table.add_column(column, justify="left" if column in ("framework", "mode", "status") else "right")
+    for r in results:
+        style = status_style(r.status)
+        table.add_row(r.spec.framework, r.spec.mode, f"[{style}]{r.status}[/{style}]", number(r.prefill_ms),
+                      number(r.decode_ms(50)), number(r.decode_ms(90)), number(r.tokens_per_s, 1),
+                      number(r.first_round_s), number(r.peak_rss_mb, 0))
+    return table
+
+
+def print_generation(console: Console, results: list[GenerateResult], title: str) -> None:
+    console.print(title, highlight=False, soft_wrap=True)
+    console.print(generation_table(results))
+    for r in results:
+        if r.error:
+            console.print(f"{r.spec.framework} {r.spec.mode}: {escape(r.error)}", highlight=False, soft_wrap=True)
+    done = [r for r in results if r.status == "ok"]
+    if not done:
+        return
+    difference = first_difference(results)
+    if difference is None:
+        console.print(f"token ids, identical in all {len(done)} runs:", highlight=False)
+    else:
+        a, b, index = difference
+        console.print(f"[yellow]token ids differ[/yellow] between {a.spec.framework} {a.spec.mode} and "
+                      f"{b.spec.framework} {b.spec.mode} from new token {index} on; {a.spec.framework} "
+                      f"{a.spec.mode}'s:", highlight=False)
+    for row in done[0].ids:
+        console.print(",".join(map(str, row)), highlight=False, soft_wrap=True)
