@@ -369,8 +369,10 @@ def generate(
     request = GenerateRequest(specs, prompt_ids, new_tokens)
     results = run_generate(request)
     if as_json:
+        # Without a checkpoint each framework draws its own random weights, so their ids are not comparable.
         print(json.dumps({"workload": workload, "model": specs[0].model_label, "prompt": list(prompt_ids),
-                          "results": [r.to_dict() for r in results]}, indent=2))
+                          "same_weights": checkpoint_path is not None, "results": [r.to_dict() for r in results]},
+                         indent=2))
     else:
         print_generation(console, results, f"{workload} {specs[0].model_label}, {precision}, batch {batch_size}: "
                          f"{len(prompt_ids)} prompt tokens, {new_tokens} new")

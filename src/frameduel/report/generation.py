@@ -37,7 +37,12 @@ def print_generation(console: Console, results: list[GenerateResult], title: str
     if not done:
         return
     difference = first_difference(results)
-    if difference is None:
+    if done[0].spec.checkpoint is None:
+        # Without a checkpoint each framework draws its own random weights: ids are not comparable.
+        console.print("token ids (weights are each framework's own random init without --checkpoint, so the "
+                      f"frameworks' ids differ by design); {done[0].spec.framework} {done[0].spec.mode}'s:",
+                      highlight=False, soft_wrap=True)
+    elif difference is None:
         console.print(f"token ids, identical in all {len(done)} runs:", highlight=False)
     else:
         a, b, index = difference
