@@ -13,6 +13,8 @@ holds one copy and the loader streams tensors through; 2 or more would mean a se
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -21,6 +23,14 @@ from frameduel.spec import RunSpec
 
 
 def build_checkpoint(directory: Path, layers: int) -> int:
+    """In a process of its own: Linux carries a parent's peak RSS at fork into its children's ru_maxrss,
+    so the 0.5 GB model built here must not live in the process that starts the measured workers."""
+    done = subprocess.run([sys.executable, __file__, "--build", str(directory), "--layers", str(layers)],
+                          capture_output=True, text=True, check=True)
+    return int(done.stdout.split()[-1])
+
+
+def build_in_this_process(directory: Path, layers: int) -> int:
     import torch
     import transformers
 
@@ -43,7 +53,12 @@ def peak_rss_mb(framework: str, checkpoint: str | None) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="4 layers instead of 12")
+    parser.add_argument("--build", type=Path, help=argparse.SUPPRESS)  # the checkpoint-building child
+    parser.add_argument("--layers", type=int, default=12, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.build:
+        print(build_in_this_process(args.build, args.layers))
+        return
     with tempfile.TemporaryDirectory(prefix="frameduel-ckpt-memory-") as tmp:
         parameters = build_checkpoint(Path(tmp), layers=4 if args.quick else 12)
         weights_mb = parameters * 4 / 2**20
