@@ -22,10 +22,12 @@ import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 
 from frameduel.spec import FRAMEWORKS, check_choice
+from frameduel.workloads.base import Batch, Workload
 
 BACKEND_MODULES = {
     "torch": "frameduel.frameworks.torch_backend",
@@ -57,6 +59,32 @@ class Generation:
     sync: Callable[[], None]
     new_tokens: int
     token_ids: Callable[[object], np.ndarray]
+
+
+@dataclass(frozen=True)
+class GenerationPlan:
+    """What one generation decodes, framework-free: both backends take it from plan_generation."""
+
+    prompt: Batch  # prompt ids (B, P); the targets are unused
+    decode_steps: int  # decode calls after the prefill (which makes the first new token)
+    cache_length: int | None  # KV-cache positions; None: the model's context
+
+    @property
+    def prompt_len(self) -> int:
+        return self.prompt.inputs.shape[1]
+
+
+def plan_generation(workload: Workload, config: Any, batch: Batch | None, prompt_ids: np.ndarray | None,
+                    new_tokens: int | None) -> GenerationPlan:
+    """By default the workload's fixed lengths on the batch's tokens, in a cache the length of the
+    context (benchmark cells); given prompt_ids (B, P) and new_tokens, exactly those, in a cache just
+    long enough for every token fed back: P + new_tokens - 1 (`frameduel generate`)."""
+    if prompt_ids is None:
+        prompt_len, decode_steps = workload.generation(config)
+        prompt = batch.inputs[:, :prompt_len]
+        return GenerationPlan(Batch(prompt, prompt.reshape(-1)), decode_steps, None)
+    decode_steps = new_tokens - 1
+    return GenerationPlan(Batch(prompt_ids, prompt_ids.reshape(-1)), decode_steps, prompt_ids.shape[1] + decode_steps)
 
 
 def load_backend(framework: str) -> ModuleType:

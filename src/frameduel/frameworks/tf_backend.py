@@ -19,7 +19,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from frameduel.checkpoints import model_config, open_checkpoint  # noqa: E402
-from frameduel.frameworks import Generation, Step  # noqa: E402
+from frameduel.frameworks import Generation, Step, plan_generation  # noqa: E402
 from frameduel.spec import RunSpec  # noqa: E402
 from frameduel.workloads.base import Batch, OptimizerConfig, Workload  # noqa: E402
 from frameduel.workloads.common_tf import full_precision  # noqa: E402
@@ -152,28 +152,20 @@ def make_step(workload: Workload, spec: RunSpec, batch: Batch) -> Step:
 
 def make_generation(workload: Workload, spec: RunSpec, batch: Batch, prompt_ids: np.ndarray | None = None,
                     new_tokens: int | None = None) -> Generation:
-    """Greedy fixed-length decoding with the model file's static KV cache (prefill, then decode_step).
-
-    By default the workload's fixed lengths on the batch's tokens, in a cache the length of the
-    context; given prompt_ids (B, P) and new_tokens, those, in a cache just long enough (P + new - 1).
-    """
+    """Greedy fixed-length decoding with the model file's static KV cache (prefill, then decode_step);
+    the lengths and the prompt as frameworks.plan_generation sets them."""
     model = build_model(workload, spec)
     model_module, config = _model_module(workload), model_config(workload, spec.checkpoint, spec.size)
-    if prompt_ids is None:
-        prompt_len, decode_steps = workload.generation(config)
-        prompt, cache_length = to_tensors(workload, spec, batch)[0][:, :prompt_len], None  # (B, P)
-    else:
-        prompt_len, decode_steps = prompt_ids.shape[1], new_tokens - 1  # prefill makes the first new token
-        prompt = to_tensors(workload, spec, Batch(prompt_ids, prompt_ids.reshape(-1)))[0]
-        cache_length = prompt_len + decode_steps
+    plan = plan_generation(workload, config, batch, prompt_ids, new_tokens)
+    prompt = to_tensors(workload, spec, plan.prompt)[0]  # (B, P)
     prefill = apply_mode(lambda ids, cache: model_module.prefill(model, ids, cache), spec)
     decode_step = apply_mode(lambda ids, pos, cache: model_module.decode_step(model, ids, pos, cache), spec)
     # Positions as tensors, not ints: one traced (and XLA-compiled) decode graph serves every position.
-    positions = [tf.constant(prompt_len + i, dtype=tf.int32) for i in range(decode_steps)]
+    positions = [tf.constant(plan.prompt_len + i, dtype=tf.int32) for i in range(plan.decode_steps)]
 
     def run_prefill() -> object:
         with tf.device(_device_name(spec)):
-            return prefill(prompt, model_module.new_cache(model, config, prompt.shape[0], cache_length))
+            return prefill(prompt, model_module.new_cache(model, config, prompt.shape[0], plan.cache_length))
 
     def run_decode(state: object, index: int) -> object:
         tokens, cache = state
@@ -181,7 +173,7 @@ def make_generation(workload: Workload, spec: RunSpec, batch: Batch, prompt_ids:
             return decode_step(tokens, positions[index], cache)
 
     sync = _sync_device if spec.device == "cuda" else _no_sync
-    return Generation(prefill=run_prefill, decode=run_decode, sync=sync, new_tokens=decode_steps,
+    return Generation(prefill=run_prefill, decode=run_decode, sync=sync, new_tokens=plan.decode_steps,
                       token_ids=lambda state: to_numpy(state[0]))
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from frameduel.workloads.base import Batch, Workload, side_by_side
+from frameduel.workloads.gpt import generation_lengths
 from frameduel.workloads.gpt import make_batch as markov_batch
 
 
@@ -89,11 +90,6 @@ def forward_flops(config: LlamaConfig) -> float:
     return T * (config.num_hidden_layers * per_layer + 2.0 * C * config.vocab_size)
 
 
-def generation_lengths(config: LlamaConfig) -> tuple[int, int]:
-    """Prompt half the context, then generate the other half, as for gpt."""
-    return config.block_size // 2, config.block_size - config.block_size // 2
-
-
 LLAMA_WORKLOAD = Workload(
     name="llama",
     description="Llama-3-style decoder LM (RMSNorm, RoPE, SwiGLU, grouped-query attention, untied head, Adam)",
@@ -101,5 +97,5 @@ LLAMA_WORKLOAD = Workload(
     make_batch=make_batch,
     forward_flops=forward_flops,
     model_modules=side_by_side(__name__),
-    generation=generation_lengths,
+    generation=generation_lengths,  # gpt's: prompt half the context, generate the other half
 )
