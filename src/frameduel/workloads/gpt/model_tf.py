@@ -8,6 +8,7 @@ import keras
 import numpy as np
 
 from frameduel.workloads.common_tf import full_precision, gelu_exact, gelu_tanh, normal_init, token_ids_as_they_are
+from frameduel.workloads.decoding_tf import decode_step, prefill, zero_caches  # noqa: F401 - the backends call model_module.prefill and .decode_step
 from frameduel.workloads.gpt import GPTConfig
 from frameduel.workloads.weight_layouts import WeightEntry, dense_entries, entry, layer_norm_entries
 
@@ -73,25 +74,6 @@ class CausalSelfAttention(keras.layers.Layer):
         return keras.ops.matmul(att, v)  # (B, nh, T, hd)
 
 
-class KVCache:
-    """Keys and values of one layer for the whole context, stored position-major (block_size, B, nh, hd)
-    so that writing a step's tokens is one row scatter.
-
-    Static shapes on purpose: every decode step then has the same shapes, so XLA (and torch.compile on
-    the torch side) compile one graph instead of one per sequence length. Tensors are immutable in
-    TF, so write() rebinds k and v; the decode functions hand the new tensors back to the caller.
-    """
-
-    def __init__(self, k, v) -> None:
-        self.k, self.v = k, v
-
-    def write(self, k, v, positions):
-        rows = keras.ops.expand_dims(positions, 1)  # (T, 1) scatter indices
-        self.k = keras.ops.scatter_update(self.k, rows, keras.ops.transpose(k, (2, 0, 1, 3)))  # (T, B, nh, hd)
-        self.v = keras.ops.scatter_update(self.v, rows, keras.ops.transpose(v, (2, 0, 1, 3)))
-        return keras.ops.transpose(self.k, (1, 2, 0, 3)), keras.ops.transpose(self.v, (1, 2, 0, 3))
-
-
 class MLP(keras.layers.Layer):
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
@@ -155,34 +137,14 @@ def build(config: GPTConfig) -> keras.Model:
 to_native_layout = token_ids_as_they_are  # (B, T) int64 token ids, see common_tf
 
 
-# -- Generation: greedy decoding with a static KV cache, prefill then one token per step. --
-# Caches cross the tf.function boundary as a list of (k, v) tensor pairs.
+# -- Generation: greedy decoding with a static KV cache (workloads/decoding_tf.py), prefill then one
+# token per step; prefill and decode_step come from there, for this model's hidden() and head().
 
 
 def new_cache(model: GPT, config: GPTConfig, batch_size: int, length: int | None = None) -> list[tuple]:
-    """Zeroed (k, v) per layer, (length, B, nh, hd), length defaulting to the context, in the compute
-    dtype (as torch autocast's)."""
+    """Zeroed (k, v) per layer, (length, B, nh, hd), length defaulting to the context."""
     shape = (length or config.block_size, batch_size, config.n_head, config.n_embd // config.n_head)
-    dtype = keras.mixed_precision.global_policy().compute_dtype
-    return [(keras.ops.zeros(shape, dtype), keras.ops.zeros(shape, dtype)) for _ in range(config.n_layer)]
-
-
-def run_cached(model: GPT, idx, positions, cache_tensors: list[tuple]) -> tuple:
-    """Hidden states of idx at positions through the caches -> (greedy next tokens (B,), new caches)."""
-    caches = [KVCache(k, v) for k, v in cache_tensors]
-    hidden = model.hidden(idx, positions, caches)  # (B, T, C)
-    tokens = keras.ops.argmax(model.head(hidden[:, -1, :]), axis=-1)  # (B,)
-    return tokens, [(cache.k, cache.v) for cache in caches]
-
-
-def prefill(model: GPT, prompt, cache_tensors: list[tuple]) -> tuple:
-    """Run the prompt (B, P) through the model, filling the caches; return the first new token (B,)."""
-    return run_cached(model, prompt, keras.ops.arange(prompt.shape[1]), cache_tensors)
-
-
-def decode_step(model: GPT, tokens, position, cache_tensors: list[tuple]) -> tuple:
-    """Feed the last tokens (B,) at `position` (a scalar tensor) and return the next ones (B,)."""
-    return run_cached(model, keras.ops.expand_dims(tokens, 1), keras.ops.reshape(position, (1,)), cache_tensors)
+    return zero_caches(config.n_layer, shape)
 
 
 # -- Transfer to and from PyTorch: torch state_dict names (model_torch.py) for every Keras variable. --

@@ -13,6 +13,7 @@ import keras
 import numpy as np
 
 from frameduel.workloads.common_tf import full_precision, normal_init, token_ids_as_they_are
+from frameduel.workloads.decoding_tf import decode_step, prefill, zero_caches  # noqa: F401 - the backends call model_module.prefill and .decode_step
 from frameduel.workloads.llama import LlamaConfig, inverse_frequencies
 from frameduel.workloads.weight_layouts import WeightEntry, dense_entries, entry
 
@@ -65,20 +66,6 @@ def apply_rotary(x, cos, sin):
 def repeat_kv(x, groups: int):
     """(B, nkv, T, hd) -> (B, nkv * groups, T, hd): query head h reads key/value head h // groups."""
     return x if groups == 1 else keras.ops.repeat(x, groups, axis=1)
-
-
-class KVCache:
-    """Keys and values of one layer, stored position-major (length, B, nkv, hd) so that writing a step's
-    tokens is one row scatter; static shapes, as gpt's TF KVCache (which explains why)."""
-
-    def __init__(self, k, v) -> None:
-        self.k, self.v = k, v
-
-    def write(self, k, v, positions):
-        rows = keras.ops.expand_dims(positions, 1)  # (T, 1) scatter indices
-        self.k = keras.ops.scatter_update(self.k, rows, keras.ops.transpose(k, (2, 0, 1, 3)))  # (T, B, nkv, hd)
-        self.v = keras.ops.scatter_update(self.v, rows, keras.ops.transpose(v, (2, 0, 1, 3)))
-        return keras.ops.transpose(self.k, (1, 2, 0, 3)), keras.ops.transpose(self.v, (1, 2, 0, 3))
 
 
 def split_heads(x, heads: int, head_dim: int):
@@ -174,9 +161,13 @@ class Llama(keras.Model):
         self.lm_head = None if config.tie_word_embeddings else linear(config.vocab_size, config)
 
     def call(self, idx, training=False):
-        logits = self.head(self.model(idx, keras.ops.arange(idx.shape[1])))  # (B, T, vocab)
+        logits = self.head(self.hidden(idx, keras.ops.arange(idx.shape[1])))  # (B, T, vocab)
         # Flattened for the (N, classes) loss contract, in full precision for the loss (as gpt).
         return keras.ops.cast(keras.ops.reshape(logits, (-1, logits.shape[-1])), full_precision())
+
+    def hidden(self, idx, positions, caches=None):
+        """Final hidden states (B, T, C) of tokens idx (B, T) at `positions` (T,): the decoder stack."""
+        return self.model(idx, positions, caches=caches)
 
     def head(self, x):
         if self.lm_head is not None:
@@ -194,33 +185,14 @@ def build(config: LlamaConfig) -> keras.Model:
 to_native_layout = token_ids_as_they_are  # (B, T) int64 token ids, see common_tf
 
 
-# -- Generation: greedy decoding with a static KV cache, prefill then one token per step (as gpt). --
-# Caches cross the tf.function boundary as a list of (k, v) tensor pairs.
+# -- Generation: greedy decoding with a static KV cache (workloads/decoding_tf.py, as gpt), prefill then
+# one token per step; prefill and decode_step come from there, for this model's hidden() and head().
 
 
 def new_cache(model: Llama, config: LlamaConfig, batch_size: int, length: int | None = None) -> list[tuple]:
-    """Zeroed (k, v) per layer, (length, B, nkv, hd), length defaulting to the context, in the compute dtype."""
+    """Zeroed (k, v) per layer, (length, B, nkv, hd), length defaulting to the context."""
     shape = (length or config.block_size, batch_size, config.num_key_value_heads, config.head_dim)
-    dtype = keras.mixed_precision.global_policy().compute_dtype
-    return [(keras.ops.zeros(shape, dtype), keras.ops.zeros(shape, dtype)) for _ in range(config.num_hidden_layers)]
-
-
-def run_cached(model: Llama, idx, positions, cache_tensors: list[tuple]) -> tuple:
-    """Hidden states of idx at positions through the caches -> (greedy next tokens (B,), new caches)."""
-    caches = [KVCache(k, v) for k, v in cache_tensors]
-    hidden = model.model(idx, positions, caches=caches)  # (B, T, C)
-    tokens = keras.ops.argmax(model.head(hidden[:, -1, :]), axis=-1)  # (B,)
-    return tokens, [(cache.k, cache.v) for cache in caches]
-
-
-def prefill(model: Llama, prompt, cache_tensors: list[tuple]) -> tuple:
-    """Run the prompt (B, P) through the model, filling the caches; return the first new token (B,)."""
-    return run_cached(model, prompt, keras.ops.arange(prompt.shape[1]), cache_tensors)
-
-
-def decode_step(model: Llama, tokens, position, cache_tensors: list[tuple]) -> tuple:
-    """Feed the last tokens (B,) at `position` (a scalar tensor) and return the next ones (B,)."""
-    return run_cached(model, keras.ops.expand_dims(tokens, 1), keras.ops.reshape(position, (1,)), cache_tensors)
+    return zero_caches(config.num_hidden_layers, shape)
 
 
 # -- Transfer to and from PyTorch: torch (Hugging Face) state_dict names for every Keras variable. --
