@@ -34,6 +34,8 @@ class JobOutcome:
 
 
 def last_line(path: Path) -> str:
+    if not path.exists():  # a forked worker killed before it opened its stderr file wrote nothing
+        return ""
     lines = [line.strip() for line in path.read_text(errors="replace").splitlines() if line.strip()]
     return lines[-1][:300] if lines else ""
 
