@@ -85,10 +85,10 @@ def open_checkpoint(path: str | Path) -> Checkpoint:
         canonical = translation.canonical
         if canonical in tied:
             continue  # the model ties it to another tensor; the stored copy is the same weights
-        shape = info.shape[::-1] if translation.transpose else info.shape
-        if shape != expected[canonical]:
+        stored_shape = expected[canonical][::-1] if translation.transpose else expected[canonical]
+        if info.shape != stored_shape:
             raise FrameduelError(f"checkpoint tensor {name} has shape {list(info.shape)}, but config.json implies "
-                                 f"{list(expected[canonical][::-1] if translation.transpose else expected[canonical])}")
+                                 f"{list(stored_shape)}")
         sources[canonical] = (name, info, translation.transpose)
     for canonical, origin in tied.items():
         if origin in sources:

@@ -23,7 +23,6 @@ INDEX_FILE = "model.safetensors.index.json"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 
 
-
 @dataclass(frozen=True)
 class StoredTensor:
     """Where one tensor lives and what its header says, read without loading the data."""

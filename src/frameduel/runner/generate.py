@@ -22,8 +22,11 @@ import numpy as np
 
 from frameduel.checkpoints import model_config
 from frameduel.errors import FrameduelError
+from frameduel.frameworks import load_backend
 from frameduel.runner.process import run_job
 from frameduel.runner.stats import percentile
+from frameduel.runner.timing import measure_generation
+from frameduel.runner.worker import error_line, peak_rss_mb
 from frameduel.spec import MeasureBudget, RunSpec
 from frameduel.workloads import get_workload
 
@@ -130,10 +133,6 @@ def first_difference(results: list[GenerateResult]) -> tuple[GenerateResult, Gen
 
 
 def generate_in_process(spec: RunSpec, prompt: list[int], new_tokens: int, budget: MeasureBudget) -> dict[str, Any]:
-    from frameduel.frameworks import load_backend
-    from frameduel.runner.timing import measure_generation
-    from frameduel.runner.worker import error_line, peak_rss_mb
-
     backend = load_backend(spec.framework)
     try:
         backend.configure(spec)
