@@ -21,7 +21,9 @@ MODES: dict[str, tuple[str, ...]] = {
 FRAMEWORKS: tuple[str, ...] = tuple(MODES)
 # fp64 runs everything in float64 (parity proofs; scientific code); bf16/fp16 are mixed precision.
 PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16", "fp64")
-TASKS: tuple[str, ...] = ("train", "infer", "generate")
+# "finetune" trains LoRA adapters on a frozen base model; "train" is the full fine-tune.
+TASKS: tuple[str, ...] = ("train", "infer", "generate", "finetune")
+TRAINING_TASKS: tuple[str, ...] = ("train", "finetune")
 DEVICES: tuple[str, ...] = ("cpu", "cuda")
 SIZES: tuple[str, ...] = ("tiny", "small", "base")
 
@@ -37,13 +39,44 @@ def check_choice(kind: str, value: str, choices: tuple[str, ...] | list[str]) ->
 
 
 @dataclass(frozen=True)
+class LoraSettings:
+    """A LoRA adapter as PEFT's LoraConfig describes it: W x + (alpha / r) B A x on each target module.
+
+    targets are module names matched as the last dotted component of a torch module path (PEFT's
+    suffix match): "q_proj" adapts every model.layers.N.self_attn.q_proj. B starts at zero.
+    """
+
+    rank: int = 8
+    alpha: float = 16.0
+    targets: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "targets", tuple(self.targets))  # a list after a JSON round trip
+        if self.rank < 1:
+            raise FrameduelError(f"LoRA rank must be >= 1, got {self.rank}")
+        if not self.alpha > 0:
+            raise FrameduelError(f"LoRA alpha must be > 0, got {self.alpha}")
+        if not self.targets:
+            raise FrameduelError("LoRA needs at least one target module, e.g. --lora-targets q_proj,v_proj")
+
+    @property
+    def scaling(self) -> float:
+        return self.alpha / self.rank
+
+    @property
+    def label(self) -> str:
+        return f"r{self.rank}a{self.alpha:g}-{'+'.join(self.targets)}"
+
+
+@dataclass(frozen=True)
 class RunSpec:
     """One cell of the benchmark matrix: everything that determines what is measured."""
 
     workload: str
     framework: str
     mode: str
-    task: str  # "train" = fwd + bwd + optimizer step; "infer" = forward; "generate" = KV-cache decoding
+    task: str  # "train" = fwd + bwd + optimizer step; "infer" = forward; "generate" = KV-cache decoding;
+    # "finetune" = a train step of LoRA adapters on the frozen model
     precision: str = "fp32"
     batch_size: int = 32
     device: str = "cpu"
@@ -52,8 +85,11 @@ class RunSpec:
     seed: int = 0
     # A Hugging Face-layout model directory (absolute path) whose config and weights replace the preset's.
     checkpoint: str | None = None
+    lora: LoraSettings | None = None  # the adapters of a "finetune" cell (and only of one)
 
     def __post_init__(self) -> None:
+        if isinstance(self.lora, dict):  # from JSON
+            object.__setattr__(self, "lora", LoraSettings(**self.lora))
         check_choice("framework", self.framework, FRAMEWORKS)
         if self.mode not in MODES[self.framework]:
             raise FrameduelError(
@@ -68,19 +104,27 @@ class RunSpec:
             raise FrameduelError(f"batch size must be >= 1, got {self.batch_size}")
         if self.threads < 1:
             raise FrameduelError(f"threads must be >= 1, got {self.threads}")
+        if (self.task == "finetune") != (self.lora is not None):
+            raise FrameduelError("LoRA settings belong to a finetune cell, and a finetune cell needs them")
 
     @property
     def key(self) -> str:
         """Stable, human-readable identity of the cell inside a run."""
         return (
-            f"{self.workload}/{self.model_label}/{self.task}/b{self.batch_size}/{self.precision}/"
+            f"{self.workload}/{self.model_label}/{self.task_label}/b{self.batch_size}/{self.precision}/"
             f"{self.device}/t{self.threads}/{self.framework}/{self.mode}/s{self.seed}"
         )
 
     @property
     def comparison_group(self) -> str:
         """Cells in the same group do the same work and may be compared with each other."""
-        return f"{self.workload}/{self.model_label}/{self.task}/b{self.batch_size}/{self.precision}/{self.device}"
+        return (f"{self.workload}/{self.model_label}/{self.task_label}/b{self.batch_size}/{self.precision}/"
+                f"{self.device}")
+
+    @property
+    def task_label(self) -> str:
+        """The task, with the adapters for finetune: another rank or target set is other work."""
+        return f"{self.task}-{self.lora.label}" if self.lora else self.task
 
     @property
     def model_label(self) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 import os
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -19,7 +20,9 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from frameduel.checkpoints import model_config, open_checkpoint  # noqa: E402
-from frameduel.frameworks import Generation, Step, plan_generation  # noqa: E402
+from frameduel.checkpoints.adapters import base_model_name  # noqa: E402
+from frameduel.checkpoints.adapters import save_adapter as write_adapter  # noqa: E402
+from frameduel.frameworks import Generation, Step, plan_generation, tf_lora  # noqa: E402
 from frameduel.spec import RunSpec  # noqa: E402
 from frameduel.workloads.base import Batch, OptimizerConfig, Workload  # noqa: E402
 from frameduel.workloads.common_tf import full_precision  # noqa: E402
@@ -69,6 +72,8 @@ def build_model(workload: Workload, spec: RunSpec) -> keras.Model:
         model = model_module.build(model_config(workload, spec.checkpoint, spec.size))
     if spec.checkpoint:
         import_weights(workload, model, open_checkpoint(spec.checkpoint).weights())
+    if spec.lora:  # after the base weights are in, as torch's twin
+        tf_lora.add_adapters(model_module, model, spec.lora)
     return model
 
 
@@ -175,6 +180,16 @@ def make_generation(workload: Workload, spec: RunSpec, batch: Batch, prompt_ids:
     sync = _sync_device if spec.device == "cuda" else _no_sync
     return Generation(prefill=run_prefill, decode=run_decode, sync=sync, new_tokens=plan.decode_steps,
                       token_ids=lambda state: to_numpy(state[0]))
+
+
+def parameter_counts(workload: Workload, model: keras.Model) -> tuple[int, int]:
+    """(all, trainable) parameters: with LoRA, the adapters are the trainable ones."""
+    return tf_lora.parameter_counts(model)
+
+
+def save_adapter(workload: Workload, model: keras.Model, spec: RunSpec, directory: Path) -> Path:
+    """A PEFT-format adapter directory (Keras has no writer of its own for PEFT's format)."""
+    return write_adapter(directory, export_weights(workload, model), spec.lora, base_model_name(spec))
 
 
 def set_training(model: keras.Model, training: bool) -> None:

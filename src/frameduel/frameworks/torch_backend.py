@@ -6,6 +6,7 @@ import contextlib
 import importlib
 import math
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -14,7 +15,8 @@ import torch
 import torch.nn.functional as F
 
 from frameduel.checkpoints import model_config, open_checkpoint
-from frameduel.frameworks import Generation, Step, plan_generation
+from frameduel.checkpoints.adapters import base_model_name
+from frameduel.frameworks import Generation, Step, plan_generation, torch_lora
 from frameduel.spec import RunSpec
 from frameduel.workloads.base import Batch, OptimizerConfig, Workload
 from frameduel.workloads.weight_layouts import check_weight_names
@@ -62,6 +64,8 @@ def build_model(workload: Workload, spec: RunSpec) -> torch.nn.Module:
     model = model.to(spec.device, dtype=param_dtype(spec))
     if spec.checkpoint:
         import_weights(workload, model, open_checkpoint(spec.checkpoint).weights())
+    if spec.lora:  # after the base weights are in: PEFT wraps the Linears that hold them
+        model = torch_lora.add_adapters(model, spec.lora)
     return model
 
 
@@ -75,9 +79,10 @@ def to_tensors(workload: Workload, spec: RunSpec, batch: Batch) -> tuple[torch.T
 
 
 def make_optimizer(model: torch.nn.Module, spec: RunSpec, opt: OptimizerConfig) -> torch.optim.Optimizer:
+    params = torch_lora.trainable_parameters(model)  # all of them, or a LoRA model's adapters
     if opt.name == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=opt.learning_rate)
-    return torch.optim.Adam(model.parameters(), lr=opt.learning_rate, betas=(opt.beta1, opt.beta2), eps=opt.epsilon)
+        return torch.optim.SGD(params, lr=opt.learning_rate)
+    return torch.optim.Adam(params, lr=opt.learning_rate, betas=(opt.beta1, opt.beta2), eps=opt.epsilon)
 
 
 def make_train_fn(
@@ -170,6 +175,16 @@ def compile_facts(spec: RunSpec) -> dict[str, Any]:
             "eager_fallback_reasons": sorted(reasons)[:5]}
 
 
+def parameter_counts(workload: Workload, model: torch.nn.Module) -> tuple[int, int]:
+    """(all, trainable) parameters: with LoRA, the adapters are the trainable ones."""
+    return torch_lora.parameter_counts(model)
+
+
+def save_adapter(workload: Workload, model: torch.nn.Module, spec: RunSpec, directory: Path) -> Path:
+    """PEFT's own save_pretrained: the format every PEFT user loads."""
+    return torch_lora.save_adapter(model, directory, base_model_name(spec))
+
+
 def set_training(model: torch.nn.Module, training: bool) -> None:
     """Train/eval mode (BatchNorm, dropout) lives on the module in torch; make_*_fn set it once."""
     model.train(training)
@@ -221,7 +236,8 @@ def import_weights(workload: Workload, model: torch.nn.Module, weights: Mapping[
 
 def _state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     # BatchNorm's step counter is bookkeeping, not a weight; Keras has no such thing.
-    return {k: v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
+    return {torch_lora.canonical_name(k): v for k, v in torch_lora.plain(model).state_dict().items()
+            if not k.endswith("num_batches_tracked")}
 
 
 def shared_weights(workload: Workload, model: torch.nn.Module) -> list[tuple[list[str], str]]:
@@ -246,7 +262,9 @@ def capture_activations(workload: Workload, model: torch.nn.Module, run: Callabl
 
         return record
 
-    handles = [module.register_forward_hook(recorder(name)) for name, module in model.named_modules() if name]
+    # A LoRA-wrapped Linear is recorded as the Linear it replaces; PEFT's parts inside it have no twin.
+    handles = [module.register_forward_hook(recorder(name)) for name, module in torch_lora.plain(model).named_modules()
+               if name and not torch_lora.is_wrapper_part(name)]
     try:
         run()
     finally:
@@ -259,7 +277,8 @@ def optimizer_state(
     workload: Workload, model: torch.nn.Module, optimizer: torch.optim.Optimizer
 ) -> dict[str, np.ndarray]:
     """Every optimizer slot as '<torch parameter name>/<slot>' (m, v, vhat, momentum), plus 'step'."""
-    names = {id(param): name for name, param in model.named_parameters()}  # a tied weight under its first name
+    names = {id(param): torch_lora.canonical_name(name)  # a tied weight under its first name
+             for name, param in torch_lora.plain(model).named_parameters()}
     state: dict[str, np.ndarray] = {}
     steps: set[float] = set()
     for param, slots in optimizer.state.items():

@@ -26,7 +26,7 @@ from frameduel.errors import FrameduelError
 from frameduel.parity.judge import MODE_TOLERANCES, Finding, Judgement, judge, judge_loss, judge_output, judge_state
 from frameduel.parity.worker import PARITY_OPTIMIZERS
 from frameduel.runner.process import run_job
-from frameduel.spec import FRAMEWORKS, MODES, RunSpec
+from frameduel.spec import FRAMEWORKS, MODES, LoraSettings, RunSpec
 from frameduel.store import Store
 from frameduel.workloads import Workload
 
@@ -51,6 +51,8 @@ class ParityRequest:
     check_modes: bool = True
     timeout_s: float = 600.0
     checkpoint: str | None = None  # both sides start from these weights instead of the source's init
+    task: str = "train"  # or "finetune": LoRA adapters on the frozen model, trained and compared
+    lora: LoraSettings | None = None  # finetune's adapters (the source's A, B zero, go to the target)
 
     def __post_init__(self) -> None:
         for direction in self.directions:
@@ -60,12 +62,17 @@ class ParityRequest:
             raise FrameduelError("--steps and --batch-size must be >= 1")
 
     def spec(self, framework: str) -> RunSpec:
-        return RunSpec(workload=self.workload, framework=framework, mode="eager", task="train", size=self.size,
-                       batch_size=self.batch_size, seed=self.seed, threads=self.threads, checkpoint=self.checkpoint)
+        return RunSpec(workload=self.workload, framework=framework, mode="eager", task=self.task, size=self.size,
+                       batch_size=self.batch_size, seed=self.seed, threads=self.threads, checkpoint=self.checkpoint,
+                       lora=self.lora)
 
     @property
     def model_label(self) -> str:
         return self.spec(FRAMEWORKS[0]).model_label
+
+    @property
+    def task_label(self) -> str:
+        return self.spec(FRAMEWORKS[0]).task_label
 
 
 @dataclass
@@ -78,6 +85,7 @@ class ParityReport:
     target: str
     judgements: list[Judgement] = field(default_factory=list)  # PRECISIONS order
     error: str | None = None
+    task: str = "train"  # ParityRequest.task_label: "train", or "finetune-<adapters>"
 
     @property
     def proof(self) -> Judgement | None:
@@ -94,8 +102,8 @@ class ParityReport:
 
     def to_dict(self) -> dict[str, Any]:
         first = self.findings[0] if self.findings else None
-        return {"workload": self.workload, "size": self.size, "source": self.source, "target": self.target,
-                "passed": self.passed, "error": self.error, "proven": list(PROVEN) if self.passed else [],
+        return {"workload": self.workload, "size": self.size, "task": self.task, "source": self.source,
+                "target": self.target, "passed": self.passed, "error": self.error, "proven": list(PROVEN) if self.passed else [],
                 "first_divergence": first.to_dict() if first else None,
                 "informational": [j.precision for j in self.judgements if j.precision != PROOF_PRECISION],
                 "judgements": [judgement.to_dict() for judgement in self.judgements]}
@@ -109,6 +117,7 @@ class ModesReport:
     size: str
     judgements: dict[str, dict[str, Judgement]] = field(default_factory=dict)  # framework -> mode -> judgement
     errors: dict[str, str] = field(default_factory=dict)  # framework -> why its check could not run
+    task: str = "train"
 
     def failures(self) -> list[str]:
         lines = [f"{framework}: {error}" for framework, error in self.errors.items()]
@@ -122,7 +131,8 @@ class ModesReport:
         return bool(self.judgements) and not self.failures()
 
     def to_dict(self) -> dict[str, Any]:
-        return {"workload": self.workload, "size": self.size, "passed": self.passed, "failures": self.failures(),
+        return {"workload": self.workload, "size": self.size, "task": self.task, "passed": self.passed,
+                "failures": self.failures(),
                 "errors": self.errors, "judgements": {fw: {mode: j.to_dict() for mode, j in modes.items()}
                                                       for fw, modes in self.judgements.items()}}
 
@@ -172,7 +182,7 @@ def load_arrays(path: Path) -> tuple[dict[str, np.ndarray], list[str]]:
 def judge_direction(request: ParityRequest, direction: str, out_dir: Path,
                     shared: list[tuple[list[str], str]]) -> ParityReport:
     source, target = DIRECTIONS[direction]
-    report = ParityReport(request.workload, request.model_label, source, target)
+    report = ParityReport(request.workload, request.model_label, source, target, task=request.task_label)
     for precision in PRECISIONS:
         reference, ref_order = load_arrays(out_dir / f"{source}-{source}-{precision}.npz")
         other, other_order = load_arrays(out_dir / f"{target}-{source}-{precision}.npz")
@@ -193,7 +203,8 @@ def run_sides(request: ParityRequest, out_dir: Path) -> list[ParityReport]:
     reports = []
     for direction in request.directions:
         source, target = DIRECTIONS[direction]
-        reports.append(ParityReport(request.workload, request.model_label, source, target, error=error) if error
+        reports.append(ParityReport(request.workload, request.model_label, source, target, error=error,
+                                    task=request.task_label) if error
                        else judge_direction(request, direction, out_dir, shared))
     return reports
 
@@ -239,7 +250,7 @@ def check_parity(request: ParityRequest) -> tuple[list[ParityReport], ModesRepor
             reports = sides.result()
             if not frameworks:
                 return reports, None
-            report = ModesReport(request.workload, request.size)
+            report = ModesReport(request.workload, request.size, task=request.task_label)
             for framework, outcome in (future.result() for future in modes):
                 if isinstance(outcome, str):
                     report.errors[framework] = outcome
@@ -267,7 +278,13 @@ def save_parity(store: Store, reports: list[ParityReport], modes: ModesReport | 
                 environment: dict[str, Any]) -> None:
     """Kept for `advise` and the report, which cite parity as evidence that the comparison is fair."""
     for report in reports:
-        store.save_result("parity", f"{report.workload}/{report.size}/{report.source}-to-{report.target}",
-                          report.to_dict(), environment)
+        store.save_result("parity", f"{task_key(report)}/{report.source}-to-{report.target}", report.to_dict(),
+                          environment)
     if modes is not None:
-        store.save_result("parity-modes", f"{modes.workload}/{modes.size}", modes.to_dict(), environment)
+        store.save_result("parity-modes", task_key(modes), modes.to_dict(), environment)
+
+
+def task_key(report: ParityReport | ModesReport) -> str:
+    """workload/size, and the task where it is not plain training (keys stored before LoRA stay as they were)."""
+    key = f"{report.workload}/{report.size}"
+    return key if report.task == "train" else f"{key}/{report.task}"

@@ -142,6 +142,7 @@ def judge(precision: str, reference: Arrays, other: Arrays, torch_order: list[st
     torch side's order (layers in execution order, tensors in state_dict order)."""
     result = Judgement(precision, TOLERANCES[precision])
     judge_dtype(result, reference, other)
+    judge_counts(result, reference, other)
     for prefix in STATES:
         reference, other = (normal_form(arrays, f"{prefix}/weights/", shared) for arrays in (reference, other))
     for prefix, label in LAYER_PASSES:
@@ -240,6 +241,15 @@ def judge_round_trip(result: Judgement, reference: Arrays, other: Arrays) -> Non
     result.figures["weights round trip (max abs)"] = (worst, result.tolerances.weights)
     if first is not None:
         result.findings.append(first)
+
+
+def judge_counts(result: Judgement, reference: Arrays, other: Arrays) -> None:
+    """The same model trains the same parameters: counts must be equal (a LoRA side that left a base
+    weight trainable, or adapted one module more, differs here before any number moves)."""
+    for key in ("params/total", "params/trainable"):
+        if key in reference and key in other and int(reference[key][0]) != int(other[key][0]):
+            where = f"{int(reference[key][0])} on the source side, {int(other[key][0])} on the target side"
+            result.findings.append(Finding("parameters", key.removeprefix("params/"), where, math.inf, 0.0))
 
 
 def judge_dtype(result: Judgement, reference: Arrays, other: Arrays) -> None:

@@ -28,7 +28,8 @@ class Preset:
     measure_peak: bool = False  # add GEMM cells (per framework and precision): the run's matmul peak
 
     def batch_sizes(self, task: str) -> tuple[int, ...]:
-        return {"train": (self.train_batch,), "infer": self.infer_batches}.get(task, (self.generate_batch,))
+        return {"train": (self.train_batch,), "finetune": (self.train_batch,),
+                "infer": self.infer_batches}.get(task, (self.generate_batch,))
 
 
 PRESETS: dict[str, Preset] = {
@@ -73,6 +74,10 @@ class MatrixRequest:
     peak: bool | None = None  # None: as the preset says
     launch: str = "fork"  # "fork": from a per-framework zygote (runner/zygote.py); "spawn": a new interpreter
     checkpoint: str | None = None  # a Hugging Face model directory: its config and weights replace the preset's
+    # The finetune task's LoRA adapters; targets None: each workload's defaults (q and v projections).
+    lora_rank: int = 8
+    lora_alpha: float = 16.0
+    lora_targets: tuple[str, ...] | None = None
 
 
 LAUNCHES = ("fork", "spawn")
@@ -157,7 +162,7 @@ def tasks_per_workload(workloads: dict[str, Workload], requested: tuple[str, ...
         check_choice("task", task, TASKS)
         if not any(task in workload.tasks for workload in workloads.values()):
             raise FrameduelError(f"task '{task}' is not supported by {', '.join(workloads)}; "
-                                 f"it needs a language-model workload such as gpt")
+                                 f"it needs a language-model workload such as gpt or llama")
     return {name: tuple(t for t in requested if t in workload.tasks) for name, workload in workloads.items()}
 
 
@@ -183,6 +188,8 @@ def build_plan(request: MatrixRequest) -> Plan:
     if request.timeout_s is not None:
         budget = dataclasses.replace(budget, timeout_s=request.timeout_s)
 
+    lora = {name: workload.lora_settings(request.lora_rank, request.lora_alpha, request.lora_targets)
+            for name, workload in workloads.items() if "finetune" in tasks_of[name]}
     specs = []
     for workload, precision in itertools.product(request.workloads, request.precisions):
         for task in tasks_of[workload]:
@@ -190,7 +197,8 @@ def build_plan(request: MatrixRequest) -> Plan:
                 for mode in modes_for(fw, request.modes):
                     specs.append(RunSpec(workload=workload, framework=fw, mode=mode, task=task,
                                          precision=precision, batch_size=batch_size, device=device,
-                                         threads=threads, size=size, seed=request.seed, checkpoint=checkpoint))
+                                         threads=threads, size=size, seed=request.seed, checkpoint=checkpoint,
+                                         lora=lora[workload] if task == "finetune" else None))
     check_choice("launch", request.launch, LAUNCHES)
     repeats = preset.repeats if request.repeats is None else request.repeats
     if repeats < 1:

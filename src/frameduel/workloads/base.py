@@ -13,6 +13,9 @@ from typing import Any
 
 import numpy as np
 
+from frameduel.errors import FrameduelError
+from frameduel.spec import LoraSettings, check_choice
+
 
 @dataclass(frozen=True)
 class Batch:
@@ -60,13 +63,27 @@ class Workload:
     forward_flops: Callable[[Any], float] | None = None
     # Workloads that can learn the digits data set (see frameduel.datasets); None: `accuracy` rejects it.
     digits: DigitsAdapter | None = None
+    # LoRA fine-tuning (task "finetune"): the Linear modules an adapter may target, by their last torch
+    # name component, and the ones it targets by default. Empty: the workload has no finetune task.
+    lora_modules: tuple[str, ...] = ()
+    lora_defaults: tuple[str, ...] = ()
 
     @property
     def tasks(self) -> tuple[str, ...]:
-        return ("train", "infer", "generate") if self.generation else ("train", "infer")
+        tasks = ("train", "infer", "generate") if self.generation else ("train", "infer")
+        return (*tasks, "finetune") if self.lora_modules else tasks
 
     def config(self, size: str) -> Any:
         return self.presets[size]
+
+    def lora_settings(self, rank: int, alpha: float, targets: tuple[str, ...] | None = None) -> LoraSettings:
+        """Adapters for this workload's finetune task: the given targets (checked), or its defaults."""
+        if not self.lora_modules:
+            raise FrameduelError(f"workload '{self.name}' has no finetune task (LoRA needs a language model: "
+                                 "gpt or llama)")
+        for target in targets or ():
+            check_choice(f"LoRA target module of {self.name}", target, self.lora_modules)
+        return LoraSettings(rank=rank, alpha=alpha, targets=tuple(targets or self.lora_defaults))
 
 
 def side_by_side(package: str) -> dict[str, str]:

@@ -61,10 +61,18 @@ def child(prefix: str, name: str) -> str:
 
 
 def dense_entries(prefix: str, layer: Any) -> list[WeightEntry]:
-    """A Keras Dense layer <-> an nn.Linear at `prefix`."""
-    entries = [entry(child(prefix, "weight"), layer.kernel, "dense")]
+    """A Keras Dense layer <-> an nn.Linear at `prefix`; with LoRA enabled, PEFT's lora.Linear there.
+
+    The kernel variable is Dense's `_kernel`: its `kernel` property is, under LoRA, the merged
+    kernel + (alpha / r) a @ b, a value rather than the variable. Keras' lora_kernel_a (in, r) and
+    lora_kernel_b (r, out) are PEFT's lora_A (r, in) and lora_B (out, r), each transposed.
+    """
+    entries = [entry(child(prefix, "weight"), layer._kernel, "dense")]
     if getattr(layer, "bias", None) is not None:
         entries.append(entry(child(prefix, "bias"), layer.bias))
+    if getattr(layer, "lora_enabled", False):
+        entries += [entry(child(prefix, "lora_A.weight"), layer.lora_kernel_a, "dense"),
+                    entry(child(prefix, "lora_B.weight"), layer.lora_kernel_b, "dense")]
     return entries
 
 

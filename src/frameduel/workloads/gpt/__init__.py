@@ -100,4 +100,6 @@ GPT_WORKLOAD = Workload(
     forward_flops=forward_flops,
     model_modules=side_by_side(__name__),
     generation=generation_lengths,
+    lora_modules=("c_attn", "c_proj", "c_fc"),  # c_proj: attention's and the MLP's output projections
+    lora_defaults=("c_attn",),  # the fused q, k, v projection: PEFT's default for GPT-2
 )

@@ -98,4 +98,6 @@ LLAMA_WORKLOAD = Workload(
     forward_flops=forward_flops,
     model_modules=side_by_side(__name__),
     generation=generation_lengths,  # gpt's: prompt half the context, generate the other half
+    lora_modules=("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
+    lora_defaults=("q_proj", "v_proj"),  # the LoRA paper's choice, and PEFT's default for Llama
 )
