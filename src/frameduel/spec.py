@@ -184,6 +184,8 @@ class Measurement:
     peak_device_mb: float | None = None  # accelerator allocator peak (GPU only)
     wall_s: float | None = None
     runtime: dict[str, Any] = field(default_factory=dict)  # versions, threads actually in force
+    # What was trained or run: parameters, trainable_parameters and, for finetune, adapter_bytes on disk.
+    model_facts: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:
         data = dataclasses.asdict(self)

@@ -31,6 +31,11 @@ PEFT_PREFIX = "base_model.model."
 LORA_PARTS = ("lora_A", "lora_B")
 
 
+def adapter_file_bytes(directory: Path) -> int:
+    """The adapter's weights on disk (PEFT also writes a model card, which is not the adapter)."""
+    return (Path(directory) / WEIGHTS_FILE).stat().st_size
+
+
 def is_adapter_weight(name: str) -> bool:
     """A canonical name of a LoRA matrix: '<module>.lora_A.weight' or '<module>.lora_B.weight'."""
     parts = name.split(".")

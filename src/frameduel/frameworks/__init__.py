@@ -5,6 +5,8 @@ torch_backend and tf_backend expose the same public names (Keras 3's backend pat
     configure(spec) -> dict                  threads, seed, device, precision policy; returns runtime facts
     make_step(workload, spec, batch) -> Step build the model and one train/infer step for spec.mode
     make_generation(workload, spec, batch[, prompt, new_tokens]) -> Generation   KV-cache decoding (LMs)
+    parameter_counts(workload, model) -> (all, trainable)
+    save_adapter(workload, model, spec, directory)   a LoRA model's adapters in PEFT's format
     peak_device_memory_mb(spec) -> float | None
     compile_facts(spec) -> dict              after the steps: e.g. torch.compile's graph breaks
     is_out_of_memory(exc) -> bool
@@ -19,15 +21,17 @@ They are imported lazily, inside a worker process, so the parent process never l
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 
+from frameduel.checkpoints.adapters import adapter_weights
 from frameduel.spec import FRAMEWORKS, check_choice
 from frameduel.workloads.base import Batch, Workload
+from frameduel.workloads.weight_layouts import check_weight_names
 
 BACKEND_MODULES = {
     "torch": "frameduel.frameworks.torch_backend",
@@ -42,6 +46,7 @@ class Step:
     run: Callable[[], object]  # one train or inference step; may return a device value
     sync: Callable[[], None]  # wait for the device (no-op on CPU, where execution is synchronous)
     trace: Callable[[], None] | None = None  # explicit trace/compile ahead of the first call, if the mode has one
+    model: Any = None  # the model the step runs: for its parameter counts and, under LoRA, its adapters
 
 
 @dataclass
@@ -85,6 +90,15 @@ def plan_generation(workload: Workload, config: Any, batch: Batch | None, prompt
         return GenerationPlan(Batch(prompt, prompt.reshape(-1)), decode_steps, None)
     decode_steps = new_tokens - 1
     return GenerationPlan(Batch(prompt_ids, prompt_ids.reshape(-1)), decode_steps, prompt_ids.shape[1] + decode_steps)
+
+
+def load_adapter(backend: ModuleType, workload: Workload, model: Any, adapter: Mapping[str, np.ndarray]) -> None:
+    """Put an adapter's matrices (canonical names, see checkpoints/adapters.py) into a LoRA model of the
+    same settings, keeping its base weights: the whole state goes through import_weights, so names
+    and shapes are checked as for any weight transfer."""
+    weights = backend.export_weights(workload, model)
+    check_weight_names(set(adapter_weights(weights)), set(adapter), f"{backend.__name__.rsplit('.', 1)[-1]} LoRA")
+    backend.import_weights(workload, model, {**weights, **adapter})
 
 
 def load_backend(framework: str) -> ModuleType:

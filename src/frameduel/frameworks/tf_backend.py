@@ -152,7 +152,7 @@ def make_step(workload: Workload, spec: RunSpec, batch: Batch) -> Step:
     sync = _sync_device if spec.device == "cuda" else _no_sync
     # Compiled modes get an explicit trace so it is timed on its own; XLA compiles later, on the first call.
     trace = (lambda: step_fn.get_concrete_function(*args)) if spec.mode != "eager" else None
-    return Step(run=lambda: step_fn(*args), sync=sync, trace=trace)
+    return Step(run=lambda: step_fn(*args), sync=sync, trace=trace, model=model)
 
 
 def make_generation(workload: Workload, spec: RunSpec, batch: Batch, prompt_ids: np.ndarray | None = None,

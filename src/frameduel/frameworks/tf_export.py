@@ -29,7 +29,7 @@ import numpy as np
 from frameduel.errors import FrameduelError
 from frameduel.export.manifest import Manifest
 from frameduel.export.onnx_runtime import onnx_opset
-from frameduel.export.reference import INPUT_NAME, OUTPUT_NAME
+from frameduel.export.reference import INPUT_NAME, OUTPUT_NAME, sequence_logits
 from frameduel.frameworks.tf_backend import keras, tf  # tf_backend sets TF's environment before importing it
 from frameduel.workloads.base import Workload
 
@@ -45,7 +45,8 @@ QUANTIZATION = {
 
 
 def serving_function(workload: Workload, model: keras.Model, sample: np.ndarray) -> tuple[Callable, list]:
-    """(fn, input signature): canonical-layout x (None, ...) -> {"logits": (None, classes)}."""
+    """(fn, input signature): canonical-layout x (None, ...) -> {"logits": (None, classes)}; a language
+    model's token ids (None, T) -> {"logits": (None, T, vocab)}, unflattening its training contract's rows."""
     module = importlib.import_module(workload.model_modules["tf"])
     to_native = getattr(module, "to_native_layout_graph", None)
     if to_native is None:
@@ -53,8 +54,13 @@ def serving_function(workload: Workload, model: keras.Model, sample: np.ndarray)
             raise ValueError(f"{module.__name__} changes the input layout but has no to_native_layout_graph")
         to_native = tf.identity
 
+    per_sequence = sequence_logits(workload)
+
     def serve(x: tf.Tensor) -> dict[str, tf.Tensor]:
-        return {OUTPUT_NAME: model(to_native(x), training=False)}
+        logits = model(to_native(x), training=False)  # (B, classes), or a language model's (B*T, vocab)
+        if per_sequence:
+            logits = tf.reshape(logits, (-1, x.shape[1], logits.shape[-1]))  # (B, T, vocab)
+        return {OUTPUT_NAME: logits}
 
     return serve, [tf.TensorSpec((None, *sample.shape[1:]), tf.as_dtype(sample.dtype), name=INPUT_NAME)]
 

@@ -125,9 +125,9 @@ def make_step(workload: Workload, spec: RunSpec, batch: Batch) -> Step:
     sync = torch.cuda.synchronize if spec.device == "cuda" else _no_sync
     if spec.task == "infer":
         infer = make_infer_fn(model, spec)
-        return Step(run=lambda: infer(inputs), sync=sync)
+        return Step(run=lambda: infer(inputs), sync=sync, model=model)
     train = make_train_fn(model, spec, make_optimizer(model, spec, workload.optimizer))
-    return Step(run=lambda: train(inputs, targets), sync=sync)
+    return Step(run=lambda: train(inputs, targets), sync=sync, model=model)
 
 
 def make_generation(workload: Workload, spec: RunSpec, batch: Batch, prompt_ids: np.ndarray | None = None,

@@ -28,10 +28,23 @@ from torch.export.pt2_archive._package import PT2ArchiveReader
 from frameduel.errors import FrameduelError
 from frameduel.export.manifest import Manifest
 from frameduel.export.onnx_runtime import onnx_opset
-from frameduel.export.reference import INPUT_NAME, OUTPUT_NAME
+from frameduel.export.reference import INPUT_NAME, OUTPUT_NAME, sequence_logits
 from frameduel.workloads.base import Workload
 
 ARTEFACT_FILES = {"onnx": "model.onnx", "torch-export": "model.pt2"}
+
+
+class SequenceLogits(torch.nn.Module):
+    """A language model as an artefact serves it: token ids (B, T) -> logits (B, T, vocab), where the
+    model's training contract flattens them to (B*T, vocab)."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        logits = self.model(idx)  # (B*T, vocab)
+        return logits.view(-1, idx.shape[1], logits.shape[-1])  # (B, T, vocab)
 
 
 def export_artefact(fmt: str, workload: Workload, model: torch.nn.Module, sample: np.ndarray,
@@ -43,6 +56,8 @@ def export_artefact(fmt: str, workload: Workload, model: torch.nn.Module, sample
     if fmt not in ARTEFACT_FILES:
         raise ValueError(f"the torch exporter does not write {fmt}")
     model.eval()
+    if sequence_logits(workload):
+        model = SequenceLogits(model)
     path = out_dir / ARTEFACT_FILES[fmt]
     args = (torch.from_numpy(np.ascontiguousarray(sample)),)
     # One dynamic batch axis, 1..max_batch, on the one positional input; every other axis stays the sample's.

@@ -20,8 +20,17 @@ def figure(rel: float, tolerance: float) -> str:
     return text if rel <= tolerance else f"[red]{text}[/red]"
 
 
+def task_note(task_label: str) -> str:
+    """'' for full training; ' LoRA r4 a8 on 7 modules' for 'finetune-r4a8-q_proj+...' (the stored label)."""
+    if task_label == "train":
+        return ""
+    _, settings, targets = task_label.split("-", 2)
+    modules = targets.split("+")
+    return f" LoRA {settings} on {modules[0] if len(modules) == 1 else f'{len(modules)} modules'}"
+
+
 def print_parity(console: Console, report: ParityReport) -> None:
-    title = f"{report.workload}/{report.size}: {report.source} -> {report.target}"
+    title = f"{report.workload}/{report.size}{task_note(report.task)}: {report.source} -> {report.target}"
     if report.error:
         console.print(f"[red]parity {title} could not run:[/red] {escape(report.error)}")
         return
@@ -70,7 +79,7 @@ def print_layers(console: Console, judgement: Judgement) -> None:
 
 def print_modes(console: Console, report: ModesReport) -> None:
     verdict = "[green]PASS[/green]" if report.passed else "[red]FAIL[/red]"
-    console.print(f"[bold]modes {report.workload}/{report.size}[/bold] (fp32, each compiled mode against the same "
+    console.print(f"[bold]modes {report.workload}/{report.size}{task_note(report.task)}[/bold] (fp32, each compiled mode against the same "
                   f"framework's eager mode, same weights): {verdict}", highlight=False)
     for framework, error in report.errors.items():
         console.print(f"  [red]{framework}: could not run:[/red] {escape(error)}", highlight=False)

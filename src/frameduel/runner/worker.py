@@ -13,16 +13,19 @@ import json
 import os
 import resource
 import sys
+import tempfile
 import time
 from pathlib import Path
+from types import ModuleType
 
 import psutil
 
 from frameduel.checkpoints import model_config
+from frameduel.checkpoints.adapters import adapter_file_bytes
 from frameduel.frameworks import load_backend
 from frameduel.runner.timing import GenerationTimings, Timings, measure, measure_generation
 from frameduel.spec import MeasureBudget, Measurement, RunSpec
-from frameduel.workloads import get_workload
+from frameduel.workloads import Workload, get_workload
 
 
 def rss_mb() -> float:
@@ -71,6 +74,7 @@ def measure_cell(spec: RunSpec, budget: MeasureBudget) -> Measurement:
             step = backend.make_step(workload, spec, batch)
             process["setup_s"] = time.perf_counter() - setup_started
             measurement = step_measurement(spec, measure(step, budget, per_call=is_latency_cell(spec)))
+            measurement.model_facts = model_facts(backend, workload, spec, step.model)
     except Exception as exc:  # noqa: BLE001 - any failure becomes this cell's status
         status = "oom" if backend.is_out_of_memory(exc) else "failed"
         return Measurement(spec=spec, status=status, error=error_line(exc), peak_rss_mb=peak_rss_mb(),
@@ -81,6 +85,18 @@ def measure_cell(spec: RunSpec, budget: MeasureBudget) -> Measurement:
     measurement.wall_s = time.perf_counter() - started
     measurement.runtime = {**runtime, **backend.compile_facts(spec), "process": process}
     return measurement
+
+
+def model_facts(backend: ModuleType, workload: Workload, spec: RunSpec, model: object) -> dict[str, int]:
+    """Parameter counts and, for a LoRA cell, the size on disk of its adapter in PEFT's format (what a
+    fine-tune ships instead of the whole model). After the timing: none of it is measured time."""
+    total, trainable = backend.parameter_counts(workload, model)
+    facts = {"parameters": total, "trainable_parameters": trainable}
+    if spec.lora:
+        with tempfile.TemporaryDirectory(prefix="frameduel-adapter-") as tmp:
+            saved = backend.save_adapter(workload, model, spec, Path(tmp))
+            facts["adapter_bytes"] = adapter_file_bytes(saved)
+    return facts
 
 
 def step_measurement(spec: RunSpec, timings: Timings) -> Measurement:

@@ -1,0 +1,147 @@
+"""`frameduel finetune`: LoRA fine-tuning in each framework from the same start, adapters saved in PEFT's format.
+
+    python -m frameduel.runner.finetune RESULT_PATH < job.json     (the worker side)
+
+The first framework's worker builds the LoRA model (the checkpoint's or the preset's base weights,
+its own random A, B zero) and writes that start as canonical weights; every other worker loads it,
+so all frameworks train the same model on the same batches and their loss curves are comparable
+step by step. Each worker then trains, and saves its adapter with its framework's writer: PEFT's
+save_pretrained on torch, checkpoints/adapters.py on TF (which PEFT loads; tests prove it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from frameduel.checkpoints import model_config
+from frameduel.checkpoints.adapters import adapter_file_bytes
+from frameduel.frameworks import load_backend
+from frameduel.parity.worker import load_weights
+from frameduel.runner.process import run_job
+from frameduel.runner.worker import error_line, peak_rss_mb
+from frameduel.spec import RunSpec
+from frameduel.workloads import get_workload
+
+START_FILE = "start.npz"
+
+
+@dataclass(frozen=True)
+class FinetuneRequest:
+    specs: tuple[RunSpec, ...]  # one per framework (and mode), task "finetune"
+    steps: int
+    out: Path  # adapters go to <out>/<framework>-<mode>/
+    learning_rate: float = 1e-3
+    timeout_s: float = 600.0
+
+
+@dataclass
+class FinetuneResult:
+    spec: RunSpec
+    status: str  # ok, failed, timeout
+    error: str | None = None
+    losses: list[float] = field(default_factory=list)
+    step_s: list[float] = field(default_factory=list)  # every step after the first (which compiles)
+    parameters: int = 0
+    trainable_parameters: int = 0
+    adapter_dir: str | None = None
+    adapter_bytes: int = 0
+    peak_rss_mb: float | None = None
+
+    @property
+    def step_ms(self) -> float | None:
+        return float(np.median(self.step_s)) * 1e3 if self.step_s else None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["spec"] = self.spec.to_dict()
+        return {**data, "step_ms_median": self.step_ms}
+
+
+def run_finetune(request: FinetuneRequest) -> list[FinetuneResult]:
+    """One worker per framework and mode, one after another; the first one's start is everyone's."""
+    results = []
+    request.out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="frameduel-finetune-") as tmp:
+        start = Path(tmp) / START_FILE
+        for i, spec in enumerate(request.specs):
+            result_path = Path(tmp) / f"result-{i}.json"
+            job = {"spec": spec.to_dict(), "steps": request.steps, "learning_rate": request.learning_rate,
+                   "start": str(start), "write_start": not start.exists(),
+                   "adapter_dir": str(request.out / f"{spec.framework}-{spec.mode}")}
+            outcome = run_job("frameduel.runner.finetune", [str(result_path)], json.dumps(job), request.timeout_s,
+                              Path(tmp))
+            if result_path.exists():
+                results.append(FinetuneResult(spec=spec, **json.loads(result_path.read_text())))
+            elif outcome.timed_out:
+                results.append(FinetuneResult(spec, "timeout", f"no result within {request.timeout_s:g}s"))
+            else:
+                results.append(FinetuneResult(spec, "failed", outcome.death_cause(f"{spec.framework} worker")))
+    return results
+
+
+def loss_agreement(results: list[FinetuneResult]) -> float | None:
+    """The largest relative difference between any finished run's loss curve and the first's."""
+    done = [r for r in results if r.status == "ok"]
+    if len(done) < 2:
+        return None
+    first = np.asarray(done[0].losses)
+    return max(float(np.max(np.abs(np.asarray(r.losses) - first) / np.abs(first))) for r in done[1:])
+
+
+# -- The worker side: one framework, one mode. --
+
+
+def finetune_in_process(job: dict[str, Any]) -> dict[str, Any]:
+    spec = RunSpec.from_dict(job["spec"])
+    backend = load_backend(spec.framework)
+    try:
+        backend.configure(spec)
+        workload = get_workload(spec.workload)
+        model = backend.build_model(workload, spec)
+        start = Path(job["start"])
+        if job["write_start"]:
+            np.savez(start, **{f"weights/{k}": v for k, v in backend.export_weights(workload, model).items()})
+        else:
+            backend.import_weights(workload, model, load_weights(start))
+        optimizer = backend.make_optimizer(model, spec, dataclasses.replace(workload.optimizer,
+                                                                              learning_rate=job["learning_rate"]))
+        train = backend.make_train_fn(model, spec, optimizer)
+        config = model_config(workload, spec.checkpoint, spec.size)
+        losses, step_s = [], []
+        for i in range(job["steps"]):
+            inputs, targets = backend.to_tensors(workload, spec, workload.make_batch(config, spec.batch_size,
+                                                                                     spec.seed + i))
+            started = time.perf_counter()
+            loss = float(backend.to_numpy(train(inputs, targets)))  # reading the loss waits for the step
+            if i:
+                step_s.append(time.perf_counter() - started)
+            losses.append(loss)
+        saved = backend.save_adapter(workload, model, spec, Path(job["adapter_dir"]))
+        total, trainable = backend.parameter_counts(workload, model)
+    except Exception as exc:  # noqa: BLE001 - reported as this framework's failure
+        return {"status": "failed", "error": error_line(exc), "peak_rss_mb": peak_rss_mb()}
+    return {"status": "ok", "losses": losses, "step_s": step_s, "parameters": total,
+            "trainable_parameters": trainable, "adapter_dir": str(saved),
+            "adapter_bytes": adapter_file_bytes(saved),
+            "peak_rss_mb": peak_rss_mb()}
+
+
+def main(argv: list[str]) -> int:
+    result = finetune_in_process(json.loads(sys.stdin.read()))
+    path = Path(argv[1])
+    path.with_suffix(".tmp").write_text(json.dumps(result))
+    path.with_suffix(".tmp").replace(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
