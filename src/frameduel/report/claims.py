@@ -21,6 +21,8 @@ Rules, exactly:
   and *inconclusive* otherwise. A speedup far above the range does not support "30–60%": the evidence says "above".
 * The small-model claim is *supported* when torch best is "faster" in more than half of the small-model groups, *not
   supported* when it is "slower" (tf wins) in more than half, and *inconclusive* otherwise.
+* "LoRA is a PyTorch-only story; TensorFlow has no official LoRA library": judged from the finetune cells
+  (report/finetuning.py): *not supported* where Keras' built-in LoRA ran in more finetune groups than it failed.
 * A claim that no group tests is *inconclusive*, with the evidence "no cells in this run test this claim".
 """
 
@@ -32,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from frameduel.report.finetuning import LORA_CLAIM, check_lora_claim
 from frameduel.report.summary import CellSummary, Ratio, RunSummary, speedup
 
 CLAIM_STATUSES: tuple[str, ...] = ("supported", "not supported", "inconclusive")
@@ -69,10 +72,12 @@ RANGE_CLAIMS: tuple[RangeClaim, ...] = (
 
 
 def check_claims(summary: RunSummary) -> list[ClaimResult]:
-    """Every claim, in a fixed order: the range claims, then the small-model claim."""
+    """Every claim, in a fixed order: the range claims, the small-model claim, the LoRA claim."""
     groups = summary.measured_groups()
     results = [check_range_claim(claim, groups, summary.ratios) for claim in RANGE_CLAIMS]
     results.append(check_small_model_claim(groups, summary.ratios))
+    status, evidence = check_lora_claim(summary)
+    results.append(ClaimResult(LORA_CLAIM, status, evidence))
     return results
 
 

@@ -2,7 +2,7 @@
 
 Contents: run header and environment, cell statistics, speedups with their verdicts, the check of
 well-known claims against this run, the compile break-even (how many steps repay a compiled mode's
-compile time), and the figures.
+compile time), full fine-tune against LoRA, and the figures.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any
 from frameduel.report import plots
 from frameduel.report.claims import ClaimResult, check_claims
 from frameduel.report.evidence import Evidence
+from frameduel.report.finetuning import LoraComparison, lora_comparisons
 from frameduel.report.summary import CellSummary, Ratio, RunSummary
 from frameduel.report.verdict import verdicts
 from frameduel.store import RunRecord
@@ -53,6 +54,7 @@ class Report:
     claims: list[ClaimResult]
     figures: list[Figure] = field(default_factory=list)
     evidence: Evidence = field(default_factory=Evidence)  # stored parity, export and load-test results
+    finetuning: list[LoraComparison] = field(default_factory=list)  # full fine-tune vs LoRA
 
     @property
     def headline(self) -> list[Ratio]:
@@ -96,6 +98,7 @@ class Report:
             "environment": self.run.environment,
             **self.summary.to_dict(),
             "break_even": [item.to_dict() for item in self.break_even],
+            "finetuning": [item.to_dict() for item in self.finetuning],
             "claims": [claim.to_dict() for claim in self.claims],
             "verdict": self.verdict_lines,
             "caveats": self.caveats,
@@ -123,7 +126,7 @@ def break_even_rows(summary: RunSummary) -> list[BreakEven]:
 def build_report(run: RunRecord, summary: RunSummary, with_figures: bool = True,
                  evidence: Evidence | None = None) -> Report:
     report = Report(run=run, summary=summary, break_even=break_even_rows(summary), claims=check_claims(summary),
-                    evidence=evidence or Evidence())
+                    evidence=evidence or Evidence(), finetuning=lora_comparisons(summary))
     if with_figures:
         report.figures = make_figures(summary)
     return report

@@ -12,10 +12,13 @@ from frameduel.export.table import export_row
 from frameduel.report.document import Report
 from frameduel.report.tables import (
     BREAK_EVEN_COLUMNS,
+    FINETUNE_COLUMNS,
     CELL_COLUMNS,
     LOADTEST_COLUMNS,
     RATIO_COLUMNS,
     break_even_rows,
+    finetune_adapters,
+    finetune_rows,
     cell_rows,
     loadtest_rows,
     ratio_rows,
@@ -106,6 +109,9 @@ def to_html(report: Report) -> str:
         + "</section>",
         "<section id='break-even'><h2>Compile time vs steady state</h2>"
         + html_table(BREAK_EVEN_COLUMNS, break_even_rows(report.break_even)) + "</section>",
+        *(["<section id='finetuning'><h2>Full fine-tune vs LoRA</h2>"
+           + f"<p>{html.escape(finetune_adapters(report.finetuning))}</p>"
+           + html_table(FINETUNE_COLUMNS, finetune_rows(report.finetuning)) + "</section>"] if report.finetuning else []),
         "<section id='deployment'><h2>Deployment</h2>" + "".join(
             f"<h3>{heading}</h3>{body}"
             for heading, body in deployment_blocks(report, html_table, lambda line: f"<p>{html.escape(line)}</p>"))
@@ -141,6 +147,8 @@ def to_markdown(report: Report) -> str:
         "## Claim check on this hardware", "\n\n".join(
             f"**{c.claim}: {c.status}**\n\n" + "\n".join(f"- {line}" for line in c.evidence) for c in report.claims),
         "## Compile time vs steady state", markdown_table(BREAK_EVEN_COLUMNS, break_even_rows(report.break_even)),
+        *(["## Full fine-tune vs LoRA", finetune_adapters(report.finetuning),
+           markdown_table(FINETUNE_COLUMNS, finetune_rows(report.finetuning))] if report.finetuning else []),
         "## Deployment", *(f"### {heading}\n\n{body}" for heading, body in
                            deployment_blocks(report, markdown_table, lambda line: f"- {line}\n")),
         "Figures are in report.html.",

@@ -33,6 +33,9 @@ from frameduel.runner.stats import (
 from frameduel.spec import FRAMEWORKS, MODES, Measurement, RunSpec
 from frameduel.workloads import get_workload
 
+# A training step's FLOPs in forwards: backward computes the activations' gradients (one forward's
+# worth) and the weights' (another); LoRA needs the weights' gradients of its small adapters only.
+TRAINING_FLOPS = {"train": 3, "finetune": 2}
 # A speedup whose CI does not clear this band either side of 1.0 is "no meaningful difference".
 NOISE_BAND = 0.02
 # A speedup inside the noise band is "no meaningful difference" only if its CI also stays within this
@@ -65,6 +68,7 @@ class CellSummary:
     peak_device_mb: float | None = None
     background_cores: float | None = None  # max over rounds: other processes' CPU use while sampling
     runtime: dict[str, Any] = field(default_factory=dict)
+    model_facts: dict[str, Any] = field(default_factory=dict)  # parameters, trainable, adapter size (finetune)
     samples: list[list[float]] = field(default_factory=list, repr=False)  # per round
 
     @property
@@ -189,6 +193,7 @@ def summarize_cell(spec: RunSpec, rounds: list[Measurement]) -> CellSummary:
         peak_device_mb=max((m.peak_device_mb for m in rounds if m.peak_device_mb), default=None),
         background_cores=max((m.background_cores for m in rounds if m.background_cores is not None), default=None),
         runtime=rounds[0].runtime,
+        model_facts=next((m.model_facts for m in rounds if m.model_facts), {}),
     )
     cell.samples = [m.step_seconds for m in rounds if m.status == "ok" and m.step_seconds]
     if cell.samples:
@@ -245,7 +250,7 @@ def step_flops(spec: RunSpec) -> float | None:
         config = model_config(workload, spec.checkpoint, spec.size)
     except FrameduelError:  # a checkpoint since moved or deleted: report the rest
         return None
-    return spec.batch_size * workload.forward_flops(config) * (3 if spec.task == "train" else 1)
+    return spec.batch_size * workload.forward_flops(config) * TRAINING_FLOPS.get(spec.task, 1)
 
 
 def attach_peak_fractions(cells: list[CellSummary]) -> None:

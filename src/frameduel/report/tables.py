@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from frameduel.report.document import BreakEven
+from frameduel.report.finetuning import LoraComparison
 from frameduel.report.summary import CellSummary, Ratio, RunSummary, group_label
 from frameduel.runner.stats import Interval
 
@@ -150,3 +151,23 @@ def loadtest_rows(loadtests: list[dict[str, Any]]) -> list[list[str]]:
                      ", ".join(f"{code}: {n}" for code, n in result["errors"].items()) or "none",
                      "yes" if result.get("stable") else "no"])
     return rows
+
+
+FINETUNE_COLUMNS = ("model", "fw", "mode", "full ms", "LoRA ms", "x", "full tok/s", "LoRA tok/s", "full MB",
+                    "LoRA MB", "train%", "KiB")
+
+
+def finetune_rows(items: list[LoraComparison]) -> list[list[str]]:
+    """Full fine-tune vs LoRA per framework and mode: step ms, LoRA's speedup, tokens/s, peak RSS, the
+    trainable share and the adapter's safetensors size (the adapters themselves: finetune_adapters)."""
+    return [[c.model, c.framework, c.mode, ms(c.full_step_s),
+             ms(c.lora_step_s) if c.lora_status == "ok" else c.lora_status, number(c.speedup),
+             compact_number(c.full_tokens_s), compact_number(c.lora_tokens_s), number(c.full_peak_mb),
+             number(c.lora_peak_mb), "-" if c.trainable_share is None else f"{100 * c.trainable_share:.2g}",
+             "-" if c.adapter_bytes is None else f"{c.adapter_bytes / 1024:.3g}"] for c in items]
+
+
+def finetune_adapters(items: list[LoraComparison]) -> str:
+    """'llama/small: LoRA r8a16-q_proj+v_proj' for each model, the line above the table."""
+    adapters = dict.fromkeys(f"{c.model}: LoRA {c.lora}" for c in items)
+    return "; ".join(adapters)

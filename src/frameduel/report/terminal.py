@@ -10,14 +10,18 @@ from rich.table import Table
 from rich.text import Text
 
 from frameduel.report.evidence import Evidence
+from frameduel.report.finetuning import lora_comparisons
 from frameduel.report.summary import Ratio, RunSummary
 from frameduel.report.tables import (
     CELL_COLUMNS,
     COMPACT_COLUMNS,
+    FINETUNE_COLUMNS,
     FLAGS,
     RATIO_COLUMNS,
     cell_rows,
     compact_cell_rows,
+    finetune_adapters,
+    finetune_rows,
     ms,
     ratio_rows,
 )
@@ -46,6 +50,15 @@ def cell_table(summary: RunSummary, title: str, wide: bool = False) -> Table:
         if row[0] and index:
             table.add_section()
         table.add_row(*row[:-1], Text(row[-1], style=status_style(row[-1]) if wide else "yellow"))
+    return table
+
+
+def rows_table(columns: tuple[str, ...], rows: list[list[str]]) -> Table:
+    table = Table(header_style="bold", box=None, padding=(0, 1, 0, 0))  # one space between columns: 100 fit
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*row)
     return table
 
 
@@ -84,6 +97,11 @@ def print_summary(console: Console, summary: RunSummary, title: str, evidence: E
             if cell.status != "ok":
                 console.print(f"[red]x {cell.spec.key}: {cell.status}[/red] {escape(cell.error or '')}",
                               highlight=False)
+    finetuning = lora_comparisons(summary)
+    if finetuning:
+        console.print(f"[bold]Full fine-tune vs LoRA[/bold] ({escape(finetune_adapters(finetuning))}; x = LoRA's "
+                      "speedup, tok/s = sequences/s x context, KiB = adapter on disk)", highlight=False, soft_wrap=True)
+        console.print(rows_table(FINETUNE_COLUMNS, finetune_rows(finetuning)))
     if speedups and summary.ratios:
         console.print(ratio_table(summary.ratios))
     elif summary.ratios:
