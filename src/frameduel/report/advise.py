@@ -33,7 +33,9 @@ SCENARIO_WEIGHTS: dict[str, dict[str, float]] = {
                 "served throughput": 0.10, "serving ecosystem": 0.35},
     "edge": {"inference latency": 0.15, "memory": 0.20, "edge latency": 0.15, "export success": 0.10,
              "edge ecosystem": 0.40},
-    "llm": {"generation speed": 0.35, "training speed": 0.20, "memory": 0.15, "llm ecosystem": 0.30},
+    # Fine-tuning an open-weight model is LoRA far more often than a full fine-tune: it weighs more.
+    "llm": {"generation speed": 0.30, "fine-tuning speed": 0.20, "fine-tuning memory": 0.10, "training speed": 0.10,
+            "memory": 0.05, "llm ecosystem": 0.25},
     "training": {"training speed": 0.60, "compile cost": 0.20, "memory": 0.20},
 }
 DECISIVE_MARGIN = 0.05  # weighted shares closer than this are a tie
@@ -45,8 +47,9 @@ ECOSYSTEM_FACTS: dict[str, tuple[float, str]] = {
                                "maintenance, but Triton and the KServe v2 protocol serve both (ONNX/TorchScript)"),
     "edge ecosystem": (0.35, "TFLite/LiteRT is the most deployed on-device runtime (Android, microcontrollers); "
                              "PyTorch's ExecuTorch is newer"),
-    "llm ecosystem": (0.8, "Hugging Face Transformers, PEFT and TRL are PyTorch-first; TF support was "
-                           "deprecated in Transformers"),
+    "llm ecosystem": (0.8, "Hugging Face Transformers, PEFT and TRL are PyTorch-first and TF support was "
+                           "deprecated in Transformers; Keras 3 has LoRA built in (enable_lora) and KerasHub ships "
+                           "Llama/Gemma, but open checkpoints and adapters are published in PyTorch's layout"),
 }
 
 
@@ -90,7 +93,7 @@ def ratio_criterion(name: str, summary: RunSummary, selects: Callable[[CellSumma
         torch_cost, tf_cost = best(chosen, "torch", cost), best(chosen, "tf", cost)
         if not torch_cost or not tf_cost:
             continue
-        even = name not in ("memory", "compile cost") and within_noise(summary, group)
+        even = name not in ("memory", "fine-tuning memory", "compile cost") and within_noise(summary, group)
         ratios.append(1.0 if even else tf_cost / torch_cost)
         unstable = instability(summary, group) if even else ""
         note = f" (inconclusive: {unstable})" if unstable else " (within noise)" if even else ""
@@ -131,6 +134,8 @@ def measured_criteria(summary: RunSummary) -> dict[str, Criterion]:
         "inference latency": (lambda c: c.spec.task == "infer" and c.spec.batch_size == 1, step, "s/request"),
         "inference throughput": (lambda c: c.spec.task == "infer" and c.spec.batch_size > 1, step, "s/batch"),
         "generation speed": (lambda c: c.spec.task == "generate", step, "s/generation"),
+        "fine-tuning speed": (lambda c: c.spec.task == "finetune", step, "s/step"),
+        "fine-tuning memory": (lambda c: c.spec.task == "finetune", lambda c: c.peak_rss_mb, "MB peak"),
         "compile cost": (lambda c: c.spec.mode != "eager", lambda c: c.compile_s or None, "s compile"),
         "memory": (lambda c: True, lambda c: c.peak_rss_mb, "MB peak"),
     }
