@@ -32,6 +32,7 @@ class Mutation:
     old: str  # occurs exactly once in that file
     new: str
     expect: str  # regex the first divergence's line must match: the right layer or tensor
+    task: str = "train"  # the parity task that runs the mutated code: train, or finetune (LoRA)
 
     @property
     def side(self) -> str:
@@ -100,8 +101,8 @@ MUTATIONS = [
     Mutation("adam-epsilon", "optimizer epsilon (Keras' default 1e-7 in torch)", "lstm", "tf-to-torch",
              "frameworks/torch_backend.py", "eps=opt.epsilon)", "eps=1e-7)", r"^state adam-step1/weights/"),
     Mutation("sgd-learning-rate", "optimizer learning rate (0.1% off)", "mlp", "torch-to-tf",
-             "frameworks/torch_backend.py", "torch.optim.SGD(model.parameters(), lr=opt.learning_rate)",
-             "torch.optim.SGD(model.parameters(), lr=opt.learning_rate * 1.001)", r"^state sgd-step1/weights/"),
+             "frameworks/torch_backend.py", "torch.optim.SGD(params, lr=opt.learning_rate)",
+             "torch.optim.SGD(params, lr=opt.learning_rate * 1.001)", r"^state sgd-step1/weights/"),
     Mutation("train-flag", "training flag: blocks run in inference mode while training", "cnn", "torch-to-tf",
              "workloads/cnn/model_tf.py", "x = block(x, training=training)", "x = block(x, training=False)",
              r"^layer blocks\.0\.bn1 \(train step\)"),
@@ -112,6 +113,21 @@ MUTATIONS = [
              "workloads/transformer/model_torch.py", "return self.proj(self.gelu(self.fc(x)))",
              "return self.proj(torch.nn.functional.dropout(self.gelu(self.fc(x)), 0.1, self.training))",
              r"^layer blocks\.0\.mlp\.proj \(train step\)"),
+    # LoRA (parity's finetune task, adapters on every Linear LoRA may target, alpha / r = 2).
+    Mutation("keras-lora-alpha", "LoRA scaling: Keras' default alpha (= r) instead of PEFT's alpha", "llama",
+             "torch-to-tf", "frameworks/tf_lora.py", "layer.enable_lora(settings.rank, lora_alpha=settings.alpha)",
+             "layer.enable_lora(settings.rank)", r"^layer model\.layers\.0\.self_attn\.q_proj \(stressed\)",
+             task="finetune"),
+    Mutation("rslora", "LoRA scaling: rank-stabilised alpha / sqrt(r) in PEFT", "llama", "tf-to-torch",
+             "frameworks/torch_lora.py", 'lora_dropout=0.0, bias="none")',
+             'lora_dropout=0.0, bias="none", use_rslora=True)',
+             r"^layer model\.layers\.0\.self_attn\.q_proj \(stressed\)", task="finetune"),
+    Mutation("lora-dropout", "LoRA dropout left on in PEFT", "gpt", "tf-to-torch",
+             "frameworks/torch_lora.py", 'lora_dropout=0.0, bias="none")', 'lora_dropout=0.1, bias="none")',
+             r"^layer blocks\.0\.attn\.c_attn \(train step\)", task="finetune"),
+    Mutation("lora-biases-trained", "LoRA base not frozen: Keras trains the biases (PEFT's bias='none' does not)",
+             "gpt", "torch-to-tf", "frameworks/tf_lora.py", "        variable.trainable = False\n",
+             '        variable.trainable = "bias" in variable.path\n', r"^parameters trainable", task="finetune"),
 ]
 
 
@@ -149,7 +165,7 @@ def run_mutation(mutation: Mutation) -> Outcome:
         src = mutated_copy(mutation, Path(tmp))
         env = {**os.environ, "PYTHONPATH": str(src), "FRAMEDUEL_DB": str(Path(tmp) / "results.sqlite")}
         command = [sys.executable, "-m", "frameduel.cli", "parity", mutation.workload, "--direction",
-                   mutation.direction, "--no-modes", "--json"]
+                   mutation.direction, "--tasks", mutation.task, "--no-modes", "--json"]
         done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600, cwd=tmp)
     try:
         report = json.loads(done.stdout)["directions"][0]

@@ -8,8 +8,9 @@ import re
 import numpy as np
 
 from frameduel.report.claims import NO_EVIDENCE, SMALL_MODEL_CLAIM, check_claims
+from frameduel.report.finetuning import LORA_CLAIM, lora_comparisons
 from frameduel.report.summary import summarize_run
-from frameduel.spec import Measurement, RunSpec
+from frameduel.spec import LoraSettings, Measurement, RunSpec
 
 COMPILE = "torch.compile speeds up training/inference by 30–60%"
 XLA = "XLA speeds up TensorFlow by 15–20%"
@@ -103,5 +104,56 @@ def test_overhead_claim_without_small_model_groups_is_inconclusive():
 def test_results_serialise_to_json():
     results = claims_of(*compile_pair(1.45, "mlp", 0))
     data = json.loads(json.dumps([r.to_dict() for r in results.values()]))
-    assert [d["status"] for d in data] == ["supported", "inconclusive", "inconclusive"]
+    assert [d["status"] for d in data] == ["supported", "inconclusive", "inconclusive", "inconclusive"]
     assert set(data[0]) == {"claim", "status", "evidence"}
+
+
+# -- "LoRA is a PyTorch-only story": judged from the finetune cells. --
+
+LORA = LoraSettings(rank=8, alpha=16.0, targets=("q_proj", "v_proj"))
+
+
+def lm_cell(framework: str, task: str, median_s: float, status: str = "ok", trainable: int = 2048,
+            seed: int = 0) -> Measurement:
+    spec = RunSpec(workload="llama", framework=framework, mode="eager", task=task, size="tiny",
+                   lora=LORA if task == "finetune" else None)
+    if status != "ok":
+        return Measurement(spec=spec, status=status, error="ValueError: no LoRA here")
+    samples = median_s * (1 + 0.01 * np.random.default_rng(seed).standard_normal(200))
+    facts = {"parameters": 30000, "trainable_parameters": trainable if task == "finetune" else 30000}
+    if task == "finetune":
+        facts["adapter_bytes"] = 4 * trainable + 400
+    return Measurement(spec=spec, status="ok", step_seconds=samples.tolist(), peak_rss_mb=300.0, model_facts=facts)
+
+
+def lora_summary(*measurements: Measurement):
+    return summarize_run([(0, m) for m in measurements], [m.spec for m in measurements])
+
+
+def test_keras_lora_training_the_same_adapters_refutes_the_pytorch_only_claim():
+    result = claims_of(lm_cell("torch", "finetune", 0.002), lm_cell("tf", "finetune", 0.003, seed=1))[LORA_CLAIM]
+    assert result.status == "not supported"
+    assert "the same trainable parameters as PEFT (2,048)" in result.evidence[1]
+    assert "QLoRA" in result.evidence[-1] and "not tested" in result.evidence[-1]
+
+
+def test_keras_lora_that_could_not_run_supports_the_claim():
+    result = claims_of(lm_cell("torch", "finetune", 0.002), lm_cell("tf", "finetune", 0, status="failed"))[LORA_CLAIM]
+    assert result.status == "supported" and "Keras LoRA did not run (ValueError: no LoRA here)" in result.evidence[1]
+
+
+def test_a_different_trainable_count_is_reported():
+    result = claims_of(lm_cell("torch", "finetune", 0.002),
+                       lm_cell("tf", "finetune", 0.003, trainable=4096, seed=1))[LORA_CLAIM]
+    assert "different trainable parameters as PEFT (2,048, 4,096)" in result.evidence[1]
+
+
+def test_without_finetune_cells_the_lora_claim_is_inconclusive():
+    assert claims_of(*compile_pair(1.45, "mlp", 0))[LORA_CLAIM].status == "inconclusive"
+
+
+def test_full_vs_lora_pairs_each_finetune_cell_with_its_train_cell():
+    [row] = lora_comparisons(lora_summary(lm_cell("tf", "train", 0.004), lm_cell("tf", "finetune", 0.002, seed=1)))
+    assert row.framework == "tf" and abs(row.speedup - 2.0) < 0.05
+    assert abs(row.trainable_share - 2048 / 30000) < 1e-12 and row.adapter_bytes == 4 * 2048 + 400
+    assert abs(row.lora_tokens_s / row.full_tokens_s - 2.0) < 0.05  # tokens/s: sequences/s x block_size

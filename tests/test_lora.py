@@ -87,7 +87,8 @@ def lora_parameters(config) -> int:
 
 
 def test_both_frameworks_train_the_same_adapters_from_the_same_start(finetuned):
-    torch_run, tf_run = (next(r for r in finetuned["results"] if r["spec"]["framework"] == fw) for fw in ("torch", "tf"))
+    torch_run, tf_run = (next(r for r in finetuned["results"] if r["spec"]["framework"] == fw)
+                         for fw in ("torch", "tf"))
     assert torch_run["status"] == tf_run["status"] == "ok"
     assert torch_run["trainable_parameters"] == tf_run["trainable_parameters"] == lora_parameters(llama_config())
     assert torch_run["parameters"] == tf_run["parameters"]

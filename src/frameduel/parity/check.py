@@ -103,7 +103,8 @@ class ParityReport:
     def to_dict(self) -> dict[str, Any]:
         first = self.findings[0] if self.findings else None
         return {"workload": self.workload, "size": self.size, "task": self.task, "source": self.source,
-                "target": self.target, "passed": self.passed, "error": self.error, "proven": list(PROVEN) if self.passed else [],
+                "target": self.target, "passed": self.passed, "error": self.error,
+                "proven": list(PROVEN) if self.passed else [],
                 "first_divergence": first.to_dict() if first else None,
                 "informational": [j.precision for j in self.judgements if j.precision != PROOF_PRECISION],
                 "judgements": [judgement.to_dict() for judgement in self.judgements]}

@@ -8,7 +8,8 @@ transferred ones, in canonical (torch state_dict) form, by rules that need no kn
 - every tensor of two or more dimensions (Linear, Conv, LSTM kernels, embeddings) is rescaled to an
   RMS of GAIN / sqrt(fan_in), fan_in = the product of all but its first dimension, so a unit-RMS input
   leaves it with outputs of RMS about GAIN (embeddings, whose rows are the outputs, get rows of RMS
-  GAIN / sqrt(width));
+  GAIN / sqrt(width)); one that is all zero (LoRA's B before training) is drawn N(0, 1) first, so the
+  stressed forward runs through the adapters and a scaling error shows at its layer;
 - one-dimensional scales (a norm's ``weight``) are drawn from U(SCALE_LOW, SCALE_HIGH), biases and
   running means from N(0, SHIFT_STD), running variances from U(VAR_LOW, VAR_HIGH);
 - floating-point inputs are multiplied by INPUT_GAIN (a power of two: exact in every precision).
@@ -36,11 +37,13 @@ def stress_weights(weights: dict[str, np.ndarray], seed: int) -> dict[str, np.nd
 
 
 def stress_tensor(name: str, value: np.ndarray, seed: int) -> np.ndarray:
+    rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
     if value.ndim >= 2:
+        if not value.any():  # LoRA's B starts at zero: stressed, the adapter path must carry signal
+            value = rng.standard_normal(value.shape)
         rms = float(np.sqrt(np.mean(value**2)))
         fan_in = int(np.prod(value.shape[1:]))
-        return value * (GAIN / np.sqrt(fan_in) / rms) if rms > 0 else value
-    rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
+        return value * (GAIN / np.sqrt(fan_in) / rms)
     if name.endswith("running_var"):
         return rng.uniform(VAR_LOW, VAR_HIGH, value.shape)
     if name.endswith("weight"):

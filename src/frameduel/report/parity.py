@@ -79,7 +79,8 @@ def print_layers(console: Console, judgement: Judgement) -> None:
 
 def print_modes(console: Console, report: ModesReport) -> None:
     verdict = "[green]PASS[/green]" if report.passed else "[red]FAIL[/red]"
-    console.print(f"[bold]modes {report.workload}/{report.size}{task_note(report.task)}[/bold] (fp32, each compiled mode against the same "
+    console.print(f"[bold]modes {report.workload}/{report.size}{task_note(report.task)}[/bold] (fp32, each "
+                  "compiled mode against the same "
                   f"framework's eager mode, same weights): {verdict}", highlight=False)
     for framework, error in report.errors.items():
         console.print(f"  [red]{framework}: could not run:[/red] {escape(error)}", highlight=False)

@@ -12,14 +12,14 @@ from frameduel.export.table import export_row
 from frameduel.report.document import Report
 from frameduel.report.tables import (
     BREAK_EVEN_COLUMNS,
-    FINETUNE_COLUMNS,
     CELL_COLUMNS,
+    FINETUNE_COLUMNS,
     LOADTEST_COLUMNS,
     RATIO_COLUMNS,
     break_even_rows,
+    cell_rows,
     finetune_adapters,
     finetune_rows,
-    cell_rows,
     loadtest_rows,
     ratio_rows,
 )
@@ -111,7 +111,8 @@ def to_html(report: Report) -> str:
         + html_table(BREAK_EVEN_COLUMNS, break_even_rows(report.break_even)) + "</section>",
         *(["<section id='finetuning'><h2>Full fine-tune vs LoRA</h2>"
            + f"<p>{html.escape(finetune_adapters(report.finetuning))}</p>"
-           + html_table(FINETUNE_COLUMNS, finetune_rows(report.finetuning)) + "</section>"] if report.finetuning else []),
+           + html_table(FINETUNE_COLUMNS, finetune_rows(report.finetuning)) + "</section>"]
+          if report.finetuning else []),
         "<section id='deployment'><h2>Deployment</h2>" + "".join(
             f"<h3>{heading}</h3>{body}"
             for heading, body in deployment_blocks(report, html_table, lambda line: f"<p>{html.escape(line)}</p>"))
