@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from frameduel.checkpoints.adapters import CONFIG_FILE, WEIGHTS_FILE, merge_adapter, read_adapter
+from frameduel.checkpoints.adapters import CONFIG_FILE, WEIGHTS_FILE, merge_adapter, read_adapter, save_adapter
 from frameduel.errors import FrameduelError
 from frameduel.spec import LoraSettings
 from tests.conftest import run_cli
@@ -201,3 +201,29 @@ def test_bad_lora_settings_are_one_line_exit_2(args, message):
 
 def test_finetune_needs_a_language_model():
     assert_user_error(run_cli("finetune", "mlp"), "workload 'mlp' has no finetune task")
+
+
+def test_generate_with_an_adapter_gives_transformers_peft_ids_in_both_frameworks(finetuned, checkpoint):
+    """The TF-trained adapter: PEFT's loader on frameduel's torch model, Keras LoRA on the TF one, and
+    transformers' LlamaForCausalLM through PEFT as the reference."""
+    prompt, new_tokens = [5, 17, 3, 42], 12
+    adapter = adapter_dir(finetuned, "tf")
+    done = run_cli("generate", "--checkpoint", str(checkpoint), "--adapter", str(adapter), "--prompt",
+                   ",".join(map(str, prompt)), "--new-tokens", str(new_tokens), "--modes", "eager", "--threads", "1",
+                   "--json")
+    assert done.returncode == 0, done.stderr[-3000:]
+    ids = {r["framework"]: r["ids"][0] for r in json.loads(done.stdout)["results"]}
+    base = transformers.LlamaForCausalLM.from_pretrained(checkpoint)
+    reference = peft.PeftModel.from_pretrained(base, str(adapter)).eval()
+    with torch.no_grad():
+        expected = reference.generate(torch.tensor([prompt]), max_new_tokens=new_tokens, do_sample=False)
+    assert ids["torch"] == ids["tf"] == expected[0, len(prompt):].tolist()
+
+
+def test_an_adapter_of_another_model_is_refused_before_any_worker(finetuned, tmp_path):
+    settings, weights = read_adapter(adapter_dir(finetuned, "tf"))
+    wider = {name: np.zeros((value.shape[0], 2 * value.shape[1]), value.dtype) if ".lora_A." in name else value
+             for name, value in weights.items()}
+    save_adapter(tmp_path / "other", wider, settings, "another-model")
+    done = run_cli("generate", "llama", "--size", "tiny", "--adapter", str(tmp_path / "other"), "--prompt", "1,2")
+    assert_user_error(done, "do not fit its weight")

@@ -38,6 +38,10 @@ def check_choice(kind: str, value: str, choices: tuple[str, ...] | list[str]) ->
     return value
 
 
+def directory_name(path: str) -> str:
+    return path.rstrip("/").rsplit("/", 1)[-1]
+
+
 @dataclass(frozen=True)
 class LoraSettings:
     """A LoRA adapter as PEFT's LoraConfig describes it: W x + (alpha / r) B A x on each target module.
@@ -86,6 +90,8 @@ class RunSpec:
     # A Hugging Face-layout model directory (absolute path) whose config and weights replace the preset's.
     checkpoint: str | None = None
     lora: LoraSettings | None = None  # the adapters of a "finetune" cell (and only of one)
+    # A PEFT LoRA adapter directory (absolute path) applied to the model of an infer or generate cell.
+    adapter: str | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.lora, dict):  # from JSON
@@ -106,6 +112,8 @@ class RunSpec:
             raise FrameduelError(f"threads must be >= 1, got {self.threads}")
         if (self.task == "finetune") != (self.lora is not None):
             raise FrameduelError("LoRA settings belong to a finetune cell, and a finetune cell needs them")
+        if self.adapter and self.task not in ("infer", "generate"):
+            raise FrameduelError("an adapter applies to inference and generation; finetune trains new ones")
 
     @property
     def key(self) -> str:
@@ -128,8 +136,10 @@ class RunSpec:
 
     @property
     def model_label(self) -> str:
-        """The preset's name, or the checkpoint directory's (whose config replaces the preset)."""
-        return f"ckpt:{self.checkpoint.rstrip('/').rsplit('/', 1)[-1]}" if self.checkpoint else self.size
+        """The preset's name, or the checkpoint directory's (whose config replaces the preset); and the
+        adapter directory's, where one is applied."""
+        base = f"ckpt:{directory_name(self.checkpoint)}" if self.checkpoint else self.size
+        return f"{base}+adapter:{directory_name(self.adapter)}" if self.adapter else base
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

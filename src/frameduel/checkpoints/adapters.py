@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from frameduel.checkpoints.families import family_for
 from frameduel.errors import FrameduelError
 from frameduel.spec import LoraSettings, RunSpec
 
@@ -127,6 +128,22 @@ def check_adapter_shapes(weights: Mapping[str, np.ndarray], settings: LoraSettin
         if a.ndim != 2 or b.ndim != 2 or a.shape[0] != settings.rank or b.shape[1] != settings.rank:
             raise FrameduelError(f"adapter {where}: {module} lora_A {a.shape} and lora_B {b.shape} do not "
                                  f"make a rank-{settings.rank} update")
+
+
+def check_adapter_fits(weights: Mapping[str, np.ndarray], settings: LoraSettings, workload: str, config: Any,
+                       where: str) -> None:
+    """Every adapted module is a Linear of the model, and A (r, in) and B (out, r) fit its weight (out, in):
+    checked in the parent, framework-free, because PEFT's loader only warns about keys it cannot place."""
+    expected = family_for(workload).expected(config)
+    for module in adapted_modules(weights):
+        shape = expected.get(f"{module}.weight")
+        if shape is None or len(shape) != 2:
+            raise FrameduelError(f"adapter {where} adapts {module}, which is not a Linear of this {workload} model")
+        out, fan_in = shape
+        a, b = weights[f"{module}.lora_A.weight"], weights[f"{module}.lora_B.weight"]
+        if a.shape != (settings.rank, fan_in) or b.shape != (out, settings.rank):
+            raise FrameduelError(f"adapter {where}: {module} lora_A {a.shape} and lora_B {b.shape} do not fit its "
+                                 f"weight {shape} at rank {settings.rank}")
 
 
 def merge_adapter(weights: Mapping[str, np.ndarray], settings: LoraSettings) -> dict[str, np.ndarray]:

@@ -173,6 +173,11 @@ FAMILIES = (
 )
 
 
+def family_for(workload: str) -> Family:
+    """The family whose tensors a workload's model has (its canonical names and shapes: Family.expected)."""
+    return next(family for family in FAMILIES if family.workload == workload)
+
+
 def family_of(config: dict[str, Any]) -> Family:
     model_type = config.get("model_type")
     for family in FAMILIES:

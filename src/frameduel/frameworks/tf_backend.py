@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import ModuleType
@@ -20,9 +21,9 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from frameduel.checkpoints import model_config, open_checkpoint  # noqa: E402
-from frameduel.checkpoints.adapters import base_model_name  # noqa: E402
+from frameduel.checkpoints.adapters import base_model_name, read_adapter  # noqa: E402
 from frameduel.checkpoints.adapters import save_adapter as write_adapter  # noqa: E402
-from frameduel.frameworks import Generation, Step, plan_generation, tf_lora  # noqa: E402
+from frameduel.frameworks import Generation, Step, load_adapter, plan_generation, tf_lora  # noqa: E402
 from frameduel.spec import RunSpec  # noqa: E402
 from frameduel.workloads.base import Batch, OptimizerConfig, Workload  # noqa: E402
 from frameduel.workloads.common_tf import full_precision  # noqa: E402
@@ -74,6 +75,10 @@ def build_model(workload: Workload, spec: RunSpec) -> keras.Model:
         import_weights(workload, model, open_checkpoint(spec.checkpoint).weights())
     if spec.lora:  # after the base weights are in, as torch's twin
         tf_lora.add_adapters(model_module, model, spec.lora)
+    if spec.adapter:  # Keras reads no PEFT files: enable LoRA with the adapter's settings, then load it
+        settings, adapter = read_adapter(Path(spec.adapter))
+        tf_lora.add_adapters(model_module, model, settings)
+        load_adapter(sys.modules[__name__], workload, model, adapter)
     return model
 
 

@@ -66,6 +66,8 @@ def build_model(workload: Workload, spec: RunSpec) -> torch.nn.Module:
         import_weights(workload, model, open_checkpoint(spec.checkpoint).weights())
     if spec.lora:  # after the base weights are in: PEFT wraps the Linears that hold them
         model = torch_lora.add_adapters(model, spec.lora)
+    if spec.adapter:
+        model = torch_lora.load_adapter(model, spec.adapter)
     return model
 
 
@@ -134,7 +136,9 @@ def make_generation(workload: Workload, spec: RunSpec, batch: Batch, prompt_ids:
                     new_tokens: int | None = None) -> Generation:
     """Greedy fixed-length decoding with the model file's static KV cache (prefill, then decode_step);
     the lengths and the prompt as frameworks.plan_generation sets them."""
-    model = build_model(workload, spec).eval()
+    # The model file's decoding reads the model's own attributes (model.model is Llama's decoder stack);
+    # inside a PeftModel they would resolve to PEFT's wrappers, so it decodes the adapted model itself.
+    model = torch_lora.plain(build_model(workload, spec)).eval()
     model_module, config = _model_module(workload), model_config(workload, spec.checkpoint, spec.size)
     plan = plan_generation(workload, config, batch, prompt_ids, new_tokens)
     prompt = to_tensors(workload, spec, plan.prompt)[0]  # (B, P)

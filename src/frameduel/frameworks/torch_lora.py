@@ -35,6 +35,12 @@ def add_adapters(model: nn.Module, settings: LoraSettings) -> peft.PeftModel:
     return peft.get_peft_model(model, config)
 
 
+def load_adapter(model: nn.Module, directory: str) -> peft.PeftModel:
+    """A PEFT adapter directory on frameduel's model, through PEFT's own loader (the path every PEFT user
+    takes; module names are Hugging Face's, so adapters trained on transformers' Llama load as they are)."""
+    return peft.PeftModel.from_pretrained(model, directory, is_trainable=False)
+
+
 def plain(model: nn.Module) -> nn.Module:
     """The model whose module names are frameduel's: inside a PeftModel, the (adapted) base model."""
     return model.get_base_model() if isinstance(model, peft.PeftModel) else model

@@ -21,13 +21,14 @@ from typing import Any
 import numpy as np
 
 from frameduel.checkpoints import model_config
+from frameduel.checkpoints.adapters import check_adapter_fits, read_adapter
 from frameduel.errors import FrameduelError
 from frameduel.frameworks import load_backend
 from frameduel.runner.process import run_job
 from frameduel.runner.stats import percentile
 from frameduel.runner.timing import measure_generation
 from frameduel.runner.worker import error_line, peak_rss_mb
-from frameduel.spec import MeasureBudget, RunSpec
+from frameduel.spec import MeasureBudget, RunSpec, check_choice
 from frameduel.workloads import get_workload
 
 # A handful of whole generations per mode: the per-token series has new_tokens samples per round.
@@ -87,6 +88,11 @@ def check_request(request: GenerateRequest) -> None:
         raise FrameduelError(f"prompt token {bad[0]} is outside the vocabulary (0..{config.vocab_size - 1})")
     if request.new_tokens < 1:
         raise FrameduelError(f"--new-tokens must be >= 1, got {request.new_tokens}")
+    if spec.adapter:  # a PEFT adapter of this model, else one line now rather than a silent misfit later
+        settings, adapter = read_adapter(Path(spec.adapter))
+        for target in settings.targets:
+            check_choice(f"adapter target module of {spec.workload}", target, workload.lora_modules)
+        check_adapter_fits(adapter, settings, spec.workload, config, Path(spec.adapter).name)
     limit = max_positions(config)
     if len(request.prompt) + request.new_tokens - 1 > limit:
         raise FrameduelError(f"prompt ({len(request.prompt)}) + new tokens ({request.new_tokens}) exceed the "
