@@ -50,11 +50,14 @@ class CheckpointWeights(Mapping[str, np.ndarray]):
 
     def __init__(self, checkpoint: Checkpoint) -> None:
         self.sources = checkpoint.sources
+        self.last: tuple[str, np.ndarray] | None = None  # a tied tensor is asked for under both its names
 
     def __getitem__(self, name: str) -> np.ndarray:
         stored, info, transpose = self.sources[name]
-        array = read_tensor(info, stored)
-        return np.ascontiguousarray(array.T) if transpose else array
+        if self.last is None or self.last[0] != stored:
+            array = read_tensor(info, stored)
+            self.last = (stored, np.ascontiguousarray(array.T) if transpose else array)
+        return self.last[1]
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.sources)

@@ -230,8 +230,12 @@ def import_weights(workload: Workload, model: torch.nn.Module, weights: Mapping[
     with the parameters and buffers, so copying into them sets the model's own."""
     state = _state(model)
     check_weight_names(set(state), set(weights), "torch")
+    filled: set[int] = set()  # a tied weight is listed under two names: one storage, copied once
     with torch.no_grad():
         for name, tensor in state.items():
+            if tensor.data_ptr() in filled:
+                continue
+            filled.add(tensor.data_ptr())
             value = weights[name]
             if tuple(value.shape) != tuple(tensor.shape):
                 raise ValueError(f"weight {name}: shape {value.shape} does not fit torch's {tuple(tensor.shape)}")
