@@ -33,6 +33,7 @@ from frameduel.report.advise import advise as advise_scenario
 from frameduel.report.diff import RunSide, diff_runs, print_diff
 from frameduel.report.document import build_report
 from frameduel.report.evidence import load_evidence
+from frameduel.report.finetune import print_finetune
 from frameduel.report.generation import print_generation
 from frameduel.report.mlflow_export import log_to_mlflow
 from frameduel.report.parity import print_modes, print_parity
@@ -41,10 +42,11 @@ from frameduel.report.summary import RunSummary, summarize_run
 from frameduel.report.tensorboard import write_tensorboard
 from frameduel.report.terminal import ms, print_summary
 from frameduel.report.verdict import verdicts
+from frameduel.runner.finetune import FinetuneRequest, loss_agreement, run_finetune
 from frameduel.runner.generate import GenerateRequest, run_generate
 from frameduel.runner.plan import PRESETS, MatrixRequest, Plan, build_plan, check_modes, modes_for
 from frameduel.runner.scheduler import pending_cells, run_plan, start_run
-from frameduel.spec import DEVICES, FRAMEWORKS, SIZES, Measurement, RunSpec, check_choice
+from frameduel.spec import DEVICES, FRAMEWORKS, SIZES, TRAINING_TASKS, LoraSettings, Measurement, RunSpec, check_choice
 from frameduel.store import RunRecord, Store, default_db_path
 from frameduel.workloads import get_workload
 
@@ -61,6 +63,11 @@ F = TypeVar("F", bound=Callable[..., object])
 DbOption = typer.Option(None, "--db", help="results database (default: $FRAMEDUEL_DB or the user data dir)")
 WideOption = typer.Option(False, "--wide", help="every column of the cell table (wider than 100 characters)")
 SpeedupsOption = typer.Option(False, "--speedups", help="also print every pairwise speedup with its CI")
+LoraRankOption = typer.Option(8, "--lora-rank", help="LoRA rank r of the finetune task's adapters")
+LoraAlphaOption = typer.Option(16.0, "--lora-alpha", help="LoRA alpha: the update is scaled by alpha / r, as PEFT "
+                               "does (Keras' own default, alpha = r, is not used)")
+LoraTargetsOption = typer.Option(None, "--lora-targets", help="comma-separated module names to adapt (default: "
+                                 "q_proj,v_proj for llama, c_attn for gpt)")
 CheckpointOption = typer.Option(None, "--checkpoint", help="a Hugging Face model directory (config.json + "
                                 "model.safetensors): its config and weights replace the preset's "
                                 "(gpt2, llama, mistral)")
@@ -161,7 +168,8 @@ def compare(
     frameworks: str = typer.Option(",".join(FRAMEWORKS), help="comma-separated: torch, tf"),
     modes: str | None = typer.Option(None, help="torch: eager,compile; tf: eager,function,xla (default all)"),
     tasks: str | None = typer.Option(
-        None, help="train (fwd+bwd+optimizer step), infer, generate (KV cache); default: all a workload supports"
+        None, help="train (fwd+bwd+optimizer step: a full fine-tune), infer, generate (KV cache), finetune "
+        "(LoRA adapters on the frozen model); default: all a workload supports"
     ),
     precisions: str = typer.Option("fp32", help="fp32, bf16, fp16 (mixed precision; where supported)"),
     preset: str = typer.Option("quick", help=f"measurement effort: {', '.join(PRESETS)}"),
@@ -176,6 +184,9 @@ def compare(
     launch: str = typer.Option("fork", help="how each cell's fresh worker process starts: fork (from a zygote "
                                "that imported the framework once) or spawn (a new interpreter)"),
     checkpoint: Path | None = CheckpointOption,
+    lora_rank: int = LoraRankOption,
+    lora_alpha: float = LoraAlphaOption,
+    lora_targets: str | None = LoraTargetsOption,
     resume: str | None = typer.Option(None, help="finish an interrupted run; skips finished cells"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON instead of tables"),
     wide: bool = WideOption,
@@ -194,6 +205,7 @@ def compare(
             tasks=split_list(tasks), precisions=split_list(precisions), preset=preset, size=size,
             device=device, threads=threads, repeats=repeats, timeout_s=timeout, seed=seed, peak=peak,
             launch=launch, checkpoint=str(checkpoint) if checkpoint else None,
+            lora_rank=lora_rank, lora_alpha=lora_alpha, lora_targets=split_list(lora_targets),
         )
         plan = build_plan(request)
         run_id = start_run(store, plan)
@@ -301,10 +313,18 @@ def parity(
     seed: int = typer.Option(0, help="seed for weights and data"),
     modes: bool = typer.Option(True, "--modes/--no-modes", help="also check every compiled mode against eager"),
     checkpoint: Path | None = CheckpointOption,
+    tasks: str | None = typer.Option(None, help="train (every weight trained), finetune (LoRA adapters on the "
+                                     "frozen model); default: every one the workload has"),
+    lora_rank: int = typer.Option(4, "--lora-rank", help="finetune: LoRA rank r"),
+    lora_alpha: float = typer.Option(8.0, "--lora-alpha", help="finetune: LoRA alpha (alpha / r != 1, so a "
+                                     "scaling difference shows)"),
+    lora_targets: str | None = typer.Option(None, "--lora-targets", help="finetune: modules to adapt (default: "
+                                            "every Linear LoRA may target, so each adapted path is checked)"),
     as_json: bool = typer.Option(False, "--json", help="print JSON instead of tables"),
     db: Path | None = DbOption,
 ) -> None:
-    """Prove both implementations are the same model: float64 outputs, layers, loss curves and trained state."""
+    """Prove both implementations are the same model: float64 outputs, layers, loss curves and trained state
+    (of full training and, for language models, of LoRA fine-tuning)."""
     if workload is None:
         if checkpoint is None:
             raise FrameduelError("name a workload to check (e.g. frameduel parity mlp), or pass --checkpoint DIR")
@@ -313,21 +333,44 @@ def parity(
     check_choice("size", size, SIZES)
     if checkpoint is not None:
         model_config(get_workload(workload), str(checkpoint.resolve()), size)  # refuses a bad one now
-    request = ParityRequest(workload, size, tuple(DIRECTIONS) if direction == "both" else (direction,), steps,
-                            batch_size, seed, check_modes=modes,
-                            checkpoint=str(checkpoint.resolve()) if checkpoint else None)
-    reports, modes_report = check_parity(request)
-    save_parity(open_store(db), reports, modes_report, environment.fingerprint())
+    requests = [ParityRequest(workload, size, tuple(DIRECTIONS) if direction == "both" else (direction,), steps,
+                              batch_size, seed, check_modes=modes,
+                              checkpoint=str(checkpoint.resolve()) if checkpoint else None, task=task,
+                              lora=parity_lora(workload, task, lora_rank, lora_alpha, lora_targets))
+                for task in parity_tasks(workload, tasks)]
+    reports, modes_reports = [], []
+    for request in requests:
+        task_reports, modes_report = check_parity(request)
+        save_parity(open_store(db), task_reports, modes_report, environment.fingerprint())
+        reports += task_reports
+        modes_reports += [modes_report] if modes_report else []
     if as_json:
         print(json.dumps({"directions": [report.to_dict() for report in reports],
-                          "modes": modes_report.to_dict() if modes_report else None}, indent=2))
+                          "modes": modes_reports[0].to_dict() if modes_reports else None,
+                          "modes_by_task": [m.to_dict() for m in modes_reports]}, indent=2))
     else:
         for report in reports:
             print_parity(console, report)
-        if modes_report:
+        for modes_report in modes_reports:
             print_modes(console, modes_report)
-    if not all(report.passed for report in reports) or (modes_report and not modes_report.passed):
+    if not all(report.passed for report in reports) or not all(m.passed for m in modes_reports):
         raise typer.Exit(1)
+
+
+def parity_tasks(workload: str, requested: str | None) -> list[str]:
+    """The training tasks to prove: full training, and LoRA fine-tuning where the workload has it."""
+    trainable = [task for task in get_workload(workload).tasks if task in TRAINING_TASKS]
+    chosen = split_list(requested) or tuple(trainable)
+    for task in chosen:
+        check_choice(f"parity task of {workload}", task, trainable)
+    return list(chosen)
+
+
+def parity_lora(workload: str, task: str, rank: int, alpha: float, targets: str | None) -> LoraSettings | None:
+    if task != "finetune":
+        return None
+    w = get_workload(workload)
+    return w.lora_settings(rank, alpha, split_list(targets) or w.lora_modules)
 
 
 @app.command()
@@ -337,6 +380,9 @@ def generate(
     prompt: str = typer.Option(..., help="prompt token ids, comma-separated, e.g. 1,2,3"),
     new_tokens: int = typer.Option(32, help="tokens to generate greedily"),
     checkpoint: Path | None = CheckpointOption,
+    adapter: Path | None = typer.Option(None, "--adapter", help="a PEFT LoRA adapter directory (adapter_config.json "
+                                        "+ adapter_model.safetensors) applied in every framework, e.g. one "
+                                        "`frameduel finetune` saved"),
     size: str = typer.Option("small", help="model size without a checkpoint: tiny, small, base"),
     frameworks: str = typer.Option(",".join(FRAMEWORKS), help="comma-separated: torch, tf"),
     modes: str | None = typer.Option(None, help="torch: eager,compile; tf: eager,function,xla (default all)"),
@@ -364,7 +410,8 @@ def generate(
     check_modes(split_list(frameworks), requested_modes)
     specs = tuple(RunSpec(workload=workload, framework=fw, mode=mode, task="generate", precision=precision,
                           batch_size=batch_size, device=device, threads=threads or environment.default_threads(),
-                          size=size, seed=seed, checkpoint=checkpoint_path)
+                          size=size, seed=seed, checkpoint=checkpoint_path,
+                          adapter=str(adapter.resolve()) if adapter else None)
                   for fw in split_list(frameworks) for mode in modes_for(fw, requested_modes))
     request = GenerateRequest(specs, prompt_ids, new_tokens)
     results = run_generate(request)
@@ -377,6 +424,52 @@ def generate(
         print_generation(console, results, f"{workload} {specs[0].model_label}, {precision}, batch {batch_size}: "
                          f"{len(prompt_ids)} prompt tokens, {new_tokens} new")
     if not any(r.status == "ok" for r in results):
+        raise typer.Exit(1)
+
+
+@app.command()
+@user_errors
+def finetune(
+    workload: str | None = typer.Argument(None, help="gpt or llama (default: the checkpoint's family, else llama)"),
+    checkpoint: Path | None = CheckpointOption,
+    size: str = typer.Option("small", help="model size without a checkpoint: tiny, small, base"),
+    frameworks: str = typer.Option(",".join(FRAMEWORKS), help="comma-separated: torch, tf"),
+    modes: str | None = typer.Option(None, help="e.g. torch=compile,tf=xla (default: eager)"),
+    steps: int = typer.Option(20, help="Adam steps on the workload's synthetic text"),
+    batch_size: int = typer.Option(8, help="sequences per step"),
+    learning_rate: float = typer.Option(1e-3, "--lr", help="Adam learning rate"),
+    lora_rank: int = LoraRankOption,
+    lora_alpha: float = LoraAlphaOption,
+    lora_targets: str | None = LoraTargetsOption,
+    out: Path = typer.Option(Path("frameduel-adapters"), "--out", help="adapters go to OUT/<framework>-<mode>/"),
+    threads: int | None = typer.Option(None, help="intra-op threads (default: all cores)"),
+    seed: int = typer.Option(0, help="seed for the adapters' init and the data"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON instead of tables"),
+) -> None:
+    """LoRA fine-tuning in each framework from the same start; adapters saved in PEFT's format
+    (adapter_config.json + adapter_model.safetensors), loadable by PEFT into transformers."""
+    checkpoint_path = str(checkpoint.resolve()) if checkpoint else None
+    if workload is None:
+        workload = open_checkpoint(checkpoint_path).workload if checkpoint_path else "llama"
+    w = get_workload(workload)
+    model_config(w, checkpoint_path, check_choice("size", size, SIZES))  # a bad checkpoint: refused now
+    lora = w.lora_settings(lora_rank, lora_alpha, split_list(lora_targets))
+    if steps < 2 or batch_size < 1 or threads is not None and threads < 1:
+        raise FrameduelError("--steps must be >= 2, --batch-size and --threads >= 1")
+    chosen = parse_modes(modes)
+    specs = tuple(RunSpec(workload=workload, framework=fw, mode=chosen.get(fw, "eager"), task="finetune",
+                          batch_size=batch_size, threads=threads or environment.default_threads(), size=size,
+                          seed=seed, checkpoint=checkpoint_path, lora=lora)
+                  for fw in split_list(frameworks))
+    results = run_finetune(FinetuneRequest(specs, steps, out, learning_rate))
+    if as_json:
+        print(json.dumps({"workload": workload, "model": specs[0].model_label, "lora": specs[0].task_label,
+                          "loss_max_rel_diff": loss_agreement(results), "results": [r.to_dict() for r in results]},
+                         indent=2))
+    else:
+        print_finetune(console, results, f"{workload} {specs[0].model_label}, {specs[0].task_label}: {steps} Adam "
+                       f"steps, batch {batch_size}, same start in every framework")
+    if not all(r.status == "ok" for r in results):
         raise typer.Exit(1)
 
 
@@ -537,12 +630,14 @@ def loadtest(
 @app.command(name="export")
 @user_errors
 def export_command(
-    workload: str = typer.Argument(..., help="workload to export, e.g. mlp or cnn"),
+    workload: str | None = typer.Argument(None, help="workload to export, e.g. mlp or cnn (default: the "
+                                          "checkpoint's family)"),
     framework: str = typer.Option(..., "--framework", help="source framework: torch or tf"),
     formats: str = typer.Option(",".join(FORMATS), help="comma-separated: " + ", ".join(FORMATS)),
     out: Path = typer.Option(Path("frameduel-models"), "--out", help="model repository: <out>/<model>/<version>/"),
     size: str | None = typer.Option(None, help=f"{DIGITS_SIZE} (trained on load_digits; the default where the "
                                     "workload has a digits model, else tiny), tiny, small, base (untrained)"),
+    checkpoint: Path | None = CheckpointOption,
     epochs: int = typer.Option(5, help="digits training epochs (--size digits)"),
     max_batch: int = typer.Option(32, help="largest batch an artefact accepts; the gate and throughput use it"),
     threads: int | None = typer.Option(None, help="runtime intra-op threads (default: all cores)"),
@@ -553,11 +648,18 @@ def export_command(
     db: Path | None = DbOption,
 ) -> None:
     """Export a workload to deployment formats; gate every artefact against its source model; benchmark it."""
-    if size is None:
-        size = DIGITS_SIZE if get_workload(workload).digits is not None else "tiny"
+    checkpoint_path = str(checkpoint.resolve()) if checkpoint else None
+    if workload is None:
+        if checkpoint_path is None:
+            raise FrameduelError("name a workload to export (e.g. frameduel export mlp --framework torch), or pass "
+                                 "--checkpoint DIR")
+        workload = open_checkpoint(checkpoint_path).workload  # refuses a bad checkpoint now, in one line
+    if size is None:  # a checkpoint's config sets the model; the preset is only RunSpec's placeholder
+        size = DIGITS_SIZE if get_workload(workload).digits is not None and not checkpoint_path else "tiny"
     request = ExportRequest(
-        workload=workload, framework=framework, formats=split_list(formats), out=out, size=size, epochs=epochs,
-        max_batch=max_batch, seed=seed, threads=threads or environment.default_threads(), timeout_s=timeout,
+        workload=workload, framework=framework, formats=split_list(formats), out=out, size=size,
+        checkpoint=checkpoint_path, epochs=epochs, max_batch=max_batch, seed=seed,
+        threads=threads or environment.default_threads(), timeout_s=timeout,
         budget=BenchBudget(max_seconds=bench_seconds),
     )
     store = open_store(db)
@@ -568,8 +670,8 @@ def export_command(
     if as_json:
         print(json.dumps({"export_id": export_id, "results": rows}, indent=2))
     else:
-        print_export(console, rows, title=f"{export_id}: {workload} from {framework}, {request.threads} threads "
-                     f"-> {out}")
+        print_export(console, rows, title=f"{export_id}: {workload} {request.model_label} from {framework}, "
+                     f"{request.threads} threads -> {out}")
     if any(result.status in ("invalid", "failed") for result in results):
         raise typer.Exit(1)
 

@@ -3,10 +3,11 @@
     python -m frameduel.export.convert_worker < job.json
 
 job: {"workload", "size", "framework" (this process's), "source" (the source model's framework),
-      "formats", "work_dir", "epochs", "seed", "threads", "max_batch"}
+      "formats", "work_dir", "epochs", "seed", "threads", "max_batch", "checkpoint" (a Hugging Face
+      model directory or null)}
 
 When framework == source, the worker builds the source model (for size "digits": trained `epochs`
-epochs on load_digits) and writes into work_dir:
+epochs on load_digits; with a checkpoint: its config and weights) and writes into work_dir:
 
     weights.npz      its weights in canonical (torch state_dict) form, for a twin in the other framework
     reference.npz    the gate's inputs and the source model's outputs (see export/reference.py)
@@ -39,6 +40,7 @@ from frameduel.export.reference import (
     digits_test_batch,
     eval_inputs,
     gate_batch_sizes,
+    per_sample,
     save_reference,
     source_workload,
 )
@@ -81,8 +83,8 @@ def build_source(backend: ModuleType, job: dict[str, Any], workload: Workload, s
     base = get_workload(job["workload"])
     batches = {}
     for batch in gate_batch_sizes(job["max_batch"]):
-        inputs = eval_inputs(base, size, batch, seed)
-        batches[batch] = (inputs, forward(backend, workload, spec, model, inputs))
+        inputs = eval_inputs(base, size, batch, seed, spec.checkpoint)
+        batches[batch] = (inputs, per_sample(base, inputs, forward(backend, workload, spec, model, inputs)))
     digits = None
     if size == DIGITS_SIZE:
         test = digits_test_batch(base)
@@ -100,13 +102,14 @@ def convert(job: dict[str, Any]) -> None:
     workload, preset = source_workload(base, job["size"])
     # Training (size "digits") uses the framework's default mode, as `frameduel accuracy` does.
     spec = RunSpec(workload=base.name, framework=framework, mode=DEFAULT_MODES[framework], task="train",
-                   size=preset, batch_size=AccuracyRequest().batch_size, threads=job["threads"], seed=job["seed"])
+                   size=preset, batch_size=AccuracyRequest().batch_size, threads=job["threads"], seed=job["seed"],
+                   checkpoint=job.get("checkpoint"))
     backend = load_backend(framework)
     runtime = backend.configure(spec)
     try:
         if framework == job["source"]:
             model = build_source(backend, job, workload, spec, work_dir, runtime["framework_version"])
-        else:
+        else:  # the twin: built to the same config (a checkpoint's too), then given the source's weights
             model = backend.build_model(workload, spec)
             backend.import_weights(workload, model, load_weights(work_dir / WEIGHTS_FILE))
     except Exception as exc:  # noqa: BLE001 - no model to convert: every format fails with this reason
@@ -116,8 +119,8 @@ def convert(job: dict[str, Any]) -> None:
                 (work_dir / name).write_text(json.dumps(failure))
         return
     exporter = load_exporter(framework)
-    sample = eval_inputs(base, job["size"], EXPORT_SAMPLE_BATCH, job["seed"])
-    calibration = calibration_inputs(base, job["size"], job["seed"])
+    sample = eval_inputs(base, job["size"], EXPORT_SAMPLE_BATCH, job["seed"], spec.checkpoint)
+    calibration = calibration_inputs(base, job["size"], job["seed"], spec.checkpoint)
     for fmt in job["formats"]:
         out_dir = work_dir / fmt
         out_dir.mkdir()

@@ -8,6 +8,7 @@ and validate requests for an artefact.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,16 @@ FORMAT_RUNTIMES: dict[str, str] = {
 }
 FORMATS: tuple[str, ...] = tuple(FORMAT_RUNTIMES)
 DTYPES: tuple[str, ...] = ("float32", "float16", "int64", "int32", "int8", "uint8")
+# What a model name (a directory, a URL path segment) may not hold: the model server's MODEL_NAME rule.
+UNSAFE_NAME_CHARACTERS = re.compile(r"[^A-Za-z0-9._-]+")
+MAX_LABEL_CHARS = 64  # of the size or checkpoint label inside a name; the server takes names up to 128
+
+
+def model_name(workload: str, size: str, framework: str, fmt: str) -> str:
+    """Default name in a model repository: cnn-tiny-torch-onnx; a checkpoint's size label "ckpt:<directory>"
+    becomes filesystem- and URL-safe, e.g. llama-ckpt-TinyLlama-1.1B-torch-onnx."""
+    label = UNSAFE_NAME_CHARACTERS.sub("-", size)[:MAX_LABEL_CHARS]
+    return f"{workload}-{label}-{framework}-{fmt}"
 
 
 @dataclass(frozen=True)
@@ -61,7 +72,7 @@ class Manifest:
     """Everything about one exported artefact. ``artefact`` is relative to the manifest's directory."""
 
     workload: str
-    size: str
+    size: str  # the preset, "digits", or "ckpt:<directory name>" for a checkpoint's model (source.checkpoint)
     framework: str  # the source framework: "torch" or "tf"
     format: str  # one of FORMATS
     artefact: str  # file or directory name beside manifest.json
@@ -87,8 +98,8 @@ class Manifest:
 
     @property
     def model_name(self) -> str:
-        """Default name in a model repository, e.g. cnn-tiny-torch-onnx."""
-        return f"{self.workload}-{self.size}-{self.framework}-{self.format}"
+        """Default name in a model repository, e.g. cnn-tiny-torch-onnx (see model_name)."""
+        return model_name(self.workload, self.size, self.framework, self.format)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)

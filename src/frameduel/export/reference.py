@@ -12,6 +12,10 @@ validation worker reads it back. Keys:
 Size "digits" is the workload's digits configuration trained on scikit-learn's bundled load_digits
 (``frameduel accuracy``'s data and split); it is the only size with a task metric, so it is the one
 that lets int8 artefacts be judged by accuracy rather than by raw output differences.
+
+A language model (gpt, llama; preset or checkpoint) is exported as its forward pass: token ids (B, T)
+in, logits (B, T, vocab) out, one row of logits per sample like every other artefact, where the
+training contract flattens them to (B*T, vocab) for the loss (``sequence_logits``).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from frameduel.accuracy.worker import digits_batch, digits_workload
+from frameduel.checkpoints import model_config
 from frameduel.datasets import load_digits_split
 from frameduel.workloads import Workload
 from frameduel.workloads.base import Batch
@@ -52,21 +57,33 @@ def source_workload(workload: Workload, size: str) -> tuple[Workload, str]:
     return workload, size
 
 
-def eval_inputs(workload: Workload, size: str, batch: int, seed: int) -> np.ndarray:
-    """Gate inputs: digits test images (real data) for size "digits", else the workload's own batches."""
+def sequence_logits(workload: Workload) -> bool:
+    """Whether the workload is a language model, whose artefacts return logits (B, T, vocab) per sequence
+    rather than the training contract's flattened (B*T, vocab)."""
+    return workload.generation is not None
+
+
+def per_sample(workload: Workload, inputs: np.ndarray, logits: np.ndarray) -> np.ndarray:
+    """The source model's outputs as an artefact returns them: a language model's (B*T, vocab) as (B, T, vocab)."""
+    return logits.reshape(*inputs.shape[:2], logits.shape[-1]) if sequence_logits(workload) else logits
+
+
+def eval_inputs(workload: Workload, size: str, batch: int, seed: int, checkpoint: str | None = None) -> np.ndarray:
+    """Gate inputs: digits test images (real data) for size "digits", else the workload's own batches
+    (of the checkpoint's config, when there is one: its vocabulary and context)."""
     if size == DIGITS_SIZE:
         test = load_digits_split().test_images
         return workload.digits.to_inputs(test[np.arange(batch) % len(test)])
     built, preset = source_workload(workload, size)
-    return built.make_batch(built.config(preset), batch, 1000 + seed).inputs
+    return built.make_batch(model_config(built, checkpoint, preset), batch, 1000 + seed).inputs
 
 
-def calibration_inputs(workload: Workload, size: str, seed: int) -> np.ndarray:
+def calibration_inputs(workload: Workload, size: str, seed: int, checkpoint: str | None = None) -> np.ndarray:
     """Representative inputs for full-int8 calibration, never the gate's: digits train images or fresh batches."""
     if size == DIGITS_SIZE:
         return workload.digits.to_inputs(load_digits_split().train_images[:CALIBRATION_SAMPLES])
     built, preset = source_workload(workload, size)
-    return built.make_batch(built.config(preset), CALIBRATION_SAMPLES, 3000 + seed).inputs
+    return built.make_batch(model_config(built, checkpoint, preset), CALIBRATION_SAMPLES, 3000 + seed).inputs
 
 
 def digits_test_batch(workload: Workload) -> Batch:

@@ -3,7 +3,8 @@
 Framework-free: everything that touches torch or tensorflow runs in worker processes.
 
     1. convert_worker, in the source framework's process: the source model (trained on digits for
-       size "digits"), its weights, the gate's reference data, and that framework's formats.
+       size "digits"; a Hugging Face checkpoint's config and weights with one), its weights, the gate's
+       reference data, and that framework's formats.
     2. convert_worker, in the other framework's process, only for routes that convert there
        (torch -> TFLite through the Keras twin; see routes.py).
     3. per artefact: published into the model repository (``<out>/<model name>/<version>/``) with its
@@ -27,11 +28,12 @@ from pathlib import Path
 from typing import Any
 
 from frameduel import __version__
+from frameduel.checkpoints import model_config, open_checkpoint
 from frameduel.environment import package_version
 from frameduel.errors import FrameduelError
 from frameduel.export.bench import BenchBudget
 from frameduel.export.convert_worker import SOURCE_FILE
-from frameduel.export.manifest import FORMATS, Manifest, TensorSpec, Validation, write_manifest
+from frameduel.export.manifest import FORMATS, Manifest, TensorSpec, Validation, model_name, write_manifest
 from frameduel.export.reference import (
     DIGITS_SIZE,
     INPUT_NAME,
@@ -41,7 +43,7 @@ from frameduel.export.reference import (
 )
 from frameduel.export.routes import Route, check_formats, route
 from frameduel.runner.process import run_job
-from frameduel.spec import FRAMEWORKS, SIZES, check_choice
+from frameduel.spec import FRAMEWORKS, MODES, SIZES, RunSpec, check_choice
 from frameduel.store import Store, now_iso
 from frameduel.workloads import get_workload
 
@@ -56,12 +58,24 @@ class ExportRequest:
     formats: tuple[str, ...] = FORMATS
     out: Path = Path("frameduel-models")
     size: str = DIGITS_SIZE  # a workload preset, or "digits": its digits config trained on load_digits
+    # A Hugging Face model directory (gpt2, llama, mistral): its config and weights replace the preset's
+    # (size then stays a preset, unused, as RunSpec.size does).
+    checkpoint: str | None = None
     epochs: int = 5  # digits training epochs (size "digits" only)
     max_batch: int = 32  # largest batch an artefact accepts; the gate and the throughput figure use it
     seed: int = 0
     threads: int = 1  # intra-op threads of every runtime
     timeout_s: float = 600.0  # per worker process
     budget: BenchBudget = field(default_factory=BenchBudget)
+
+    @property
+    def model_label(self) -> str:
+        """What is exported: the size, or "ckpt:<directory name>", the label a benchmark cell of the same
+        checkpoint carries (RunSpec.model_label)."""
+        if self.checkpoint is None:
+            return self.size
+        return RunSpec(self.workload, self.framework, MODES[self.framework][0], "infer",
+                       checkpoint=self.checkpoint).model_label
 
 
 @dataclass
@@ -80,7 +94,7 @@ class ArtefactResult:
 
     @property
     def key(self) -> str:
-        return f"{self.workload}-{self.size}-{self.framework}-{self.format}"  # = Manifest.model_name
+        return model_name(self.workload, self.size, self.framework, self.format)  # = Manifest.model_name
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -91,6 +105,11 @@ def check_request(request: ExportRequest) -> None:
     workload = get_workload(request.workload)
     check_choice("framework", request.framework, FRAMEWORKS)
     check_formats(request.formats)
+    if request.checkpoint is not None:
+        if request.size == DIGITS_SIZE:
+            raise FrameduelError(f"size '{DIGITS_SIZE}' trains the workload's digits model; a checkpoint is "
+                                 "exported with its own weights (leave --size out)")
+        model_config(workload, request.checkpoint, request.size)  # a bad checkpoint, or another family's: refused
     if request.size == DIGITS_SIZE and workload.digits is None:
         raise FrameduelError(f"workload '{request.workload}' has no digits model; pass --size tiny (or small, base)")
     check_choice("size", request.size, (*SIZES, DIGITS_SIZE))
@@ -104,7 +123,7 @@ def run_convert(request: ExportRequest, framework: str, formats: list[str], work
     """Run one convert worker; return "" or why it left no results behind."""
     job = {"workload": request.workload, "size": request.size, "framework": framework, "source": request.framework,
            "formats": formats, "work_dir": str(work_dir), "epochs": request.epochs, "seed": request.seed,
-           "threads": request.threads, "max_batch": request.max_batch}
+           "threads": request.threads, "max_batch": request.max_batch, "checkpoint": request.checkpoint}
     outcome = run_job("frameduel.export.convert_worker", [], json.dumps(job), request.timeout_s, work_dir)
     if outcome.timed_out:
         return f"{framework} converter gave no result within {request.timeout_s:g}s"
@@ -123,7 +142,7 @@ def publish(request: ExportRequest, fmt: str, facts: dict[str, Any], source: dic
     reference = load_reference(work_dir / REFERENCE_FILE)
     inputs, outputs = reference.batches[max(reference.batches)]
     manifest = Manifest(
-        workload=request.workload, size=request.size, framework=request.framework, format=fmt,
+        workload=request.workload, size=request.model_label, framework=request.framework, format=fmt,
         artefact=facts["artefact"],
         inputs=(TensorSpec(INPUT_NAME, (None, *inputs.shape[1:]), str(inputs.dtype)),),
         outputs=(TensorSpec(OUTPUT_NAME, (None, *outputs.shape[1:]), str(outputs.dtype)),),
@@ -131,7 +150,8 @@ def publish(request: ExportRequest, fmt: str, facts: dict[str, Any], source: dic
         size_bytes=artefact_bytes(work_dir / fmt / facts["artefact"]),
         source={"export_id": export_id, "route": how.how, "converter": how.converter, "seed": request.seed,
                 "weights_sha256": source["weights_sha256"], "framework_version": source["framework_version"],
-                "train": source["train"], "frameduel": __version__},
+                "train": source["train"], "frameduel": __version__,
+                **({"checkpoint": checkpoint_facts(request.checkpoint)} if request.checkpoint else {})},
         created=now_iso(), quantization=facts.get("quantization") or {},
     )
     directory = new_version_dir(request.out / manifest.model_name)
@@ -139,6 +159,13 @@ def publish(request: ExportRequest, fmt: str, facts: dict[str, Any], source: dic
     shutil.copy(work_dir / REFERENCE_FILE, directory / REFERENCE_FILE)
     write_manifest(directory, manifest)
     return directory, manifest
+
+
+def checkpoint_facts(checkpoint: str) -> dict[str, Any]:
+    """Which checkpoint an artefact holds: its directory, the config frameduel built from it, its size."""
+    loaded = open_checkpoint(checkpoint)
+    return {"directory": loaded.directory.name, "path": str(loaded.directory), "workload": loaded.workload,
+            "parameters": loaded.parameters, "config": asdict(loaded.config)}
 
 
 def new_version_dir(model_dir: Path) -> Path:
@@ -189,7 +216,7 @@ def convert_all(request: ExportRequest, work_dir: Path) -> tuple[dict[str, Route
 
 def format_outcome(request: ExportRequest, fmt: str, how: Route | str, work_dir: Path, deaths: dict[str, str],
                    export_id: str) -> ArtefactResult:
-    result = ArtefactResult(request.workload, request.size, request.framework, fmt, status="failed")
+    result = ArtefactResult(request.workload, request.model_label, request.framework, fmt, status="failed")
     if isinstance(how, str):
         return replace(result, status="unsupported", reason=how)
     if "source" in deaths:
@@ -212,6 +239,8 @@ def format_outcome(request: ExportRequest, fmt: str, how: Route | str, work_dir:
 def run_export(request: ExportRequest,
                on_result: Callable[[ArtefactResult], None] | None = None) -> tuple[str, list[ArtefactResult]]:
     """Export, gate and benchmark every requested format; returns (export id, one result per format)."""
+    if request.checkpoint is not None:  # absolute, as RunSpec.checkpoint and the manifests' source.checkpoint
+        request = replace(request, checkpoint=str(Path(request.checkpoint).expanduser().resolve()))
     check_request(request)
     export_id = time.strftime("export-%Y%m%d-%H%M%S-") + secrets.token_hex(2)
     results = []
@@ -229,8 +258,8 @@ def save_results(store: Store, export_id: str, request: ExportRequest, results: 
                  environment: dict[str, Any]) -> None:
     """One row per format in the results table: kind "export", key = the model name (newest wins).
 
-    data (JSON): export_id; request {workload, size, framework, formats, out, epochs, max_batch, seed,
-    threads, budget}; runtime_packages {name: version}; and ArtefactResult's fields: workload, size,
+    data (JSON): export_id; request {workload, size, checkpoint, framework, formats, out, epochs, max_batch,
+    seed, threads, budget}; runtime_packages {name: version}; and ArtefactResult's fields: workload, size,
     framework, format, status (valid | invalid | unsupported | failed), reason, directory (the
     version directory, or null), manifest (manifest.json's content, validation included: valid,
     reason, batch_sizes, max_abs_diff, max_rel_diff, tolerance, metric {source_accuracy,
