@@ -227,3 +227,11 @@ def test_an_adapter_of_another_model_is_refused_before_any_worker(finetuned, tmp
     save_adapter(tmp_path / "other", wider, settings, "another-model")
     done = run_cli("generate", "llama", "--size", "tiny", "--adapter", str(tmp_path / "other"), "--prompt", "1,2")
     assert_user_error(done, "do not fit its weight")
+
+
+def test_plain_torch_cells_do_not_carry_peft():
+    """peft pulls in transformers (seconds and tens of MB): only LoRA cells may pay for it."""
+    code = ("import sys, frameduel.frameworks.torch_backend; "
+            "print(sorted({'peft', 'transformers'} & set(sys.modules)))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stdout + done.stderr[-2000:]

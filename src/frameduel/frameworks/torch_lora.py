@@ -5,18 +5,25 @@ adapter as ``lora_A.default`` / ``lora_B.default`` (A Kaiming-uniform, B zero), 
 parameter, and returns a PeftModel around frameduel's model. canonical_name turns PEFT's internal
 names back into frameduel's canonical ones (see checkpoints/adapters.py), so weight transfer,
 parity and adapters on disk see one naming in both frameworks.
+
+peft is imported where an adapter is made, loaded or saved, never at module import: it pulls in
+transformers (2.5 s and tens of MB), which every other torch cell would otherwise carry in its start-up
+time and its peak memory.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import peft
 import torch
 from torch import nn
 
 from frameduel.errors import FrameduelError
 from frameduel.spec import LoraSettings
+
+if TYPE_CHECKING:
+    import peft
 
 ADAPTER_NAME = "default"  # PEFT's name for a model's only adapter
 WRAPPER_PARTS = ("base_layer", "lora_A", "lora_B", "lora_dropout", "lora_embedding_A", "lora_embedding_B",
@@ -30,6 +37,8 @@ def add_adapters(model: nn.Module, settings: LoraSettings) -> peft.PeftModel:
     if unmatched:
         raise FrameduelError(f"LoRA target {', '.join(unmatched)} names no Linear module of this model; "
                              f"choose from: {', '.join(sorted(linear_names))}")
+    import peft  # noqa: PLC0415 - see the module docstring
+
     config = peft.LoraConfig(r=settings.rank, lora_alpha=settings.alpha, target_modules=list(settings.targets),
                              lora_dropout=0.0, bias="none")  # dropout 0: both frameworks compute the same step
     return peft.get_peft_model(model, config)
@@ -38,12 +47,19 @@ def add_adapters(model: nn.Module, settings: LoraSettings) -> peft.PeftModel:
 def load_adapter(model: nn.Module, directory: str) -> peft.PeftModel:
     """A PEFT adapter directory on frameduel's model, through PEFT's own loader (the path every PEFT user
     takes; module names are Hugging Face's, so adapters trained on transformers' Llama load as they are)."""
+    import peft  # noqa: PLC0415 - see the module docstring
+
     return peft.PeftModel.from_pretrained(model, directory, is_trainable=False)
 
 
 def plain(model: nn.Module) -> nn.Module:
-    """The model whose module names are frameduel's: inside a PeftModel, the (adapted) base model."""
-    return model.get_base_model() if isinstance(model, peft.PeftModel) else model
+    """The model whose module names are frameduel's: inside a PeftModel, the (adapted) base model. Asked of
+    the model, not by isinstance: peft may not be imported (see the module docstring)."""
+    return model.get_base_model() if is_peft_model(model) else model
+
+
+def is_peft_model(model: nn.Module) -> bool:
+    return hasattr(model, "get_base_model") and hasattr(model, "peft_config")
 
 
 def canonical_name(name: str) -> str:
@@ -61,7 +77,7 @@ def is_wrapper_part(module_name: str) -> bool:
 
 def save_adapter(model: nn.Module, directory: Path, base_model: str) -> Path:
     """PEFT's own writer: adapter_config.json and adapter_model.safetensors."""
-    if not isinstance(model, peft.PeftModel):
+    if not is_peft_model(model):
         raise FrameduelError("the model has no LoRA adapters to save; train with task finetune")
     model.peft_config[ADAPTER_NAME].base_model_name_or_path = base_model
     model.save_pretrained(str(directory), safe_serialization=True)
