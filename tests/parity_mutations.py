@@ -124,7 +124,7 @@ MUTATIONS = [
              r"^layer model\.layers\.0\.self_attn\.q_proj \(stressed\)", task="finetune"),
     Mutation("lora-dropout", "LoRA dropout left on in PEFT", "gpt", "tf-to-torch",
              "frameworks/torch_lora.py", 'lora_dropout=0.0, bias="none")', 'lora_dropout=0.1, bias="none")',
-             r"^layer blocks\.0\.attn\.c_attn \(train step\)", task="finetune"),
+             r"^layer blocks\.0\.attn\.c_attn \(stressed train step\)", task="finetune"),  # B = 0 before
     Mutation("lora-biases-trained", "LoRA base not frozen: Keras trains the biases (PEFT's bias='none' does not)",
              "gpt", "torch-to-tf", "frameworks/tf_lora.py", "        variable.trainable = False\n",
              '        variable.trainable = "bias" in variable.path\n', r"^parameters trainable", task="finetune"),

@@ -12,7 +12,10 @@ from frameduel.parity.check import ParityReport, ParityRequest, judge_direction,
 from frameduel.store import Store
 from tests.conftest import run_cli
 
-WORKLOADS = ["mlp", "cnn", "transformer", "gpt", "lstm"]
+WORKLOADS = ["mlp", "cnn", "transformer", "gpt", "llama", "lstm"]
+# Parity's default LoRA check adapts every Linear LoRA may target, at rank 4 and alpha 8.
+LORA_TASKS = {"gpt": "finetune-r4a8-c_attn+c_proj+c_fc",
+              "llama": "finetune-r4a8-q_proj+k_proj+v_proj+o_proj+gate_proj+up_proj+down_proj"}
 
 
 @pytest.mark.parametrize("workload", WORKLOADS)
@@ -21,7 +24,11 @@ def test_parity_holds_both_ways_in_float64_and_every_mode(workload, db_path):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr
     output = json.loads(result.stdout)
     stored = {record.key: record.data for record in Store(db_path).results("parity")}
-    assert set(stored) == {f"{workload}/tiny/torch-to-tf", f"{workload}/tiny/tf-to-torch"}
+    prefixes = [f"{workload}/tiny"] + ([f"{workload}/tiny/{LORA_TASKS[workload]}"] if workload in LORA_TASKS else [])
+    directions = ("torch-to-tf", "tf-to-torch")
+    assert set(stored) == {f"{prefix}/{direction}" for prefix in prefixes for direction in directions}
+    assert [report["task"] for report in output["directions"]] == [
+        task for task in ["train", LORA_TASKS.get(workload)] if task for _ in range(2)]
     for report in output["directions"]:
         assert report["passed"] and report["first_divergence"] is None, report["first_divergence"]
         assert report["proven"] == ["float64", "stressed weights", "post-training state"]
@@ -38,6 +45,7 @@ def test_parity_holds_both_ways_in_float64_and_every_mode(workload, db_path):
         assert fp32["figures"]["forward"]["rel"] <= 1e-4  # the fp32 noise level, shown beside the proof
     modes = output["modes"]
     assert modes["passed"], modes["failures"]
+    assert all(m["passed"] for m in output["modes_by_task"]), [m["failures"] for m in output["modes_by_task"]]
     assert {fw: sorted(m) for fw, m in modes["judgements"].items()} == {"torch": ["compile"], "tf": ["function", "xla"]}
     assert Store(db_path).results("parity-modes")[0].data["passed"]
 

@@ -143,8 +143,10 @@ def side_arrays(side: Side, initial: dict[str, np.ndarray], batches: ParityBatch
     """Every pass of one weight set on one side (see the module docstring for the names)."""
     side.load(initial)
     arrays = {f"roundtrip/weights/{name}": value for name, value in side.weights().items()}
-    total, trainable = side.backend.parameter_counts(side.workload, side.model)  # LoRA: the adapters only
-    arrays.update({"params/total": np.asarray([total]), "params/trainable": np.asarray([trainable])})
+    # Trainable only: totals differ by design (Keras holds BatchNorm statistics as variables, torch as
+    # buffers); what trains must be the same. With LoRA: the adapters, and nothing of the base.
+    trainable = side.backend.parameter_counts(side.workload, side.model)[1]
+    arrays["params/trainable"] = np.asarray([trainable])
     arrays.update(side.eval_pass("eval", initial, batches.evaluation))
     stressed = stress_weights(initial, side.spec.seed)
     arrays.update(side.eval_pass("stress", stressed, batches.stress))
