@@ -13,7 +13,9 @@ torch_backend and tf_backend expose the same public names (Keras 3's backend pat
 
 and, for parity, accuracy and export runs: use_precision, build_model, to_tensors, make_optimizer,
 make_train_fn, make_infer_fn, set_training, to_numpy, export_weights, import_weights, forward,
-capture_activations, optimizer_state, shared_weights and align_adam_epsilon.
+capture_activations, optimizer_state, shared_weights and align_adam_epsilon. A RunSpec's `lora` (task
+finetune) or `adapter` makes build_model return a LoRA model: PEFT's on torch (torch_lora.py), Keras'
+enable_lora on TF (tf_lora.py), both under the same canonical weight names (load_adapter, below).
 
 They are imported lazily, inside a worker process, so the parent process never loads a framework.
 """
