@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -14,14 +16,32 @@ def number(value: float | None, digits: int = 2) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def generation_table(results: list[GenerateResult]) -> Table:
+def run_table(figures: tuple[str, ...]) -> Table:
+    """One row per worker run: framework, mode and status, then its figures right-aligned."""
     table = Table(header_style="bold")
-    for column in ("framework", "mode", "status", "prefill ms", "decode ms/token p50", "p90", "tokens/s",
-                   "first run s", "peak RSS MB"):
-        table.add_column(column, justify="left" if column in ("framework", "mode", "status") else "right")
+    for column in ("framework", "mode", "status"):
+        table.add_column(column)
+    for column in figures:
+        table.add_column(column, justify="right")
+    return table
+
+
+def run_cells(r: Any) -> tuple[str, str, str]:
+    """A run's framework, mode and coloured status (any result with .spec and .status)."""
+    style = status_style(r.status)
+    return r.spec.framework, r.spec.mode, f"[{style}]{r.status}[/{style}]"
+
+
+def print_errors(console: Console, results: list[Any]) -> None:
     for r in results:
-        style = status_style(r.status)
-        table.add_row(r.spec.framework, r.spec.mode, f"[{style}]{r.status}[/{style}]", number(r.prefill_ms),
+        if r.error:
+            console.print(f"{r.spec.framework} {r.spec.mode}: {escape(r.error)}", highlight=False, soft_wrap=True)
+
+
+def generation_table(results: list[GenerateResult]) -> Table:
+    table = run_table(("prefill ms", "decode ms/token p50", "p90", "tokens/s", "first run s", "peak RSS MB"))
+    for r in results:
+        table.add_row(*run_cells(r), number(r.prefill_ms),
                       number(r.decode_ms(50)), number(r.decode_ms(90)), number(r.tokens_per_s, 1),
                       number(r.first_round_s), number(r.peak_rss_mb, 0))
     return table
@@ -30,9 +50,7 @@ def generation_table(results: list[GenerateResult]) -> Table:
 def print_generation(console: Console, results: list[GenerateResult], title: str) -> None:
     console.print(title, highlight=False, soft_wrap=True)
     console.print(generation_table(results))
-    for r in results:
-        if r.error:
-            console.print(f"{r.spec.framework} {r.spec.mode}: {escape(r.error)}", highlight=False, soft_wrap=True)
+    print_errors(console, results)
     done = [r for r in results if r.status == "ok"]
     if not done:
         return

@@ -26,7 +26,7 @@ from frameduel.checkpoints import model_config
 from frameduel.checkpoints.adapters import adapter_file_bytes
 from frameduel.frameworks import load_backend
 from frameduel.parity.worker import load_weights
-from frameduel.runner.process import run_job
+from frameduel.runner.process import run_job, write_result
 from frameduel.runner.worker import error_line, peak_rss_mb
 from frameduel.spec import RunSpec
 from frameduel.workloads import get_workload
@@ -136,10 +136,7 @@ def finetune_in_process(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def main(argv: list[str]) -> int:
-    result = finetune_in_process(json.loads(sys.stdin.read()))
-    path = Path(argv[1])
-    path.with_suffix(".tmp").write_text(json.dumps(result))
-    path.with_suffix(".tmp").replace(path)
+    write_result(Path(argv[1]), json.dumps(finetune_in_process(json.loads(sys.stdin.read()))))
     return 0
 
 

@@ -24,7 +24,7 @@ from frameduel.checkpoints import model_config
 from frameduel.checkpoints.adapters import check_adapter_fits, read_adapter
 from frameduel.errors import FrameduelError
 from frameduel.frameworks import load_backend
-from frameduel.runner.process import run_job
+from frameduel.runner.process import run_job, write_result
 from frameduel.runner.stats import percentile
 from frameduel.runner.timing import measure_generation
 from frameduel.runner.worker import error_line, peak_rss_mb
@@ -162,9 +162,7 @@ def main(argv: list[str]) -> int:
     job = json.loads(sys.stdin.read())
     spec = RunSpec.from_dict(job["spec"])
     result = generate_in_process(spec, job["prompt"], job["new_tokens"], MeasureBudget.from_dict(job["budget"]))
-    path = Path(argv[1])
-    path.with_suffix(".tmp").write_text(json.dumps(result))
-    path.with_suffix(".tmp").replace(path)
+    write_result(Path(argv[1]), json.dumps(result))
     return 0
 
 

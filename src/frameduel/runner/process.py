@@ -33,6 +33,13 @@ class JobOutcome:
         return f"{cause}: {self.stderr_tail}" if self.stderr_tail else cause
 
 
+def write_result(path: Path, text: str) -> None:
+    """A worker's result file, written then renamed: the parent never reads half a result."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
 def last_line(path: Path) -> str:
     if not path.exists():  # a forked worker killed before it opened its stderr file wrote nothing
         return ""

@@ -23,6 +23,7 @@ import psutil
 from frameduel.checkpoints import model_config
 from frameduel.checkpoints.adapters import adapter_file_bytes
 from frameduel.frameworks import load_backend
+from frameduel.runner.process import write_result
 from frameduel.runner.timing import GenerationTimings, Timings, measure, measure_generation
 from frameduel.spec import MeasureBudget, Measurement, RunSpec
 from frameduel.workloads import Workload, get_workload
@@ -119,11 +120,7 @@ def main(argv: list[str]) -> int:
     job = json.loads(sys.stdin.read())
     spec = RunSpec.from_dict(job["spec"])
     budget = MeasureBudget.from_dict(job["budget"])
-    measurement = measure_cell(spec, budget)
-    # Write then rename, so the scheduler never reads half a result.
-    tmp = result_path.with_suffix(".tmp")
-    tmp.write_text(measurement.to_json())
-    tmp.replace(result_path)
+    write_result(result_path, measure_cell(spec, budget).to_json())
     return 0
 
 
