@@ -18,7 +18,7 @@ import pytest
 
 from frameduel.checkpoints.adapters import CONFIG_FILE, WEIGHTS_FILE, merge_adapter, read_adapter, save_adapter
 from frameduel.errors import FrameduelError
-from frameduel.spec import LoraSettings
+from frameduel.spec import LoraSettings, RunSpec
 from tests.conftest import run_cli
 from tests.test_cli import assert_user_error
 from tests.test_llm_checkpoints import VOCAB, llama_config, relative_difference, save
@@ -235,3 +235,26 @@ def test_plain_torch_cells_do_not_carry_peft():
             "print(sorted({'peft', 'transformers'} & set(sys.modules)))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0 and done.stdout.strip() == "[]", done.stdout + done.stderr[-2000:]
+
+
+def test_a_finetune_cell_measures_lora_and_stores_what_it_trained(tmp_path):
+    """A benchmark cell of task finetune, in each framework's own worker process: timed like a train cell,
+    with the parameter counts and the adapter's size on disk stored beside the timings."""
+    from frameduel.runner.scheduler import run_worker
+    from frameduel.workloads import get_workload
+    from tests.conftest import TINY_BUDGET
+
+    lora = get_workload("llama").lora_settings(RANK, ALPHA)
+    facts = {}
+    for framework in ("torch", "tf"):
+        spec = RunSpec(workload="llama", framework=framework, mode="eager", task="finetune", size="tiny",
+                       batch_size=4, threads=1, lora=lora)
+        measurement = run_worker(spec, TINY_BUDGET, tmp_path)
+        assert measurement.status == "ok", measurement.error
+        assert measurement.step_seconds and measurement.spec.key.split("/")[2] == f"finetune-{lora.label}"
+        facts[framework] = measurement.model_facts
+    config = get_workload("llama").config("tiny")
+    adapted = config.num_hidden_layers * RANK * ((config.hidden_size + config.hidden_size)  # q_proj
+                                                 + (config.hidden_size + config.num_key_value_heads * config.head_dim))
+    assert facts["torch"]["trainable_parameters"] == facts["tf"]["trainable_parameters"] == adapted
+    assert facts["torch"]["parameters"] > adapted and facts["torch"]["adapter_bytes"] > 4 * adapted
