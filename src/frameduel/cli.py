@@ -39,6 +39,7 @@ from frameduel.report.mlflow_export import log_to_mlflow
 from frameduel.report.parity import print_modes, print_parity
 from frameduel.report.render import write_report
 from frameduel.report.summary import RunSummary, summarize_run
+from frameduel.report.sweep import print_sweep, sweep_json
 from frameduel.report.tensorboard import write_tensorboard
 from frameduel.report.terminal import ms, print_summary
 from frameduel.report.verdict import verdicts
@@ -48,6 +49,17 @@ from frameduel.runner.plan import PRESETS, MatrixRequest, Plan, build_plan, chec
 from frameduel.runner.scheduler import pending_cells, run_plan, start_run
 from frameduel.spec import DEVICES, FRAMEWORKS, SIZES, TRAINING_TASKS, LoraSettings, Measurement, RunSpec, check_choice
 from frameduel.store import RunRecord, Store, default_db_path
+from frameduel.sweep import (
+    SweepRequest,
+    check_sweep,
+    core_slots,
+    load_sweep,
+    parse_grid,
+    plan_trials,
+    run_sweep,
+    start_sweep,
+    summarize_sweep,
+)
 from frameduel.workloads import get_workload
 
 # Help texts are plain text: a URL pattern such as NAME[/versions/V] is not rich markup.
@@ -517,6 +529,53 @@ def accuracy(
         print(json.dumps(accuracy_json(runs, summaries, request), indent=2))
     else:
         print_accuracy(console, summaries, request)
+
+
+@app.command()
+@user_errors
+def sweep(
+    workloads: str = typer.Option("mlp,cnn", help="comma-separated workloads that support the digits data"),
+    frameworks: str = typer.Option(",".join(FRAMEWORKS), help="comma-separated: torch, tf"),
+    grid: list[str] = typer.Option([], "--grid", help="KEY=V1,V2,... (repeatable): lr, batch_size"),
+    seeds: int = typer.Option(2, help="trials per configuration and framework (seeds 0..N-1)"),
+    target: float = typer.Option(0.95, help="test accuracy each trial trains to, in (0, 1]"),
+    max_epochs: int = typer.Option(40, help="a trial that has not reached the target by then stops"),
+    parallel: int | None = typer.Option(None, help="trials at once, each pinned to its own cores (default: one "
+                                        "per core)"),
+    modes: str | None = typer.Option(None, help="e.g. torch=compile,tf=xla (default: torch eager, tf function)"),
+    resume: str | None = typer.Option(None, help="finish an interrupted sweep: runs only the trials not stored"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON instead of tables"),
+    db: Path | None = DbOption,
+) -> None:
+    """Train a grid of hyperparameters x frameworks x workloads x seeds to a target accuracy, N trials at once."""
+    store = open_store(db)
+    fingerprint = environment.fingerprint()
+    if resume:
+        sweep_id, request = resume, load_sweep(store, resume)
+        check_sweep(request)
+    else:
+        accuracy_request = AccuracyRequest(workloads=split_list(workloads), frameworks=split_list(frameworks),
+                                           modes={**DEFAULT_MODES, **parse_modes(modes)}, seeds=seeds,
+                                           target=target, max_epochs=max_epochs)
+        request = SweepRequest(accuracy_request, parse_grid(grid), parallel)
+        sweep_id = start_sweep(store, request, fingerprint)
+    slots = len(core_slots(request.parallel))
+    err_console.print(f"sweep [bold]{sweep_id}[/bold]: {len(plan_trials(request))} trials, {slots} at a time, "
+                      f"db {store.path}", soft_wrap=True, highlight=False)
+    target = request.accuracy.target
+    try:
+        results = run_sweep(store, sweep_id, request, fingerprint, on_trial=lambda r: err_console.print(
+            f"{r.trial.key} (cores {','.join(map(str, r.cpus))}): {run_line(r.run, target)}", highlight=False,
+            soft_wrap=True))
+    except KeyboardInterrupt:
+        err_console.print(f"interrupted; finished trials are stored. Resume with: frameduel sweep --resume "
+                          f"{sweep_id}", soft_wrap=True, highlight=False)
+        raise typer.Exit(130) from None
+    summaries = summarize_sweep(results, target)
+    if as_json:
+        print(json.dumps(sweep_json(sweep_id, results, summaries), indent=2))
+    else:
+        print_sweep(console, sweep_id, summaries, target, slots)
 
 
 @app.command()

@@ -131,8 +131,9 @@ def run_specs(request: AccuracyRequest) -> list[RunSpec]:
             for workload in request.workloads for seed in range(request.seeds) for fw in request.frameworks]
 
 
-def run_worker(spec: RunSpec, max_epochs: int, timeout_s: float) -> TrainingRun:
-    job = json.dumps({"spec": spec.to_dict(), "max_epochs": max_epochs})
+def run_worker(spec: RunSpec, max_epochs: int, timeout_s: float, **options: Any) -> TrainingRun:
+    """One training run in a fresh process; options: the worker's learning_rate, stop_at and cpus."""
+    job = json.dumps({"spec": spec.to_dict(), "max_epochs": max_epochs, **options})
     with tempfile.TemporaryDirectory(prefix="frameduel-accuracy-") as tmp:
         result_path = Path(tmp) / "result.json"
         outcome = run_job("frameduel.accuracy.worker", [str(result_path)], job, timeout_s, Path(tmp))

@@ -2,6 +2,10 @@
 
     python -m frameduel.accuracy.worker RESULT_PATH < job.json   ({"spec": ..., "max_epochs": N})
 
+Optional job keys (a sweep trial's): "learning_rate" replaces the workload's; "stop_at" ends training
+after the first epoch whose test accuracy reaches it (the epochs after it would not change the time to
+target); "cpus" pins the process to those cores before the framework starts its thread pools.
+
 Trains for max_epochs epochs on the digits train split and evaluates on the test split after every
 epoch; writes one JSON object to RESULT_PATH: per-epoch training seconds (the training steps only,
 evaluation and batch preparation excluded; epoch 1 includes tracing/compilation), test accuracy and
@@ -12,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -37,13 +42,17 @@ def digits_batch(workload: Workload, images: np.ndarray, labels: np.ndarray) -> 
     return Batch(inputs=workload.digits.to_inputs(images), targets=labels)
 
 
-def train_epochs(backend: ModuleType, spec: RunSpec, data: DigitsSplit, max_epochs: int) -> dict[str, list[float]]:
+def train_epochs(backend: ModuleType, spec: RunSpec, data: DigitsSplit, max_epochs: int,
+                 learning_rate: float | None = None, stop_at: float | None = None) -> dict[str, list[float]]:
     workload = digits_workload(get_workload(spec.workload))
-    return fit_digits(backend, workload, spec, backend.build_model(workload, spec), data, max_epochs)
+    if learning_rate is not None:
+        workload = dataclasses.replace(workload, optimizer=dataclasses.replace(workload.optimizer,
+                                                                               learning_rate=learning_rate))
+    return fit_digits(backend, workload, spec, backend.build_model(workload, spec), data, max_epochs, stop_at)
 
 
 def fit_digits(backend: ModuleType, workload: Workload, spec: RunSpec, model: Any, data: DigitsSplit,
-               max_epochs: int) -> dict[str, list[float]]:
+               max_epochs: int, stop_at: float | None = None) -> dict[str, list[float]]:
     """Train model in place on the digits train split (workload: a digits_workload); return its per-epoch curve."""
     infer = backend.make_infer_fn(model, spec)
     train = backend.make_train_fn(model, spec, backend.make_optimizer(model, spec, workload.optimizer))
@@ -63,6 +72,8 @@ def fit_digits(backend: ModuleType, workload: Workload, spec: RunSpec, model: An
         backend.set_training(model, False)
         predictions = np.argmax(backend.to_numpy(infer(test_inputs)), axis=1)  # logits (N_test, 10) -> (N_test,)
         curve["accuracy"].append(float(np.mean(predictions == data.test_labels)))
+        if stop_at is not None and curve["accuracy"][-1] >= stop_at:
+            break
     return curve
 
 
@@ -71,9 +82,12 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     started = time.perf_counter()
     result: dict[str, Any] = {"spec": spec.to_dict(), "status": "ok"}
     try:
+        if job.get("cpus"):  # before the framework exists: its thread pools start on these cores only
+            os.sched_setaffinity(0, job["cpus"])
         backend = load_backend(spec.framework)
-        result["runtime"] = backend.configure(spec)
-        result.update(train_epochs(backend, spec, load_digits_split(), job["max_epochs"]))
+        result["runtime"] = {**backend.configure(spec), "cpus": sorted(os.sched_getaffinity(0))}
+        result.update(train_epochs(backend, spec, load_digits_split(), job["max_epochs"], job.get("learning_rate"),
+                                   job.get("stop_at")))
     except Exception as exc:  # noqa: BLE001 - reported to the parent as this run's failure
         result.update(status="failed", error=error_line(exc))
     result["wall_s"] = time.perf_counter() - started

@@ -1,0 +1,53 @@
+"""`frameduel sweep`'s output: every configuration over its seeds, the best per framework, how much the
+hyperparameters matter to each framework."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from frameduel.report.generation import number
+from frameduel.sweep import ConfigSummary, TrialResult, best_configs, sensitivity
+
+
+def seconds_text(s: ConfigSummary) -> str:
+    if s.seconds_to_target is None:
+        return "not reached"
+    low, high = s.seconds_range or (s.seconds_to_target, s.seconds_to_target)
+    return f"{s.seconds_to_target:.3g} [{low:.3g}-{high:.3g}]"
+
+
+def config_table(summaries: list[ConfigSummary], target: float) -> Table:
+    table = Table(header_style="bold", box=None, padding=(0, 1, 0, 0))
+    for column in ("workload", "fw", "config", "reached", f"s to {target:g} median [range]", "epochs",
+                   "best acc"):
+        table.add_column(column, justify="left" if column in ("workload", "fw", "config") else "right")
+    for s in summaries:
+        table.add_row(s.workload, s.framework, s.config, f"{s.reached}/{s.seeds}", seconds_text(s),
+                      number(s.epochs_to_target), number(s.best_accuracy, 3))
+    return table
+
+
+def print_sweep(console: Console, sweep_id: str, summaries: list[ConfigSummary], target: float,
+                parallel: int) -> None:
+    console.print(f"[bold]sweep {sweep_id}[/bold]: time to test accuracy {target:g} on load_digits, "
+                  f"{parallel} trial(s) at a time on disjoint cores", highlight=False, soft_wrap=True)
+    console.print(config_table(summaries, target))
+    console.print("[bold]Best configuration per framework[/bold] (lowest median time to target; range over seeds):",
+                  highlight=False)
+    for s in best_configs(summaries):
+        console.print(f"  {s.workload} {s.framework}: {s.config}: {seconds_text(s)} s, {s.reached}/{s.seeds} seeds "
+                      "reached it", highlight=False)
+    for (workload, framework), (reached, total, ratio) in sensitivity(summaries).items():
+        spread = f"; the slowest is {ratio:.2g}x the fastest" if ratio else ""
+        console.print(f"  sensitivity {workload} {framework}: {reached} of {total} configurations reached "
+                      f"the target{spread}", highlight=False)
+
+
+def sweep_json(sweep_id: str, results: list[TrialResult], summaries: list[ConfigSummary]) -> dict[str, Any]:
+    return {"sweep_id": sweep_id, "trials": [r.to_dict() for r in results],
+            "configs": [s.to_dict() for s in summaries], "best": [s.to_dict() for s in best_configs(summaries)],
+            "sensitivity": [{"workload": w, "framework": f, "reached": r, "configs": t, "slowest_over_fastest": x}
+                            for (w, f), (r, t, x) in sensitivity(summaries).items()]}

@@ -1,0 +1,289 @@
+"""`frameduel sweep`: a grid of hyperparameters x frameworks x workloads x seeds, each trial trained to a
+target accuracy on load_digits, run N at a time on disjoint cores, stored as each finishes.
+
+Framework-free: a trial is the accuracy worker (accuracy/worker.py) in a fresh process, given its
+learning rate and batch size, told to stop once it reaches the target, and pinned to its own cores
+(os.sched_setaffinity before the framework starts its thread pools, threads = those cores). Trials
+run in parallel do not share a core, so they contend only for memory bandwidth and caches; their
+time-to-target figures are comparable with each other, not with a quiet machine's.
+
+Stored in the results database as kind "sweep" (the request, under the sweep id) and "sweep-trial"
+(one per trial, key "<sweep id>/<trial key>"); --resume runs only the trials not stored yet.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+import queue
+import secrets
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from frameduel.accuracy.run import AccuracyRequest, TrainingRun, check_request, resolve_modes
+from frameduel.accuracy.run import run_worker as run_training
+from frameduel.datasets import TRAIN_IMAGES
+from frameduel.errors import FrameduelError
+from frameduel.spec import RunSpec
+from frameduel.store import Store, now_iso
+
+# The hyperparameters a trial takes, with how to read a value and what makes one valid.
+GRID_KEYS: dict[str, tuple[Callable[[str], float | int], Callable[[float], bool], str]] = {
+    "lr": (float, lambda v: 0 < v < 10, "a learning rate in (0, 10)"),
+    "batch_size": (int, lambda v: 1 <= v <= TRAIN_IMAGES, f"a batch size in 1..{TRAIN_IMAGES}"),
+}
+
+
+def parse_grid(items: list[str]) -> dict[str, tuple[float | int, ...]]:
+    """['lr=1e-3,3e-3', 'batch_size=32,128'] -> {'lr': (0.001, 0.003), 'batch_size': (32, 128)}."""
+    if not items:
+        raise FrameduelError("empty grid; give at least one --grid KEY=V1,V2 (keys: " + ", ".join(GRID_KEYS) + ")")
+    grid: dict[str, tuple[float | int, ...]] = {}
+    for item in items:
+        key, sep, values = item.partition("=")
+        key = key.strip()
+        if not sep:
+            raise FrameduelError(f"bad --grid '{item}'; write KEY=V1,V2, e.g. lr=1e-3,3e-3")
+        if key not in GRID_KEYS:
+            raise FrameduelError(f"unknown grid key '{key}'; a trial takes: {', '.join(GRID_KEYS)}")
+        parse, valid, what = GRID_KEYS[key]
+        texts = [v.strip() for v in values.split(",") if v.strip()]
+        if not texts:
+            raise FrameduelError(f"--grid {key} has no values; write {key}=V1,V2")
+        try:
+            parsed = tuple(dict.fromkeys(parse(text) for text in texts))
+        except ValueError:
+            raise FrameduelError(f"--grid {key}: '{values}' is not a list of numbers ({what})") from None
+        bad = [v for v in parsed if not valid(v)]
+        if bad:
+            raise FrameduelError(f"--grid {key}: {bad[0]} is not {what}")
+        grid[key] = parsed
+    return grid
+
+
+@dataclass(frozen=True)
+class Trial:
+    workload: str
+    framework: str
+    mode: str
+    seed: int
+    config: tuple[tuple[str, float | int], ...]  # (key, value) in GRID_KEYS order
+
+    @property
+    def config_label(self) -> str:
+        return " ".join(f"{key}={value:g}" for key, value in self.config)
+
+    @property
+    def key(self) -> str:
+        return f"{self.workload}/{self.framework}/{self.mode}/{self.config_label.replace(' ', ',')}/s{self.seed}"
+
+    def value(self, key: str, default: float | int) -> float | int:
+        return dict(self.config).get(key, default)
+
+
+@dataclass(frozen=True)
+class SweepRequest:
+    accuracy: AccuracyRequest  # workloads, frameworks, modes, seeds, target, max epochs, base batch size
+    grid: dict[str, tuple[float | int, ...]]
+    parallel: int | None = None  # None: fill the machine, one core per trial
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"accuracy": asdict(self.accuracy), "grid": {k: list(v) for k, v in self.grid.items()},
+                "parallel": self.parallel}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SweepRequest:
+        accuracy = data["accuracy"]
+        accuracy = AccuracyRequest(**{**accuracy, "workloads": tuple(accuracy["workloads"]),
+                                      "frameworks": tuple(accuracy["frameworks"])})
+        return cls(accuracy, {k: tuple(v) for k, v in data["grid"].items()}, data["parallel"])
+
+
+def available_cores() -> list[int]:
+    return sorted(os.sched_getaffinity(0))
+
+
+def core_slots(parallel: int | None) -> list[list[int]]:
+    """`parallel` disjoint sets of this process's cores, as even as they divide (None: one core each)."""
+    cores = available_cores()
+    count = len(cores) if parallel is None else parallel
+    if count < 1:
+        raise FrameduelError(f"--parallel must be >= 1 (leave it out for one trial per core), got {parallel}")
+    if count > len(cores):
+        raise FrameduelError(f"--parallel {count} needs {count} cores, but this process may use {len(cores)}; "
+                             "trials never share a core")
+    return [[int(core) for core in chunk] for chunk in np.array_split(np.asarray(cores), count)]
+
+
+def check_sweep(request: SweepRequest) -> None:
+    check_request(request.accuracy)
+    core_slots(request.parallel)
+    for key, values in request.grid.items():
+        if key not in GRID_KEYS or not values:
+            raise FrameduelError(f"bad grid entry {key}={values}")
+
+
+def plan_trials(request: SweepRequest) -> list[Trial]:
+    """Seed-major, then configuration, frameworks alternating: drift and contention hit all alike."""
+    a = request.accuracy
+    modes = resolve_modes(a.frameworks, a.modes)
+    keys = [key for key in GRID_KEYS if key in request.grid]
+    configs = [tuple(zip(keys, values, strict=True)) for values in itertools.product(*(request.grid[k] for k in keys))]
+    return [Trial(workload, fw, modes[fw], seed, config) for seed in range(a.seeds) for workload in a.workloads
+            for config in configs for fw in a.frameworks]
+
+
+def trial_spec(trial: Trial, request: SweepRequest, threads: int) -> RunSpec:
+    a = request.accuracy
+    return RunSpec(workload=trial.workload, framework=trial.framework, mode=trial.mode, task="train",
+                   batch_size=int(trial.value("batch_size", a.batch_size)), device=a.device, threads=threads,
+                   seed=trial.seed)
+
+
+@dataclass
+class TrialResult:
+    trial: Trial
+    run: TrainingRun
+    cpus: list[int] = field(default_factory=list)
+    started_s: float = 0.0  # since the sweep (this invocation) started
+    finished_s: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"trial": asdict(self.trial), "key": self.trial.key, "run": self.run.to_dict(), "cpus": self.cpus,
+                "started_s": self.started_s, "finished_s": self.finished_s}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrialResult:
+        trial = data["trial"]
+        trial = Trial(**{**trial, "config": tuple(tuple(pair) for pair in trial["config"])})
+        run = {**data["run"], "spec": RunSpec.from_dict(data["run"]["spec"])}
+        return cls(trial, TrainingRun(**run), data["cpus"], data["started_s"], data["finished_s"])
+
+
+def new_sweep_id() -> str:
+    return f"sweep-{now_iso()[:19].replace(':', '').replace('-', '').replace('T', '-')}-{secrets.token_hex(2)}"
+
+
+def start_sweep(store: Store, request: SweepRequest, environment: dict[str, Any]) -> str:
+    check_sweep(request)
+    sweep_id = new_sweep_id()
+    store.save_result("sweep", sweep_id, request.to_dict(), environment)
+    return sweep_id
+
+
+def load_sweep(store: Store, sweep_id: str) -> SweepRequest:
+    stored = [r for r in store.results("sweep") if r.key == sweep_id]
+    if not stored:
+        known = ", ".join(r.key for r in store.results("sweep")[-5:]) or "none stored"
+        raise FrameduelError(f"no sweep '{sweep_id}' in this database (recent: {known})")
+    return SweepRequest.from_dict(stored[0].data)
+
+
+def stored_trials(store: Store, sweep_id: str) -> list[TrialResult]:
+    return [TrialResult.from_dict(r.data) for r in store.results("sweep-trial") if r.key.startswith(f"{sweep_id}/")]
+
+
+def run_sweep(store: Store, sweep_id: str, request: SweepRequest, environment: dict[str, Any],
+              on_trial: Callable[[TrialResult], None] | None = None) -> list[TrialResult]:
+    """Every trial not stored yet, `parallel` at a time, each on its own cores; each stored as it finishes."""
+    done = {result.trial.key for result in stored_trials(store, sweep_id)}
+    pending = [trial for trial in plan_trials(request) if trial.key not in done]
+    slots: queue.Queue[list[int]] = queue.Queue()
+    for slot in core_slots(request.parallel):
+        slots.put(slot)
+    started = time.perf_counter()
+    a = request.accuracy
+
+    def run(trial: Trial) -> TrialResult:
+        """In a pool thread: wait for free cores, train in a process pinned to them (never raises)."""
+        cpus = slots.get()
+        try:
+            begun = time.perf_counter() - started
+            training = run_training(trial_spec(trial, request, len(cpus)), a.max_epochs, a.timeout_s,
+                                    learning_rate=trial.value("lr", None), stop_at=a.target, cpus=cpus)
+            return TrialResult(trial, training, cpus, begun, time.perf_counter() - started)
+        finally:
+            slots.put(cpus)
+
+    with ThreadPoolExecutor(max_workers=slots.qsize()) as pool:
+        # Stored here, in the thread that owns the database connection, as each trial finishes.
+        for future in as_completed([pool.submit(run, trial) for trial in pending]):
+            result = future.result()
+            store.save_result("sweep-trial", f"{sweep_id}/{result.trial.key}", result.to_dict(), environment)
+            if on_trial:
+                on_trial(result)
+    return stored_trials(store, sweep_id)
+
+
+# -- Summary: per workload and framework, each configuration over its seeds; the best one; sensitivity. --
+
+
+@dataclass(frozen=True)
+class ConfigSummary:
+    workload: str
+    framework: str
+    config: str
+    seeds: int
+    reached: int
+    seconds_to_target: float | None  # median over seeds, a seed that never reached it counting as infinite
+    seconds_range: tuple[float, float] | None  # min and max over the seeds that reached it
+    epochs_to_target: float | None
+    best_accuracy: float | None  # median of each seed's best
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def median_finite(values: list[float]) -> float | None:
+    value = float(np.median(values)) if values else math.inf
+    return None if math.isinf(value) else value
+
+
+def summarize_sweep(results: list[TrialResult], target: float) -> list[ConfigSummary]:
+    groups: dict[tuple[str, str, str], list[TrialResult]] = {}
+    for result in results:
+        trial = result.trial
+        groups.setdefault((trial.workload, trial.framework, trial.config_label), []).append(result)
+    summaries = []
+    for (workload, framework, config), members in groups.items():
+        runs = [m.run for m in members]
+        seconds = [run.seconds_to(target) for run in runs if run.status == "ok"]
+        reached = [s for s in seconds if s is not None]
+        summaries.append(ConfigSummary(
+            workload, framework, config, len(runs), len(reached),
+            median_finite([s if s is not None else math.inf for s in seconds] or [math.inf]),
+            (min(reached), max(reached)) if reached else None,
+            median_finite([run.epochs_to(target) or math.inf for run in runs if run.status == "ok"]),
+            median_finite([max(run.accuracy) for run in runs if run.accuracy]),
+        ))
+    return summaries
+
+
+def best_configs(summaries: list[ConfigSummary]) -> list[ConfigSummary]:
+    """Per workload and framework, the configuration with the lowest median time to target."""
+    best: dict[tuple[str, str], ConfigSummary] = {}
+    for s in summaries:
+        current = best.get((s.workload, s.framework))
+        if current is None or (s.seconds_to_target or math.inf) < (current.seconds_to_target or math.inf):
+            best[(s.workload, s.framework)] = s
+    return list(best.values())
+
+
+def sensitivity(summaries: list[ConfigSummary]) -> dict[tuple[str, str], tuple[int, int, float | None]]:
+    """(workload, framework) -> (configurations that reached the target, configurations, slowest reached /
+    fastest reached): how much the choice of hyperparameters matters to that framework."""
+    out: dict[tuple[str, str], tuple[int, int, float | None]] = {}
+    for s in summaries:
+        reached, total, _ = out.get((s.workload, s.framework), (0, 0, None))
+        out[(s.workload, s.framework)] = (reached + (s.seconds_to_target is not None), total + 1, None)
+    for key in out:
+        times = [s.seconds_to_target for s in summaries if (s.workload, s.framework) == key and s.seconds_to_target]
+        reached, total, _ = out[key]
+        out[key] = (reached, total, max(times) / min(times) if times else None)
+    return out
