@@ -279,11 +279,8 @@ def sensitivity(summaries: list[ConfigSummary]) -> dict[tuple[str, str], tuple[i
     """(workload, framework) -> (configurations that reached the target, configurations, slowest reached /
     fastest reached): how much the choice of hyperparameters matters to that framework."""
     out: dict[tuple[str, str], tuple[int, int, float | None]] = {}
-    for s in summaries:
-        reached, total, _ = out.get((s.workload, s.framework), (0, 0, None))
-        out[(s.workload, s.framework)] = (reached + (s.seconds_to_target is not None), total + 1, None)
-    for key in out:
-        times = [s.seconds_to_target for s in summaries if (s.workload, s.framework) == key and s.seconds_to_target]
-        reached, total, _ = out[key]
-        out[key] = (reached, total, max(times) / min(times) if times else None)
+    for key in dict.fromkeys((s.workload, s.framework) for s in summaries):
+        own = [s for s in summaries if (s.workload, s.framework) == key]
+        times = [s.seconds_to_target for s in own if s.seconds_to_target is not None]
+        out[key] = (len(times), len(own), max(times) / min(times) if times else None)
     return out
