@@ -85,9 +85,9 @@ def save_adapter(model: nn.Module, directory: Path, base_model: str) -> Path:
 
 
 def parameter_counts(model: nn.Module) -> tuple[int, int]:
-    """(all, trainable) parameters, a tied weight counted once."""
-    unique = {id(p): p for p in model.parameters()}.values()
-    return sum(p.numel() for p in unique), sum(p.numel() for p in unique if p.requires_grad)
+    """(all, trainable) parameters; parameters() yields a tied weight once."""
+    params = list(model.parameters())
+    return sum(p.numel() for p in params), sum(p.numel() for p in params if p.requires_grad)
 
 
 def trainable_parameters(model: nn.Module) -> list[torch.nn.Parameter]:
