@@ -350,10 +350,11 @@ def parity(
                               checkpoint=str(checkpoint.resolve()) if checkpoint else None, task=task,
                               lora=parity_lora(workload, task, lora_rank, lora_alpha, lora_targets))
                 for task in parity_tasks(workload, tasks)]
+    store, fingerprint = open_store(db), environment.fingerprint()
     reports, modes_reports = [], []
     for request in requests:
         task_reports, modes_report = check_parity(request)
-        save_parity(open_store(db), task_reports, modes_report, environment.fingerprint())
+        save_parity(store, task_reports, modes_report, fingerprint)
         reports += task_reports
         modes_reports += [modes_report] if modes_report else []
     if as_json:
