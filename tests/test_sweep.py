@@ -65,7 +65,7 @@ def test_resume_runs_only_the_trials_that_are_not_stored(swept):
     (["--grid", "lr=fast"], "is not a list of numbers"),
     (["--grid", "batch_size=0"], "--grid batch_size: 0 is not a batch size"),
     (["--grid", "lr=1e-3", "--parallel", "0"], "--parallel must be >= 1"),
-    (["--grid", "lr=1e-3", "--parallel", "64"], "trials never share a core"),
+    (["--grid", "lr=1e-3", "--parallel", "64"], "never share a core"),
     (["--grid", "lr=1e-3", "--workloads", "gpt"], "cannot train on the digits data set"),
     (["--resume", "sweep-nope"], "no sweep 'sweep-nope'"),
 ])

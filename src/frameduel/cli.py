@@ -40,13 +40,14 @@ from frameduel.report.parity import print_modes, print_parity
 from frameduel.report.render import write_report
 from frameduel.report.summary import RunSummary, summarize_run
 from frameduel.report.sweep import print_sweep, sweep_json
+from frameduel.report.sweep_document import stored_sweep, write_sweep_report
 from frameduel.report.tensorboard import write_tensorboard
 from frameduel.report.terminal import ms, print_summary
 from frameduel.report.verdict import verdicts
 from frameduel.runner.finetune import FinetuneRequest, loss_agreement, run_finetune
 from frameduel.runner.generate import GenerateRequest, run_generate
 from frameduel.runner.plan import PRESETS, MatrixRequest, Plan, build_plan, check_modes, modes_for
-from frameduel.runner.scheduler import pending_cells, run_plan, start_run
+from frameduel.runner.scheduler import CellExecutor, pending_cells, run_plan, start_run
 from frameduel.spec import DEVICES, FRAMEWORKS, SIZES, TRAINING_TASKS, LoraSettings, Measurement, RunSpec, check_choice
 from frameduel.store import RunRecord, Store, default_db_path
 from frameduel.sweep import (
@@ -80,6 +81,11 @@ LoraAlphaOption = typer.Option(16.0, "--lora-alpha", help="LoRA alpha: the updat
                                "does (Keras' own default, alpha = r, is not used)")
 LoraTargetsOption = typer.Option(None, "--lora-targets", help="comma-separated module names to adapt (default: "
                                  "q_proj,v_proj for llama, c_attn for gpt)")
+EXECUTORS = ("local", "ray")
+ExecutorOption = typer.Option("local", help="where cells run: local (this machine) or ray (a Ray cluster: "
+                              "each machine one timing cell at a time; see --address)")
+AddressOption = typer.Option(None, "--address", help="with --executor ray: the cluster head's HOST:PORT "
+                             "(default: start a one-node Ray cluster on this machine for the run)")
 CheckpointOption = typer.Option(None, "--checkpoint", help="a Hugging Face model directory (config.json + "
                                 "model.safetensors): its config and weights replace the preset's "
                                 "(gpt2, llama, mistral)")
@@ -98,6 +104,17 @@ def user_errors(command: F) -> F:
             raise typer.Exit(USER_ERROR_EXIT) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def cell_executor(executor: str, address: str | None) -> CellExecutor | None:
+    """None for this machine; a Ray executor whose cluster was checked to be reachable. Before anything starts."""
+    if check_choice("executor", executor, EXECUTORS) == "local":
+        if address is not None:
+            raise FrameduelError("--address names a Ray cluster; add --executor ray")
+        return None
+    from frameduel.cluster.cells import RayCells  # Ray's import costs seconds; only runs that use it pay
+
+    return RayCells(address)
 
 
 def split_list(value: str | None) -> tuple[str, ...] | None:
@@ -136,7 +153,7 @@ def eta_text(seconds: float) -> str:
     return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
-def run_with_progress(store: Store, run_id: str, plan: Plan, quiet: bool) -> None:
+def run_with_progress(store: Store, run_id: str, plan: Plan, quiet: bool, executor: CellExecutor | None = None) -> None:
     total = len(plan.schedule())
     done = total - len(pending_cells(store, run_id, plan))
     out = err_console if quiet else console
@@ -164,7 +181,7 @@ def run_with_progress(store: Store, run_id: str, plan: Plan, quiet: bool) -> Non
             progress.update(bar, advance=1, eta=eta())
 
         try:
-            run_plan(store, run_id, plan, on_cell)
+            run_plan(store, run_id, plan, on_cell, executor)
         except KeyboardInterrupt:
             progress.stop()
             err_console.print(f"interrupted; finished cells are stored. Resume with: "
@@ -195,6 +212,10 @@ def compare(
                                      "(default: the full preset does)"),
     launch: str = typer.Option("fork", help="how each cell's fresh worker process starts: fork (from a zygote "
                                "that imported the framework once) or spawn (a new interpreter)"),
+    parallel: int = typer.Option(1, help="timing cells at once, each on its own cores; they still share memory "
+                                 "bandwidth and caches, so every cell is flagged (default 1: one at a time)"),
+    executor: str = ExecutorOption,
+    address: str | None = AddressOption,
     checkpoint: Path | None = CheckpointOption,
     lora_rank: int = LoraRankOption,
     lora_alpha: float = LoraAlphaOption,
@@ -207,6 +228,7 @@ def compare(
 ) -> None:
     """Run workloads in PyTorch and TensorFlow side by side and print the comparison."""
     store = open_store(db)
+    cells_executor = cell_executor(executor, address)
     if resume:
         run_id, plan = resume, Plan.from_dict(store.get_run(resume).plan)
     else:
@@ -217,15 +239,18 @@ def compare(
             tasks=split_list(tasks), precisions=split_list(precisions), preset=preset, size=size,
             device=device, threads=threads, repeats=repeats, timeout_s=timeout, seed=seed, peak=peak,
             launch=launch, checkpoint=str(checkpoint) if checkpoint else None,
-            lora_rank=lora_rank, lora_alpha=lora_alpha, lora_targets=split_list(lora_targets),
+            lora_rank=lora_rank, lora_alpha=lora_alpha, lora_targets=split_list(lora_targets), parallel=parallel,
         )
         plan = build_plan(request)
+        if cells_executor is not None and plan.parallel != 1:
+            raise FrameduelError("--parallel is for --executor local; on Ray, machines run in parallel and each "
+                                 "runs one timing cell at a time")
         run_id = start_run(store, plan)
     (err_console if as_json else console).print(
         f"run [bold]{run_id}[/bold]: {len(plan.specs)} cells x {plan.repeats} processes, db {store.path}",
         soft_wrap=True,  # the run id and the path must stay greppable on one line
     )
-    run_with_progress(store, run_id, plan, quiet=as_json)
+    run_with_progress(store, run_id, plan, quiet=as_json, executor=cells_executor)
     show_run(store, run_id, as_json, wide, speedups)
 
 
@@ -248,14 +273,21 @@ def show_run(store: Store, run_id: str, as_json: bool, wide: bool = False, speed
 @app.command()
 @user_errors
 def report(
-    run_id: str = typer.Argument(..., help="a run id from `frameduel runs`"),
-    out: Path = typer.Option(Path("frameduel-report"), "--out", help="folder for report.html, .md, .json"),
+    run_id: str = typer.Argument(..., help="a run id from `frameduel runs`, or a sweep id"),
+    out: Path = typer.Option(Path("frameduel-report"), "--out", help="folder for report.html, .md, .json "
+                             "(a sweep: sweep.html, .md, .json)"),
     tensorboard: Path | None = typer.Option(None, "--tensorboard", help="also write TensorBoard scalars here"),
     mlflow: str | None = typer.Option(None, "--mlflow", help="also log to this MLflow tracking URI or folder"),
     db: Path | None = DbOption,
 ) -> None:
     """Write a self-contained HTML report (plots embedded) plus Markdown and JSON versions."""
     store = open_store(db)
+    if stored_sweep(store, run_id) is not None:
+        if tensorboard is not None or mlflow is not None:
+            raise FrameduelError("--tensorboard and --mlflow apply to compare runs, not sweeps; leave them out")
+        for path in write_sweep_report(store, run_id, out):
+            console.print(f"wrote {path}")
+        return
     run, summary = summarize_stored_run(store, run_id)
     try:
         evidence = load_evidence(store, summary.workloads)

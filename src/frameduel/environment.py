@@ -7,6 +7,8 @@ parent process never imports torch or TensorFlow (each worker reports what it ac
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import os
 import platform
 import shutil
@@ -126,3 +128,14 @@ def fingerprint() -> dict[str, Any]:
         "default_threads": default_threads(),
         "env": {name: os.environ[name] for name in THREAD_ENV_VARS if name in os.environ},
     }
+
+
+# What may differ between two machines whose timings are still comparable: their names.
+NOT_MACHINE_CLASS = ("hostname",)
+
+
+def machine_class(environment: dict[str, Any]) -> str:
+    """A short hash of everything in a fingerprint that can change a timing (hardware, software, thread
+    settings; not the host name): two cells may be compared only if they ran on the same class."""
+    relevant = {key: value for key, value in environment.items() if key not in NOT_MACHINE_CLASS}
+    return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:12]

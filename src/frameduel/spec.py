@@ -196,6 +196,9 @@ class Measurement:
     runtime: dict[str, Any] = field(default_factory=dict)  # versions, threads actually in force
     # What was trained or run: parameters, trainable_parameters and, for finetune, adapter_bytes on disk.
     model_facts: dict[str, Any] = field(default_factory=dict)
+    # Where it ran, filled by the executor: "executor", "host", "machine_class" (environment.machine_class),
+    # "concurrent" (timing cells sharing the machine), and on Ray "ray_node_id" and the node's "environment".
+    placement: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:
         data = dataclasses.asdict(self)

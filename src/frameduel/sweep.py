@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import os
 import queue
 import secrets
 import time
@@ -30,6 +29,7 @@ from frameduel.accuracy.run import AccuracyRequest, TrainingRun, check_request, 
 from frameduel.accuracy.run import run_worker as run_training
 from frameduel.datasets import TRAIN_IMAGES
 from frameduel.errors import FrameduelError
+from frameduel.runner.cores import core_slots
 from frameduel.spec import RunSpec
 from frameduel.store import Store, now_iso
 
@@ -103,22 +103,6 @@ class SweepRequest:
         accuracy = AccuracyRequest(**{**accuracy, "workloads": tuple(accuracy["workloads"]),
                                       "frameworks": tuple(accuracy["frameworks"])})
         return cls(accuracy, {k: tuple(v) for k, v in data["grid"].items()}, data["parallel"])
-
-
-def available_cores() -> list[int]:
-    return sorted(os.sched_getaffinity(0))
-
-
-def core_slots(parallel: int | None) -> list[list[int]]:
-    """`parallel` disjoint sets of this process's cores, as even as they divide (None: one core each)."""
-    cores = available_cores()
-    count = len(cores) if parallel is None else parallel
-    if count < 1:
-        raise FrameduelError(f"--parallel must be >= 1 (leave it out for one trial per core), got {parallel}")
-    if count > len(cores):
-        raise FrameduelError(f"--parallel {count} needs {count} cores, but this process may use {len(cores)}; "
-                             "trials never share a core")
-    return [[int(core) for core in chunk] for chunk in np.array_split(np.asarray(cores), count)]
 
 
 def check_sweep(request: SweepRequest) -> None:

@@ -1,5 +1,6 @@
 """`frameduel sweep`'s output: every configuration over its seeds, the best per framework, how much the
-hyperparameters matter to each framework."""
+hyperparameters matter to each framework. The rows and lines here are shared with the sweep report
+documents (report/sweep_document.py), so terminal and HTML/Markdown say the same thing."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from rich.table import Table
 from frameduel.report.generation import number
 from frameduel.sweep import ConfigSummary, TrialResult, best_configs, sensitivity
 
+LEFT_COLUMNS = ("workload", "fw", "config")
+
 
 def seconds_text(s: ConfigSummary) -> str:
     if s.seconds_to_target is None:
@@ -19,15 +22,34 @@ def seconds_text(s: ConfigSummary) -> str:
     return f"{s.seconds_to_target:.3g} [{low:.3g}-{high:.3g}]"
 
 
+def config_columns(target: float) -> tuple[str, ...]:
+    return (*LEFT_COLUMNS, "reached", f"s to {target:g} median [range]", "epochs", "best acc")
+
+
+def config_row(s: ConfigSummary) -> list[str]:
+    return [s.workload, s.framework, s.config, f"{s.reached}/{s.seeds}", seconds_text(s),
+            number(s.epochs_to_target), number(s.best_accuracy, 3)]
+
+
 def config_table(summaries: list[ConfigSummary], target: float) -> Table:
     table = Table(header_style="bold", box=None, padding=(0, 1, 0, 0))
-    for column in ("workload", "fw", "config", "reached", f"s to {target:g} median [range]", "epochs",
-                   "best acc"):
-        table.add_column(column, justify="left" if column in ("workload", "fw", "config") else "right")
+    for column in config_columns(target):
+        table.add_column(column, justify="left" if column in LEFT_COLUMNS else "right")
     for s in summaries:
-        table.add_row(s.workload, s.framework, s.config, f"{s.reached}/{s.seeds}", seconds_text(s),
-                      number(s.epochs_to_target), number(s.best_accuracy, 3))
+        table.add_row(*config_row(s))
     return table
+
+
+def best_line(s: ConfigSummary) -> str:
+    return f"{s.workload} {s.framework}: {s.config}: {seconds_text(s)} s, {s.reached}/{s.seeds} seeds reached it"
+
+
+def sensitivity_lines(summaries: list[ConfigSummary]) -> list[str]:
+    lines = []
+    for (workload, framework), (reached, total, ratio) in sensitivity(summaries).items():
+        spread = f"; the slowest is {ratio:.2g}x the fastest" if ratio else ""
+        lines.append(f"{workload} {framework}: {reached} of {total} configurations reached the target{spread}")
+    return lines
 
 
 def print_sweep(console: Console, sweep_id: str, summaries: list[ConfigSummary], target: float,
@@ -38,12 +60,9 @@ def print_sweep(console: Console, sweep_id: str, summaries: list[ConfigSummary],
     console.print("[bold]Best configuration per framework[/bold] (lowest median time to target; range over seeds):",
                   highlight=False)
     for s in best_configs(summaries):
-        console.print(f"  {s.workload} {s.framework}: {s.config}: {seconds_text(s)} s, {s.reached}/{s.seeds} seeds "
-                      "reached it", highlight=False)
-    for (workload, framework), (reached, total, ratio) in sensitivity(summaries).items():
-        spread = f"; the slowest is {ratio:.2g}x the fastest" if ratio else ""
-        console.print(f"  sensitivity {workload} {framework}: {reached} of {total} configurations reached "
-                      f"the target{spread}", highlight=False)
+        console.print(f"  {best_line(s)}", highlight=False)
+    for line in sensitivity_lines(summaries):
+        console.print(f"  sensitivity {line}", highlight=False)
 
 
 def sweep_json(sweep_id: str, results: list[TrialResult], summaries: list[ConfigSummary]) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from typing import Any
 from frameduel import environment
 from frameduel.checkpoints import model_config
 from frameduel.errors import FrameduelError
+from frameduel.runner.cores import core_slots
 from frameduel.spec import FRAMEWORKS, MODES, PRECISIONS, SIZES, TASKS, MeasureBudget, RunSpec, check_choice
 from frameduel.workloads import Workload, get_workload
 
@@ -78,6 +79,9 @@ class MatrixRequest:
     lora_rank: int = 8
     lora_alpha: float = 16.0
     lora_targets: tuple[str, ...] | None = None
+    # Timing cells at once, each pinned to its own share of the cores (threads default to that share).
+    # They contend for memory bandwidth and caches, so every such cell is flagged; 1 is the honest default.
+    parallel: int = 1
 
 
 LAUNCHES = ("fork", "spawn")
@@ -90,6 +94,7 @@ class Plan:
     budget: MeasureBudget
     repeats: int
     launch: str = "fork"  # how each cell's fresh process starts, see MatrixRequest
+    parallel: int = 1  # timing cells at once on this machine, each on its own cores (see MatrixRequest)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -98,6 +103,7 @@ class Plan:
             "budget": self.budget.to_dict(),
             "repeats": self.repeats,
             "launch": self.launch,
+            "parallel": self.parallel,
         }
 
     @classmethod
@@ -108,6 +114,7 @@ class Plan:
             budget=MeasureBudget.from_dict(data["budget"]),
             repeats=data["repeats"],
             launch=data.get("launch", "spawn"),  # runs stored before the zygote spawned every worker
+            parallel=data.get("parallel", 1),
         )
 
     def estimated_round_s(self) -> float:
@@ -180,7 +187,11 @@ def build_plan(request: MatrixRequest) -> Plan:
         check_choice("precision", precision, PRECISIONS)
         environment.check_precision(precision, device)
     size = check_choice("size", request.size or ("base" if device == "cuda" else "small"), SIZES)
-    threads = environment.default_threads() if request.threads is None else request.threads
+    slots = core_slots(request.parallel)
+    threads = min(len(slot) for slot in slots) if request.threads is None else request.threads
+    if request.parallel > 1 and threads > min(len(slot) for slot in slots):
+        raise FrameduelError(f"--threads {threads} does not fit --parallel {request.parallel}: each cell gets "
+                             f"{min(len(slot) for slot in slots)} core(s); lower --threads or --parallel")
     checkpoint = str(Path(request.checkpoint).expanduser().resolve()) if request.checkpoint else None
     for workload in workloads.values():
         model_config(workload, checkpoint, size)  # a bad checkpoint, or one of another family: refused now
@@ -207,7 +218,7 @@ def build_plan(request: MatrixRequest) -> Plan:
     if wants_peak and "gemm" not in request.workloads:
         specs += peak_specs(request.frameworks, request.precisions, device, threads, size, request.seed)
     return Plan(preset=request.preset, specs=tuple(interleave(specs)), budget=budget, repeats=repeats,
-                launch=request.launch)
+                launch=request.launch, parallel=request.parallel)
 
 
 def peak_specs(frameworks: tuple[str, ...], precisions: tuple[str, ...], device: str, threads: int, size: str,

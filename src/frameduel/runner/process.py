@@ -17,6 +17,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from frameduel.runner.launch import PARENT_PID_ENV
+
 
 @dataclass(frozen=True)
 class JobOutcome:
@@ -55,15 +57,21 @@ def kill_group(process: subprocess.Popen) -> None:
     process.wait()
 
 
+def job_environment() -> dict[str, str]:
+    """A job's environment: ours, unbuffered, and our pid, so that the job dies with us (runner/launch.py)."""
+    return {**os.environ, "PYTHONUNBUFFERED": "1", PARENT_PID_ENV: str(os.getpid())}
+
+
 def run_job(module: str, args: list[str], job_json: str, timeout_s: float, workdir: Path) -> JobOutcome:
-    """Run `python -m module *args` with job_json on stdin; stderr goes to a file in workdir."""
+    """Run `python -m module *args` with job_json on stdin; stderr goes to a file in workdir. The job
+    dies with this process even if this process is killed (runner/launch.py)."""
     stderr_path = workdir / f"{secrets.token_hex(4)}.stderr"
     with open(stderr_path, "w") as stderr:
         # A new session makes the job a process-group leader, so killing the group kills its children.
         process = subprocess.Popen(
-            [sys.executable, "-m", module, *args],
+            [sys.executable, "-m", "frameduel.runner.launch", module, *args],
             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=stderr, text=True,
-            start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            start_new_session=True, env=job_environment(),
         )
         try:
             process.communicate(job_json, timeout=timeout_s)
@@ -94,7 +102,7 @@ class Zygote:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "frameduel.runner.zygote", self.framework],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, start_new_session=True,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                env=job_environment(),
             )
         if self.read_reply(self.start_timeout_s) != {"ready": True}:
             self.close()

@@ -7,13 +7,17 @@ rest of the matrix goes on. Finished rounds are never redone, which is what make
 from __future__ import annotations
 
 import json
+import queue
 import secrets
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
+from typing import Any, Protocol
 
 from frameduel import environment
+from frameduel.runner.cores import core_slots
 from frameduel.runner.plan import Plan
 from frameduel.runner.process import JobOutcome, Zygote, run_job
 from frameduel.spec import MeasureBudget, Measurement, RunSpec
@@ -41,13 +45,14 @@ def cgroup_oom_kills() -> int | None:
     return None
 
 
-def run_worker(spec: RunSpec, budget: MeasureBudget, workdir: Path, launch: Launcher = run_job) -> Measurement:
-    """Measure one cell in a fresh process (spawned, or forked from the framework's zygote); always
-    returns a Measurement, never raises for the cell."""
+def run_worker(spec: RunSpec, budget: MeasureBudget, workdir: Path, launch: Launcher = run_job,
+               cpus: list[int] | None = None) -> Measurement:
+    """Measure one cell in a fresh process (spawned, or forked from the framework's zygote), pinned to
+    cpus if given; always returns a Measurement, never raises for the cell."""
     result_path = workdir / f"{secrets.token_hex(4)}.json"
     oom_before = cgroup_oom_kills()
     started = time.perf_counter()
-    outcome = launch("frameduel.runner.worker", [str(result_path)], job_json(spec, budget), budget.timeout_s,
+    outcome = launch("frameduel.runner.worker", [str(result_path)], job_json(spec, budget, cpus), budget.timeout_s,
                      workdir)
     if outcome.timed_out:
         return Measurement(spec=spec, status="timeout", wall_s=time.perf_counter() - started,
@@ -60,8 +65,8 @@ def run_worker(spec: RunSpec, budget: MeasureBudget, workdir: Path, launch: Laun
                        wall_s=time.perf_counter() - started)
 
 
-def job_json(spec: RunSpec, budget: MeasureBudget) -> str:
-    return json.dumps({"spec": spec.to_dict(), "budget": budget.to_dict()})
+def job_json(spec: RunSpec, budget: MeasureBudget, cpus: list[int] | None = None) -> str:
+    return json.dumps({"spec": spec.to_dict(), "budget": budget.to_dict(), "cpus": cpus})
 
 
 def start_run(store: Store, plan: Plan) -> str:
@@ -75,25 +80,87 @@ def pending_cells(store: Store, run_id: str, plan: Plan) -> list[tuple[int, RunS
     return [(round_index, spec) for round_index, spec in plan.schedule() if (spec.key, round_index) not in done]
 
 
-def run_plan(store: Store, run_id: str, plan: Plan, on_cell: CellCallback | None = None) -> None:
-    """Run every cell round not yet stored for run_id, in schedule order, storing each as it ends."""
-    notify = on_cell or (lambda *_: None)
-    store.set_run_status(run_id, "running")
-    try:
+Cell = tuple[int, RunSpec]  # (round index, spec)
+CellStream = Iterator[tuple[Cell, Measurement]]
+StartHook = Callable[[Cell], None]  # told as each cell starts
+
+
+class CellExecutor(Protocol):
+    """Runs cells and yields each one's measurement as it ends (in any order); never raises for a cell."""
+
+    def run(self, cells: list[Cell], plan: Plan, on_start: StartHook) -> CellStream:
+        ...
+
+
+def local_placement(plan: Plan, cpus: list[int] | None) -> dict[str, Any]:
+    fingerprint = environment.fingerprint()
+    return {"executor": "local", "host": fingerprint["hostname"],
+            "machine_class": environment.machine_class(fingerprint), "concurrent": plan.parallel,
+            **({"cpus": cpus} if cpus else {})}
+
+
+class LocalCells:
+    """On this machine: one cell at a time, or (plan.parallel > 1) that many at once, each pinned to its
+    own cores, every one of them then flagged as having shared the machine."""
+
+    def run(self, cells: list[Cell], plan: Plan, on_start: StartHook) -> CellStream:
         with tempfile.TemporaryDirectory(prefix="frameduel-") as workdir:
-            zygotes: dict[str, Zygote] = {}
+            zygotes: dict[tuple[str, int], Zygote] = {}  # (framework, slot): a zygote serves one job at a time
+
+            def measure(cell: Cell, slot: int, cpus: list[int] | None) -> Measurement:
+                launch = run_job
+                if plan.launch == "fork":
+                    framework = cell[1].framework
+                    launch = zygotes.setdefault((framework, slot), Zygote(framework, Path(workdir))).run_job
+                measurement = run_worker(cell[1], plan.budget, Path(workdir), launch, cpus)
+                measurement.placement = local_placement(plan, cpus)
+                return measurement
+
             try:
-                for round_index, spec in pending_cells(store, run_id, plan):
-                    notify(round_index, spec, None)
-                    launch = run_job
-                    if plan.launch == "fork":
-                        launch = zygotes.setdefault(spec.framework, Zygote(spec.framework, Path(workdir))).run_job
-                    measurement = run_worker(spec, plan.budget, Path(workdir), launch)
-                    store.save_measurement(run_id, round_index, measurement)
-                    notify(round_index, spec, measurement)
+                if plan.parallel == 1:
+                    for cell in cells:
+                        on_start(cell)
+                        yield cell, measure(cell, 0, None)
+                else:
+                    yield from self.run_parallel(cells, plan, on_start, measure)
             finally:
                 for zygote in zygotes.values():
                     zygote.close()
+
+    @staticmethod
+    def run_parallel(cells: list[Cell], plan: Plan, on_start: StartHook,
+                     measure: Callable[[Cell, int, list[int] | None], Measurement]) -> CellStream:
+        slots: queue.Queue[int] = queue.Queue()
+        cores = core_slots(plan.parallel)
+        for slot in range(len(cores)):
+            slots.put(slot)
+
+        def in_slot(cell: Cell) -> Measurement:
+            slot = slots.get()
+            try:
+                on_start(cell)
+                return measure(cell, slot, cores[slot])
+            finally:
+                slots.put(slot)
+
+        with ThreadPoolExecutor(max_workers=len(cores)) as pool:
+            futures = {pool.submit(in_slot, cell): cell for cell in cells}
+            for future in as_completed(futures):  # handed to the caller's thread, which stores it
+                yield futures[future], future.result()
+
+
+def run_plan(store: Store, run_id: str, plan: Plan, on_cell: CellCallback | None = None,
+             executor: CellExecutor | None = None) -> None:
+    """Run every cell round not yet stored for run_id (on this machine, or with the executor given),
+    storing each as it ends, from this thread: the database has one writer."""
+    notify = on_cell or (lambda *_: None)
+    store.set_run_status(run_id, "running")
+    try:
+        cells = pending_cells(store, run_id, plan)
+        for (round_index, spec), measurement in (executor or LocalCells()).run(
+                cells, plan, lambda cell: notify(cell[0], cell[1], None)):
+            store.save_measurement(run_id, round_index, measurement)
+            notify(round_index, spec, measurement)
     except BaseException:
         store.set_run_status(run_id, "interrupted")
         raise

@@ -118,6 +118,8 @@ def generation_measurement(spec: RunSpec, timings: GenerationTimings) -> Measure
 def main(argv: list[str]) -> int:
     result_path = Path(argv[1])
     job = json.loads(sys.stdin.read())
+    if job.get("cpus"):  # a cell run beside others: before the framework starts its thread pools
+        os.sched_setaffinity(0, job["cpus"])
     spec = RunSpec.from_dict(job["spec"])
     budget = MeasureBudget.from_dict(job["budget"])
     write_result(result_path, measure_cell(spec, budget).to_json())

@@ -27,6 +27,7 @@ import sys
 import traceback
 from typing import Any, BinaryIO
 
+from frameduel.runner.launch import PARENT_PID_ENV, die_with_parent
 from frameduel.spec import FRAMEWORKS, check_choice
 
 # What each zygote imports before it forks: the backend, its model files and the worker itself.
@@ -51,12 +52,13 @@ def reply(channel: BinaryIO, message: dict[str, Any]) -> None:
     channel.flush()
 
 
-def run_in_child(request: dict[str, Any], protocol_fds: tuple[int, int]) -> None:
+def run_in_child(request: dict[str, Any], protocol_fds: tuple[int, int], zygote_pid: int) -> None:
     """In the forked child: become a process-group leader, take the job's stdin and stderr, run the
     module's main() and exit with its code. Never returns."""
     code = 1
     try:
         os.setsid()  # the parent kills the job's whole group on a timeout, compile workers included
+        die_with_parent(zygote_pid)  # a zygote killed with its parent takes its running job along
         for fd in protocol_fds:
             os.close(fd)
         devnull = os.open(os.devnull, os.O_RDWR)
@@ -88,6 +90,9 @@ def end_group(pid: int) -> None:
 
 
 def serve(framework: str) -> int:
+    parent = os.environ.pop(PARENT_PID_ENV, None)
+    die_with_parent(int(parent) if parent else None)
+    zygote = os.getpid()
     # The protocol channel gets fds of its own: children's stdout and stderr must never reach it.
     requests = os.fdopen(os.dup(0), "rb")
     replies = os.fdopen(os.dup(1), "wb")
@@ -99,7 +104,7 @@ def serve(framework: str) -> int:
         request = json.loads(line)
         pid = os.fork()
         if pid == 0:
-            run_in_child(request, (requests.fileno(), replies.fileno()))
+            run_in_child(request, (requests.fileno(), replies.fileno()), zygote)
         reply(replies, {"pid": pid})
         _, status = os.waitpid(pid, 0)
         end_group(pid)

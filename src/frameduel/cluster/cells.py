@@ -1,0 +1,55 @@
+"""`compare --executor ray`: every cell round a Ray task, one at a time per machine (machines.py)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from frameduel import environment
+from frameduel.cluster import node_tasks
+from frameduel.cluster.machines import Machine, discover_machines, one_per_machine
+from frameduel.cluster.session import RaySession, RemoteFailure
+from frameduel.errors import FrameduelError
+from frameduel.runner.plan import Plan
+from frameduel.runner.scheduler import Cell, CellStream, StartHook
+from frameduel.spec import Measurement
+
+
+def driver_thread_settings() -> dict[str, str]:
+    """The thread variables this (the driver's) process has: the nodes' workers get exactly these."""
+    return {name: os.environ[name] for name in environment.THREAD_ENV_VARS if name in os.environ}
+
+
+class RayCells:
+    """A CellExecutor on a Ray cluster at `address` (None: a local one-node cluster started for the run)."""
+
+    def __init__(self, address: str | None) -> None:
+        self.session = RaySession(address)  # checks the address now, before the run is created
+
+    def run(self, cells: list[Cell], plan: Plan, on_start: StartHook) -> CellStream:
+        if plan.parallel != 1:
+            raise FrameduelError("--parallel is for the local executor; on Ray each machine runs one timing cell "
+                                 "at a time and machines run in parallel")
+        thread_env = driver_thread_settings()
+        with self.session as session:
+            machines = discover_machines(session)
+
+            def submit(machine: Machine, cell: Cell) -> Any:
+                # The whole node: nothing else Ray schedules (a sweep trial) may share the machine's CPUs.
+                return session.submit(node_tasks.measure_cell, cell[1].to_dict(), plan.budget.to_dict(),
+                                      plan.launch, thread_env, cpus=machine.node.cpus, node_id=machine.node.node_id)
+
+            for cell, machine, result in one_per_machine(session, machines, cells, lambda c: c[1].comparison_group,
+                                                         submit, lambda c, _: on_start(c)):
+                yield cell, measurement_of(cell, machine, result)
+
+
+def measurement_of(cell: Cell, machine: Machine | None, result: dict[str, Any] | RemoteFailure) -> Measurement:
+    if isinstance(result, RemoteFailure):
+        where = f" on {machine.host}" if machine else ""
+        placement = {"executor": "ray", "host": machine.host, "machine_class": machine.machine_class,
+                     "ray_node_id": machine.node.node_id} if machine else {"executor": "ray"}
+        return Measurement(spec=cell[1], status="failed", error=f"{result.cause}{where}", placement=placement)
+    measurement = Measurement.from_json(result["measurement"])
+    measurement.placement = {**result["placement"], "concurrent": 1}
+    return measurement
