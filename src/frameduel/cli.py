@@ -18,7 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from frameduel import environment
-from frameduel.accuracy.run import DEFAULT_MODES, AccuracyRequest, run_accuracy
+from frameduel.accuracy.run import DEFAULT_MODES, AccuracyRequest, local_runs, run_accuracy
 from frameduel.checkpoints import model_config, open_checkpoint
 from frameduel.errors import FrameduelError
 from frameduel.export.bench import BenchBudget
@@ -44,6 +44,7 @@ from frameduel.report.sweep_document import stored_sweep, write_sweep_report
 from frameduel.report.tensorboard import write_tensorboard
 from frameduel.report.terminal import ms, print_summary
 from frameduel.report.verdict import verdicts
+from frameduel.runner.cores import core_slots
 from frameduel.runner.finetune import FinetuneRequest, loss_agreement, run_finetune
 from frameduel.runner.generate import GenerateRequest, run_generate
 from frameduel.runner.plan import PRESETS, MatrixRequest, Plan, build_plan, check_modes, modes_for
@@ -53,7 +54,6 @@ from frameduel.store import RunRecord, Store, default_db_path
 from frameduel.sweep import (
     SweepRequest,
     check_sweep,
-    core_slots,
     load_sweep,
     parse_grid,
     plan_trials,
@@ -544,6 +544,8 @@ def accuracy(
     ),
     device: str | None = typer.Option(None, help="cpu or cuda (default: cuda when present)"),
     threads: int | None = typer.Option(None, help="intra-op threads per framework (default: all cores)"),
+    executor: str = ExecutorOption,
+    address: str | None = AddressOption,
     as_json: bool = typer.Option(False, "--json", help="print JSON instead of tables"),
 ) -> None:
     """Time to accuracy on real data: train on scikit-learn's digits until the test accuracy reaches --target."""
@@ -556,8 +558,14 @@ def accuracy(
         modes={**DEFAULT_MODES, **parse_modes(modes)}, seeds=seeds, target=target, max_epochs=max_epochs,
         batch_size=batch_size, device=device, threads=threads or environment.default_threads(),
     )
+    runs_executor = local_runs
+    if cell_executor(executor, address) is not None:  # checks the address before anything starts
+        from frameduel.cluster.trials import ray_accuracy_runs
+
+        runs_executor = functools.partial(ray_accuracy_runs, address)
     runs, summaries = run_accuracy(
-        request, on_run=lambda run: err_console.print(run_line(run, target), highlight=False, soft_wrap=True))
+        request, on_run=lambda run: err_console.print(run_line(run, target), highlight=False, soft_wrap=True),
+        executor=runs_executor)
     if as_json:
         print(json.dumps(accuracy_json(runs, summaries, request), indent=2))
     else:
@@ -576,6 +584,10 @@ def sweep(
     parallel: int | None = typer.Option(None, help="trials at once, each pinned to its own cores (default: one "
                                         "per core)"),
     modes: str | None = typer.Option(None, help="e.g. torch=compile,tf=xla (default: torch eager, tf function)"),
+    executor: str = typer.Option("local", help="where trials run: local (--parallel at a time) or ray (a Ray "
+                                 "cluster: as many as its CPUs hold; see --address)"),
+    address: str | None = AddressOption,
+    cpus_per_trial: int = typer.Option(1, help="with --executor ray: CPUs each trial reserves (and threads)"),
     resume: str | None = typer.Option(None, help="finish an interrupted sweep: runs only the trials not stored"),
     as_json: bool = typer.Option(False, "--json", help="print JSON instead of tables"),
     db: Path | None = DbOption,
@@ -583,6 +595,11 @@ def sweep(
     """Train a grid of hyperparameters x frameworks x workloads x seeds to a target accuracy, N trials at once."""
     store = open_store(db)
     fingerprint = environment.fingerprint()
+    trials_executor = None
+    if cell_executor(executor, address) is not None:  # checks the address before anything starts
+        from frameduel.cluster.trials import RayTrials
+
+        trials_executor = RayTrials(address, cpus_per_trial)
     if resume:
         sweep_id, request = resume, load_sweep(store, resume)
         check_sweep(request)
@@ -593,13 +610,14 @@ def sweep(
         request = SweepRequest(accuracy_request, parse_grid(grid), parallel)
         sweep_id = start_sweep(store, request, fingerprint)
     slots = len(core_slots(request.parallel))
-    err_console.print(f"sweep [bold]{sweep_id}[/bold]: {len(plan_trials(request))} trials, {slots} at a time, "
+    at_once = f"{slots} at a time" if trials_executor is None else f"on Ray, {cpus_per_trial} CPU(s) each"
+    err_console.print(f"sweep [bold]{sweep_id}[/bold]: {len(plan_trials(request))} trials, {at_once}, "
                       f"db {store.path}", soft_wrap=True, highlight=False)
     target = request.accuracy.target
     try:
         results = run_sweep(store, sweep_id, request, fingerprint, on_trial=lambda r: err_console.print(
             f"{r.trial.key} (cores {','.join(map(str, r.cpus))}): {run_line(r.run, target)}", highlight=False,
-            soft_wrap=True))
+            soft_wrap=True), executor=trials_executor)
     except KeyboardInterrupt:
         err_console.print(f"interrupted; finished trials are stored. Resume with: frameduel sweep --resume "
                           f"{sweep_id}", soft_wrap=True, highlight=False)
@@ -608,7 +626,7 @@ def sweep(
     if as_json:
         print(json.dumps(sweep_json(sweep_id, results, summaries), indent=2))
     else:
-        print_sweep(console, sweep_id, summaries, target, slots)
+        print_sweep(console, sweep_id, summaries, target, at_once)
 
 
 @app.command()

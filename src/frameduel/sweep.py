@@ -18,10 +18,10 @@ import math
 import queue
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -137,17 +137,19 @@ class TrialResult:
     cpus: list[int] = field(default_factory=list)
     started_s: float = 0.0  # since the sweep (this invocation) started
     finished_s: float = 0.0
+    placement: dict[str, Any] = field(default_factory=dict)  # where it ran, on Ray (see Measurement.placement)
 
     def to_dict(self) -> dict[str, Any]:
         return {"trial": asdict(self.trial), "key": self.trial.key, "run": self.run.to_dict(), "cpus": self.cpus,
-                "started_s": self.started_s, "finished_s": self.finished_s}
+                "started_s": self.started_s, "finished_s": self.finished_s, "placement": self.placement}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrialResult:
         trial = data["trial"]
         trial = Trial(**{**trial, "config": tuple(tuple(pair) for pair in trial["config"])})
         run = {**data["run"], "spec": RunSpec.from_dict(data["run"]["spec"])}
-        return cls(trial, TrainingRun(**run), data["cpus"], data["started_s"], data["finished_s"])
+        return cls(trial, TrainingRun(**run), data["cpus"], data["started_s"], data["finished_s"],
+                   data.get("placement", {}))
 
 
 def new_sweep_id() -> str:
@@ -173,35 +175,55 @@ def stored_trials(store: Store, sweep_id: str) -> list[TrialResult]:
     return [TrialResult.from_dict(r.data) for r in store.results("sweep-trial") if r.key.startswith(f"{sweep_id}/")]
 
 
+class TrialExecutor(Protocol):
+    """Runs trials and yields each one's result as it ends (in any order); never raises for a trial."""
+
+    def run(self, trials: list[Trial], request: SweepRequest) -> Iterator[TrialResult]:
+        ...
+
+
+class LocalTrials:
+    """On this machine: request.parallel trials at once, each pinned to its own cores."""
+
+    def run(self, trials: list[Trial], request: SweepRequest) -> Iterator[TrialResult]:
+        slots: queue.Queue[list[int]] = queue.Queue()
+        for slot in core_slots(request.parallel):
+            slots.put(slot)
+        started = time.perf_counter()
+        a = request.accuracy
+
+        def run(trial: Trial) -> TrialResult:
+            """In a pool thread: wait for free cores, train in a process pinned to them (never raises)."""
+            cpus = slots.get()
+            try:
+                begun = time.perf_counter() - started
+                training = run_training(trial_spec(trial, request, len(cpus)), a.max_epochs, a.timeout_s,
+                                        **trial_options(trial, request), cpus=cpus)
+                return TrialResult(trial, training, cpus, begun, time.perf_counter() - started)
+            finally:
+                slots.put(cpus)
+
+        with ThreadPoolExecutor(max_workers=slots.qsize()) as pool:
+            for future in as_completed([pool.submit(run, trial) for trial in trials]):
+                yield future.result()
+
+
+def trial_options(trial: Trial, request: SweepRequest) -> dict[str, Any]:
+    """The accuracy worker's options for a trial, wherever it runs."""
+    return {"learning_rate": trial.value("lr", None), "stop_at": request.accuracy.target}
+
+
 def run_sweep(store: Store, sweep_id: str, request: SweepRequest, environment: dict[str, Any],
-              on_trial: Callable[[TrialResult], None] | None = None) -> list[TrialResult]:
-    """Every trial not stored yet, `parallel` at a time, each on its own cores; each stored as it finishes."""
+              on_trial: Callable[[TrialResult], None] | None = None,
+              executor: TrialExecutor | None = None) -> list[TrialResult]:
+    """Every trial not stored yet, on this machine (or with the executor given); each stored as it ends."""
     done = {result.trial.key for result in stored_trials(store, sweep_id)}
     pending = [trial for trial in plan_trials(request) if trial.key not in done]
-    slots: queue.Queue[list[int]] = queue.Queue()
-    for slot in core_slots(request.parallel):
-        slots.put(slot)
-    started = time.perf_counter()
-    a = request.accuracy
-
-    def run(trial: Trial) -> TrialResult:
-        """In a pool thread: wait for free cores, train in a process pinned to them (never raises)."""
-        cpus = slots.get()
-        try:
-            begun = time.perf_counter() - started
-            training = run_training(trial_spec(trial, request, len(cpus)), a.max_epochs, a.timeout_s,
-                                    learning_rate=trial.value("lr", None), stop_at=a.target, cpus=cpus)
-            return TrialResult(trial, training, cpus, begun, time.perf_counter() - started)
-        finally:
-            slots.put(cpus)
-
-    with ThreadPoolExecutor(max_workers=slots.qsize()) as pool:
-        # Stored here, in the thread that owns the database connection, as each trial finishes.
-        for future in as_completed([pool.submit(run, trial) for trial in pending]):
-            result = future.result()
-            store.save_result("sweep-trial", f"{sweep_id}/{result.trial.key}", result.to_dict(), environment)
-            if on_trial:
-                on_trial(result)
+    # Stored here, in the thread that owns the database connection, as each trial finishes.
+    for result in (executor or LocalTrials()).run(pending, request):
+        store.save_result("sweep-trial", f"{sweep_id}/{result.trial.key}", result.to_dict(), environment)
+        if on_trial:
+            on_trial(result)
     return stored_trials(store, sweep_id)
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -146,16 +146,29 @@ def run_worker(spec: RunSpec, max_epochs: int, timeout_s: float, **options: Any)
     return TrainingRun(**result)
 
 
+RunExecutor = Callable[[list[RunSpec], AccuracyRequest], Iterator[TrainingRun]]
+
+
+def local_runs(specs: list[RunSpec], request: AccuracyRequest) -> Iterator[TrainingRun]:
+    """One at a time on this machine: each run is a timing with every thread it asked for."""
+    for spec in specs:
+        yield run_worker(spec, request.max_epochs, request.timeout_s)
+
+
 def run_accuracy(
-    request: AccuracyRequest, on_run: Callable[[TrainingRun], None] | None = None
+    request: AccuracyRequest, on_run: Callable[[TrainingRun], None] | None = None,
+    executor: RunExecutor = local_runs,
 ) -> tuple[list[TrainingRun], list[AccuracySummary]]:
-    """Train every (workload, seed, framework) in its own worker, one at a time; on_run sees each finish."""
+    """Train every (workload, seed, framework) in its own worker; on_run sees each finish."""
     check_request(request)
+    specs = run_specs(request)
     runs = []
-    for spec in run_specs(request):
-        runs.append(run_worker(spec, request.max_epochs, request.timeout_s))
+    for run in executor(specs, request):
+        runs.append(run)
         if on_run:
-            on_run(runs[-1])
+            on_run(run)
+    order = {spec.key: index for index, spec in enumerate(specs)}  # a cluster returns them as they end
+    runs.sort(key=lambda run: order[run.spec.key])
     return runs, summarize(runs, request.target)
 
 

@@ -13,6 +13,7 @@ import atexit
 import fcntl
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -100,13 +101,16 @@ def claimed_cores(count: int) -> Iterator[list[int]]:
 
 def train(spec: dict[str, Any], max_epochs: int, timeout_s: float, options: dict[str, Any], pin_cores: int | None,
           thread_env: dict[str, str]) -> dict:
-    """One training run (an accuracy run or a sweep trial): {"run": TrainingRun dict, "cpus", "placement"}.
-    pin_cores: pin the worker to that many free cores of this machine (a trial); None: do not pin."""
+    """One training run (an accuracy run or a sweep trial): {"run": TrainingRun dict, "cpus", "started_at",
+    "finished_at" (epoch seconds), "placement"}. pin_cores: pin the worker to that many free cores of
+    this machine (a trial); None: do not pin (a run that has the machine to itself)."""
     use_thread_settings(thread_env)
     run_spec = RunSpec.from_dict(spec)
+    started = time.time()
     if pin_cores is None:
-        run = run_training(run_spec, max_epochs, timeout_s, **options)
-        return {"run": run.to_dict(), "cpus": [], "placement": placement()}
-    with claimed_cores(pin_cores) as cpus:
-        run = run_training(run_spec, max_epochs, timeout_s, **options, cpus=cpus or None)
-    return {"run": run.to_dict(), "cpus": cpus, "placement": placement()}
+        run, cpus = run_training(run_spec, max_epochs, timeout_s, **options), []
+    else:
+        with claimed_cores(pin_cores) as cpus:
+            run = run_training(run_spec, max_epochs, timeout_s, **options, cpus=cpus or None)
+    return {"run": {**run.to_dict(), "spec": spec}, "cpus": cpus, "started_at": started, "finished_at": time.time(),
+            "placement": placement()}

@@ -87,6 +87,10 @@ class Report:
             if cell.unstable:
                 lines.append(f"{label}: unstable across processes, {cell.spread:.0%} apart ({cell.process_range}); "
                              "verdicts resting on it say inconclusive")
+            if cell.shared_machine:
+                lines.append(f"{label}: measured beside {cell.concurrent - 1} other timing cell(s) (--parallel); "
+                             "they shared memory bandwidth and caches, so its times are not a quiet machine's")
+        lines += self.summary.incomparable
         return lines + self.evidence.parity_caveats(self.summary.workloads)
 
     def to_dict(self) -> dict[str, Any]:

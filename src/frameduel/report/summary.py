@@ -69,6 +69,8 @@ class CellSummary:
     background_cores: float | None = None  # max over rounds: other processes' CPU use while sampling
     runtime: dict[str, Any] = field(default_factory=dict)
     model_facts: dict[str, Any] = field(default_factory=dict)  # parameters, trainable, adapter size (finetune)
+    machine_classes: list[str] = field(default_factory=list)  # environment.machine_class of its rounds' machines
+    concurrent: int = 1  # most timing cells that shared the machine with one of its rounds (compare --parallel)
     samples: list[list[float]] = field(default_factory=list, repr=False)  # per round
 
     @property
@@ -100,6 +102,11 @@ class CellSummary:
     def contended(self) -> bool:
         return self.background_cores is not None and self.background_cores > CONTENTION_THRESHOLD_CORES
 
+    @property
+    def shared_machine(self) -> bool:
+        """Ran beside other timing cells (compare --parallel): they shared memory bandwidth and caches."""
+        return self.concurrent > 1
+
     def to_dict(self) -> dict[str, Any]:
         data = {k: v for k, v in dataclasses.asdict(self).items() if k not in ("samples", "step", "phases")}
         data["spec"] = self.spec.to_dict()
@@ -108,6 +115,7 @@ class CellSummary:
         data["phases"] = {name: phase.to_dict() for name, phase in self.phases.items()}
         data["noisy"] = self.noisy
         data["contended"] = self.contended
+        data["shared_machine"] = self.shared_machine
         data["spread"] = self.spread
         data["unstable"] = self.unstable
         return data
@@ -145,9 +153,12 @@ class Ratio:
 class RunSummary:
     cells: list[CellSummary]
     ratios: list[Ratio]
+    # Speedups not computed because their cells ran on different machine classes: one line each.
+    incomparable: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"cells": [c.to_dict() for c in self.cells], "ratios": [r.to_dict() for r in self.ratios]}
+        return {"cells": [c.to_dict() for c in self.cells], "ratios": [r.to_dict() for r in self.ratios],
+                "incomparable": self.incomparable}
 
     @property
     def headline(self) -> list[Ratio]:
@@ -194,6 +205,8 @@ def summarize_cell(spec: RunSpec, rounds: list[Measurement]) -> CellSummary:
         background_cores=max((m.background_cores for m in rounds if m.background_cores is not None), default=None),
         runtime=rounds[0].runtime,
         model_facts=next((m.model_facts for m in rounds if m.model_facts), {}),
+        machine_classes=sorted({m.placement["machine_class"] for m in rounds if m.placement.get("machine_class")}),
+        concurrent=max((m.placement.get("concurrent", 1) for m in rounds), default=1),
     )
     cell.samples = [m.step_seconds for m in rounds if m.status == "ok" and m.step_seconds]
     if cell.samples:
@@ -287,6 +300,28 @@ def speedup(group: str, label: str, faster: CellSummary, baseline: CellSummary) 
                  value=value, ci=ci, unstable=faster.unstable or baseline.unstable)
 
 
+def different_machines(a: CellSummary, b: CellSummary) -> str | None:
+    """Why a and b cannot be compared (rounds on more than one machine class, or on different ones), or None."""
+    classes = set(a.machine_classes) | set(b.machine_classes)
+    if len(classes) <= 1:  # one class, or runs stored before cells recorded theirs
+        return None
+    return (f"{a.spec.framework} {a.spec.mode} ran on machine class {','.join(a.machine_classes)}, "
+            f"{b.spec.framework} {b.spec.mode} on {','.join(b.machine_classes)}")
+
+
+def comparable_ratios(group: str, cells: list[CellSummary]) -> tuple[list[Ratio], list[str]]:
+    """group_ratios, less those whose two cells ran on different machine classes (listed instead)."""
+    by_key = {cell.spec.key: cell for cell in cells}
+    ratios, incomparable = [], []
+    for ratio in group_ratios(group, cells):
+        reason = different_machines(by_key[ratio.faster], by_key[ratio.baseline])
+        if reason is None:
+            ratios.append(ratio)
+        else:
+            incomparable.append(f"{group} {ratio.label}: not computed, {reason}")
+    return ratios, incomparable
+
+
 def group_ratios(group: str, cells: list[CellSummary]) -> list[Ratio]:
     """Compiled-vs-eager per framework, and the frameworks against each other (eager and best)."""
     ok = [c for c in cells if c.step is not None]
@@ -321,5 +356,9 @@ def summarize_run(measurements: list[tuple[int, Measurement]], specs: list[RunSp
     groups: dict[str, list[CellSummary]] = defaultdict(list)
     for cell in cells:
         groups[cell.spec.comparison_group].append(cell)
-    ratios = [ratio for group, members in groups.items() for ratio in group_ratios(group, members)]
-    return RunSummary(cells=cells, ratios=ratios)
+    ratios, incomparable = [], []
+    for group, members in groups.items():
+        group_comparable, group_incomparable = comparable_ratios(group, members)
+        ratios += group_comparable
+        incomparable += group_incomparable
+    return RunSummary(cells=cells, ratios=ratios, incomparable=incomparable)

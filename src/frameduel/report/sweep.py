@@ -53,9 +53,10 @@ def sensitivity_lines(summaries: list[ConfigSummary]) -> list[str]:
 
 
 def print_sweep(console: Console, sweep_id: str, summaries: list[ConfigSummary], target: float,
-                parallel: int) -> None:
+                at_once: str) -> None:
+    """at_once: how the trials ran, e.g. '2 at a time' (each trial on disjoint cores either way)."""
     console.print(f"[bold]sweep {sweep_id}[/bold]: time to test accuracy {target:g} on load_digits, "
-                  f"{parallel} trial(s) at a time on disjoint cores", highlight=False, soft_wrap=True)
+                  f"trials {at_once} on disjoint cores", highlight=False, soft_wrap=True)
     console.print(config_table(summaries, target))
     console.print("[bold]Best configuration per framework[/bold] (lowest median time to target; range over seeds):",
                   highlight=False)

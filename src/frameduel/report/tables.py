@@ -57,6 +57,8 @@ def status_text(cell: CellSummary) -> str:
         warnings.append(f"contended ({cell.background_cores:.1f} cores busy elsewhere)")
     if cell.unstable:
         warnings.append(f"unstable across processes ({cell.process_range})")
+    if cell.shared_machine:
+        warnings.append(f"parallel (ran beside {cell.concurrent - 1} other timing cell(s))")
     return "; ".join(warnings) or "ok"
 
 
@@ -85,6 +87,7 @@ FLAGS = {
     "N": "noisy (IQR/median >= 10%)",
     "C": "contended (other processes kept cores busy while it sampled)",
     "E": "partly eager (torch.compile fell back for some or all of the model)",
+    "P": "parallel (ran beside other timing cells: --parallel; they shared memory bandwidth and caches)",
     "x": "failed (reason below)",
 }
 
@@ -107,7 +110,8 @@ def spread_text(cell: CellSummary) -> str:
 def cell_flags(cell: CellSummary) -> str:
     if cell.status != "ok":
         return "x"
-    present = {"U": cell.unstable, "N": cell.noisy, "C": cell.contended, "E": cell.partly_eager}
+    present = {"U": cell.unstable, "N": cell.noisy, "C": cell.contended, "E": cell.partly_eager,
+               "P": cell.shared_machine}
     return "".join(flag for flag, on in present.items() if on)
 
 

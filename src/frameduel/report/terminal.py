@@ -97,6 +97,8 @@ def print_summary(console: Console, summary: RunSummary, title: str, evidence: E
             if cell.status != "ok":
                 console.print(f"[red]x {cell.spec.key}: {cell.status}[/red] {escape(cell.error or '')}",
                               highlight=False)
+    for line in summary.incomparable:
+        console.print(f"[yellow]! {escape(line)}[/yellow]", highlight=False, soft_wrap=True)
     finetuning = lora_comparisons(summary)
     if finetuning:
         console.print(f"[bold]Full fine-tune vs LoRA[/bold] ({escape(finetune_adapters(finetuning))}; x = LoRA's "

@@ -42,7 +42,7 @@ def cell_flags(cell: CellSummary) -> list[str]:
     if cell.unstable:
         flags.append(f"unstable across processes ({cell.process_range})")
     flags += [name for name, on in (("noisy", cell.noisy), ("contended", cell.contended),
-                                    ("partly eager", cell.partly_eager)) if on]
+                                    ("partly eager", cell.partly_eager), ("parallel", cell.shared_machine)) if on]
     return [f"{cell.spec.framework} {cell.spec.mode}: {', '.join(flags)}"] if flags else []
 
 

@@ -1,0 +1,187 @@
+"""`--executor ray` on a real two-node Ray cluster started here on 127.0.0.1, and compare --parallel.
+
+The cluster is Ray's own test cluster (ray.cluster_utils.Cluster): a head and a worker node, real
+GCS, raylets and worker processes, shut down at the end of the module, which then checks that no Ray
+process and no frameduel worker is left running.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sqlite3
+import subprocess
+import time
+from collections import Counter
+
+import psutil
+import pytest
+
+from tests.conftest import cli_command, run_cli
+from tests.test_cli import assert_user_error
+
+ray_cluster_utils = pytest.importorskip("ray.cluster_utils")
+
+TINY_COMPARE = ("compare", "--workloads", "mlp", "--size", "tiny", "--tasks", "train", "--modes", "eager,function",
+                "--timeout", "240")
+TINY_SWEEP = ("sweep", "--workloads", "mlp", "--grid", "lr=1e-2", "--seeds", "1", "--target", "0.5",
+              "--max-epochs", "2")
+
+
+def ray_processes() -> list[psutil.Process]:
+    found = []
+    for process in psutil.process_iter():
+        try:
+            command = " ".join(process.cmdline())
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+        if "ray/core/src" in command or command.startswith("ray::") or "frameduel.runner.zygote" in command \
+                or "frameduel.runner.worker" in command or "frameduel.accuracy.worker" in command:
+            found.append(process)
+    return found
+
+
+@pytest.fixture(scope="module")
+def cluster_address():
+    before = {p.pid for p in ray_processes()}
+    cluster = ray_cluster_utils.Cluster(initialize_head=True, connect=False, head_node_args={
+        "num_cpus": 1, "node_ip_address": "127.0.0.1", "include_dashboard": False})
+    try:
+        cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1")
+        cluster.wait_for_nodes()
+        yield cluster.address
+    finally:
+        cluster.shutdown()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and [p for p in ray_processes() if p.pid not in before and p.is_running()
+                                           and p.status() != psutil.STATUS_ZOMBIE]:
+        time.sleep(0.5)
+    left = [p for p in ray_processes() if p.pid not in before and p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    assert not left, f"left running: {[' '.join(p.cmdline())[:80] for p in left]}"
+
+
+def measurements(db: str) -> list[dict]:
+    """Every stored cell round, as finished, with its spec."""
+    with sqlite3.connect(db) as connection:
+        try:
+            rows = connection.execute("SELECT measurement, spec, status, error FROM cells ORDER BY id").fetchall()
+        except sqlite3.OperationalError:  # the database is not created yet
+            return []
+    return [{**json.loads(body), "spec": json.loads(spec), "status": status, "error": error}
+            for body, spec, status, error in rows]
+
+
+def test_compare_on_a_two_node_cluster_records_where_each_cell_ran(cluster_address, tmp_path):
+    db = str(tmp_path / "results.sqlite")
+    result = run_cli(*TINY_COMPARE, "--repeats", "1", "--executor", "ray", "--address", cluster_address,
+                     "--json", "--db", db)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert [cell["status"] for cell in summary["cells"]] == ["ok"] * 3
+    placements = [m["placement"] for m in measurements(db)]
+    assert len(placements) == 3 and all(p["executor"] == "ray" for p in placements)
+    # Both nodes are on 127.0.0.1, one machine: its timing cells ran one at a time on one node.
+    assert len({p["ray_node_id"] for p in placements}) == 1
+    assert len({p["machine_class"] for p in placements}) == 1
+    assert summary["ratios"] and not summary["incomparable"]
+    assert placements[0]["environment"]["cpu"]["model"]
+
+
+def test_sweep_on_the_cluster_pins_each_trial_to_a_core_of_its_own(cluster_address, tmp_path):
+    db = str(tmp_path / "results.sqlite")
+    result = run_cli(*TINY_SWEEP, "--executor", "ray", "--address", cluster_address, "--json", "--db", db)
+    assert result.returncode == 0, result.stderr
+    trials = json.loads(result.stdout)["trials"]
+    assert sorted(t["trial"]["framework"] for t in trials) == ["tf", "torch"]
+    assert all(t["run"]["status"] == "ok" and t["placement"]["executor"] == "ray" for t in trials)
+    assert all(len(t["cpus"]) == 1 and t["run"]["runtime"]["cpus"] == t["cpus"] for t in trials)
+    overlapped = max(t["started_s"] for t in trials) < min(t["finished_s"] for t in trials)
+    if overlapped:  # two 1-CPU nodes ran both trials at once: on different cores
+        assert trials[0]["cpus"] != trials[1]["cpus"]
+
+
+def zygote_child_under_ray() -> psutil.Process | None:
+    """A cell's worker forked by a zygote that a Ray worker process ("ray::measure_cell") started."""
+    for process in ray_processes():
+        try:
+            parent = process.parent()
+            if "frameduel.runner.zygote" in " ".join(process.cmdline()) and parent and \
+                    "frameduel.runner.zygote" in " ".join(parent.cmdline()) and \
+                    " ".join(parent.parent().cmdline()).startswith("ray::"):
+                return process
+        except (psutil.NoSuchProcess, AttributeError):
+            continue
+    return None
+
+
+def wait_for(predicate, timeout: float = 180.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("condition not reached in time")
+
+
+def test_a_killed_ray_worker_fails_only_its_cell(cluster_address, tmp_path):
+    db = str(tmp_path / "results.sqlite")
+    compare = subprocess.Popen(cli_command(*TINY_COMPARE, "--repeats", "1", "--executor", "ray", "--address",
+                                           cluster_address, "--db", db),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    cell_worker = wait_for(zygote_child_under_ray)
+    ray_worker = cell_worker.parent().parent()
+    ray_worker.send_signal(signal.SIGKILL)  # the Ray worker process running the first cell
+    psutil.wait_procs([cell_worker], timeout=10)
+    assert not cell_worker.is_running(), "the cell's own worker outlived the Ray worker that started it"
+    out, err = compare.communicate(timeout=300)
+    assert compare.returncode == 0, err
+    rows = measurements(db)
+    assert sorted(m["status"] for m in rows) == ["failed", "ok", "ok"]
+    failed = next(m for m in rows if m["status"] == "failed")
+    assert "Ray worker process running it died" in failed["error"]
+
+
+def test_a_killed_driver_leaves_a_run_that_resumes_locally(cluster_address, tmp_path):
+    db = str(tmp_path / "results.sqlite")
+    compare = subprocess.Popen(cli_command(*TINY_COMPARE, "--repeats", "2", "--executor", "ray", "--address",
+                                           cluster_address, "--db", db),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: len(measurements(db)) >= 2 if (tmp_path / "results.sqlite").exists() else False)
+    compare.send_signal(signal.SIGKILL)
+    compare.wait(timeout=30)
+    finished = measurements(db)
+    assert 2 <= len(finished) < 6
+    with sqlite3.connect(db) as connection:
+        (run_id,) = connection.execute("SELECT id FROM runs").fetchone()
+    resumed = run_cli("compare", "--resume", run_id, "--json", "--db", db)
+    assert resumed.returncode == 0, resumed.stderr
+    rows = measurements(db)
+    assert len(rows) == 6 and all(m["status"] == "ok" for m in rows)
+    rounds = Counter((m["spec"]["framework"], m["spec"]["mode"]) for m in rows)
+    assert sorted(rounds.values()) == [2, 2, 2]  # nothing lost, nothing measured twice
+    assert {m["placement"]["executor"] for m in rows[len(finished):]} == {"local"}
+    wait_for(lambda: not zygote_child_under_ray(), timeout=30)  # the dead driver's cells did not live on
+
+
+@pytest.mark.parametrize("command", [TINY_COMPARE, TINY_SWEEP, ("accuracy", "--workloads", "mlp")])
+def test_an_unreachable_address_is_one_line_before_anything_starts(command, db_path):
+    result = run_cli(*command, "--executor", "ray", "--address", "127.0.0.1:1", "--db", str(db_path)) \
+        if command[0] != "accuracy" else run_cli(*command, "--executor", "ray", "--address", "127.0.0.1:1")
+    assert_user_error(result, "cannot reach a Ray cluster at 127.0.0.1:1")
+    assert not db_path.exists() or not measurements(str(db_path))
+
+
+def test_address_without_ray_executor_is_refused(db_path):
+    assert_user_error(run_cli(*TINY_COMPARE, "--address", "127.0.0.1:1", "--db", str(db_path)), "--executor ray")
+
+
+def test_parallel_timing_cells_are_pinned_apart_and_flagged(tmp_path):
+    db = str(tmp_path / "results.sqlite")
+    result = run_cli("compare", "--workloads", "mlp", "--size", "tiny", "--tasks", "train", "--modes",
+                     "eager,function", "--frameworks", "torch,tf", "--repeats", "1", "--parallel", "2", "--db", db)
+    assert result.returncode == 0, result.stderr
+    rows = measurements(db)
+    assert all(m["placement"]["concurrent"] == 2 and len(m["placement"]["cpus"]) == 1 for m in rows)
+    assert all(m["spec"]["threads"] == 1 for m in rows)
+    assert "P parallel" in result.stdout
