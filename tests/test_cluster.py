@@ -100,6 +100,23 @@ def test_sweep_on_the_cluster_pins_each_trial_to_a_core_of_its_own(cluster_addre
         assert trials[0]["cpus"] != trials[1]["cpus"]
 
 
+def test_a_random_search_with_asha_stops_bad_trials_and_stores_every_one(cluster_address, tmp_path):
+    db = str(tmp_path / "results.sqlite")
+    result = run_cli("sweep", "--workloads", "mlp", "--frameworks", "torch", "--grid", "lr=1e-5..3e-1", "--search",
+                     "random", "--samples", "3", "--early-stop", "asha", "--seeds", "1", "--target", "0.99",
+                     "--max-epochs", "4", "--executor", "ray", "--address", cluster_address, "--json", "--db", db)
+    assert result.returncode == 0, result.stderr
+    trials = json.loads(result.stdout)["trials"]
+    assert len(trials) == 3 and len({t["key"] for t in trials}) == 3
+    rates = [dict(t["trial"]["config"])["lr"] for t in trials]
+    assert all(1e-5 <= lr <= 3e-1 for lr in rates)
+    # ASHA keeps the best third after 2 epochs; the others stop there (or an epoch later: the worker sees
+    # the stop after the epoch it is in); a target of 0.99 is out of reach, so none ends early on its own.
+    stopped = [t for t in trials if t["run"]["status"] == "stopped"]
+    assert stopped and all(2 <= len(t["run"]["accuracy"]) < 4 for t in stopped)
+    assert [t["run"]["status"] for t in trials].count("ok") >= 1
+
+
 def zygote_child_under_ray() -> psutil.Process | None:
     """A cell's worker forked by a zygote that a Ray worker process ("ray::measure_cell") started."""
     for process in ray_processes():

@@ -7,9 +7,11 @@ import sqlite3
 
 import pytest
 
+from frameduel.accuracy.run import AccuracyRequest, TrainingRun
 from frameduel.errors import FrameduelError
+from frameduel.runner.cores import core_slots
 from frameduel.store import Store
-from frameduel.sweep import core_slots, parse_grid
+from frameduel.sweep import SweepRequest, Trial, TrialResult, check_sweep, parse_grid, remaining_samples
 from tests.conftest import run_cli
 from tests.test_cli import assert_user_error
 
@@ -79,3 +81,23 @@ def test_core_slots_split_the_cores_disjointly():
     assert all(len(slot) == 1 for slot in slots)
     with pytest.raises(FrameduelError):
         parse_grid(["lr=1e-3", "nope=1"])
+
+
+def test_a_search_resumes_by_drawing_only_the_missing_trials():
+    request = SweepRequest(AccuracyRequest(workloads=("mlp",), frameworks=("torch", "tf"), seeds=2),
+                           parse_grid(["lr=1e-4..1e-1"], ranges=True), search="random", samples=3)
+    check_sweep(request)
+    assert SweepRequest.from_dict(json.loads(json.dumps(request.to_dict()))) == request
+    done = [TrialResult(Trial("mlp", "torch", "eager", 0, (("lr", 0.01),)), TrainingRun(spec=None, status="ok"))] * 2
+    assert remaining_samples(request, done) == {("mlp", "torch", 0): 1, ("mlp", "torch", 1): 3,
+                                                ("mlp", "tf", 0): 3, ("mlp", "tf", 1): 3}
+
+
+@pytest.mark.parametrize("items, ranges, message", [
+    (["lr=1e-4..1e-1"], False, "a range needs --search random"),
+    (["batch_size=16..64"], True, "a range is for learning rates"),
+    (["lr=1e-1..1e-4"], True, "LOW < HIGH"),
+])
+def test_bad_search_ranges_are_refused(items, ranges, message):
+    with pytest.raises(FrameduelError, match=message):
+        parse_grid(items, ranges=ranges)

@@ -53,10 +53,12 @@ from frameduel.spec import DEVICES, FRAMEWORKS, SIZES, TRAINING_TASKS, LoraSetti
 from frameduel.store import RunRecord, Store, default_db_path
 from frameduel.sweep import (
     SweepRequest,
+    TrialExecutor,
+    TrialSearch,
     check_sweep,
     load_sweep,
     parse_grid,
-    plan_trials,
+    planned_trial_count,
     run_sweep,
     start_sweep,
     summarize_sweep,
@@ -588,6 +590,11 @@ def sweep(
                                  "cluster: as many as its CPUs hold; see --address)"),
     address: str | None = AddressOption,
     cpus_per_trial: int = typer.Option(1, help="with --executor ray: CPUs each trial reserves (and threads)"),
+    search: str | None = typer.Option(None, help="random: Ray Tune draws --samples trials per workload, framework "
+                                      "and seed from the grid (lr=LOW..HIGH is log-uniform); needs --executor ray"),
+    samples: int = typer.Option(8, help="with --search: trials drawn per workload, framework and seed"),
+    early_stop: str | None = typer.Option(None, help="with --search: asha (Ray Tune's ASHA stops the worst trials "
+                                          "after 2, 6, 18... epochs)"),
     resume: str | None = typer.Option(None, help="finish an interrupted sweep: runs only the trials not stored"),
     as_json: bool = typer.Option(False, "--json", help="print JSON instead of tables"),
     db: Path | None = DbOption,
@@ -595,11 +602,16 @@ def sweep(
     """Train a grid of hyperparameters x frameworks x workloads x seeds to a target accuracy, N trials at once."""
     store = open_store(db)
     fingerprint = environment.fingerprint()
-    trials_executor = None
+    trials_executor: TrialExecutor | TrialSearch | None = None
     if cell_executor(executor, address) is not None:  # checks the address before anything starts
-        from frameduel.cluster.trials import RayTrials
+        if search is not None or (resume and load_sweep(store, resume).search):
+            from frameduel.cluster.tune import TuneSearch
 
-        trials_executor = RayTrials(address, cpus_per_trial)
+            trials_executor = TuneSearch(address, cpus_per_trial)
+        else:
+            from frameduel.cluster.trials import RayTrials
+
+            trials_executor = RayTrials(address, cpus_per_trial)
     if resume:
         sweep_id, request = resume, load_sweep(store, resume)
         check_sweep(request)
@@ -607,11 +619,15 @@ def sweep(
         accuracy_request = AccuracyRequest(workloads=split_list(workloads), frameworks=split_list(frameworks),
                                            modes={**DEFAULT_MODES, **parse_modes(modes)}, seeds=seeds,
                                            target=target, max_epochs=max_epochs)
-        request = SweepRequest(accuracy_request, parse_grid(grid), parallel)
+        request = SweepRequest(accuracy_request, parse_grid(grid, ranges=search is not None), parallel, search,
+                               samples if search else 0, early_stop)
+        check_sweep(request)
+        if request.search is not None and trials_executor is None:
+            raise FrameduelError("--search draws its trials with Ray Tune; add --executor ray")
         sweep_id = start_sweep(store, request, fingerprint)
     slots = len(core_slots(request.parallel))
     at_once = f"{slots} at a time" if trials_executor is None else f"on Ray, {cpus_per_trial} CPU(s) each"
-    err_console.print(f"sweep [bold]{sweep_id}[/bold]: {len(plan_trials(request))} trials, {at_once}, "
+    err_console.print(f"sweep [bold]{sweep_id}[/bold]: {planned_trial_count(request)} trials, {at_once}, "
                       f"db {store.path}", soft_wrap=True, highlight=False)
     target = request.accuracy.target
     try:

@@ -30,7 +30,7 @@ from frameduel.accuracy.run import run_worker as run_training
 from frameduel.datasets import TRAIN_IMAGES
 from frameduel.errors import FrameduelError
 from frameduel.runner.cores import core_slots
-from frameduel.spec import RunSpec
+from frameduel.spec import RunSpec, check_choice
 from frameduel.store import Store, now_iso
 
 # The hyperparameters a trial takes, with how to read a value and what makes one valid.
@@ -40,11 +40,52 @@ GRID_KEYS: dict[str, tuple[Callable[[str], float | int], Callable[[float], bool]
 }
 
 
-def parse_grid(items: list[str]) -> dict[str, tuple[float | int, ...]]:
-    """['lr=1e-3,3e-3', 'batch_size=32,128'] -> {'lr': (0.001, 0.003), 'batch_size': (32, 128)}."""
+@dataclass(frozen=True)
+class LogRange:
+    """A search dimension: values drawn log-uniformly from [low, high] (`--grid lr=1e-4..1e-1`)."""
+
+    low: float
+    high: float
+
+
+Values = tuple[float | int, ...] | LogRange
+
+
+def parse_values(key: str, values: str, ranges: bool) -> Values:
+    parse, valid, what = GRID_KEYS[key]
+    low, dots, high = values.partition("..")
+    if dots:
+        if not ranges:
+            raise FrameduelError(f"--grid {key}={values}: a range needs --search random; a grid lists values, "
+                                 f"e.g. {key}=V1,V2")
+        if parse is not float:
+            raise FrameduelError(f"--grid {key}: a range is for learning rates; list {key} values, e.g. 32,64,128")
+        try:
+            bounds = LogRange(float(low), float(high))
+        except ValueError:
+            raise FrameduelError(f"--grid {key}: '{values}' is not a range LOW..HIGH of numbers") from None
+        if not (valid(bounds.low) and valid(bounds.high) and bounds.low < bounds.high):
+            raise FrameduelError(f"--grid {key}: {values} is not a range LOW < HIGH of {what}s")
+        return bounds
+    texts = [v.strip() for v in values.split(",") if v.strip()]
+    if not texts:
+        raise FrameduelError(f"--grid {key} has no values; write {key}=V1,V2")
+    try:
+        parsed = tuple(dict.fromkeys(parse(text) for text in texts))
+    except ValueError:
+        raise FrameduelError(f"--grid {key}: '{values}' is not a list of numbers ({what})") from None
+    bad = [v for v in parsed if not valid(v)]
+    if bad:
+        raise FrameduelError(f"--grid {key}: {bad[0]} is not {what}")
+    return parsed
+
+
+def parse_grid(items: list[str], ranges: bool = False) -> dict[str, Values]:
+    """['lr=1e-3,3e-3', 'batch_size=32,128'] -> {'lr': (0.001, 0.003), 'batch_size': (32, 128)}; with
+    ranges (a search), 'lr=1e-4..1e-1' -> {'lr': LogRange(0.0001, 0.1)}."""
     if not items:
         raise FrameduelError("empty grid; give at least one --grid KEY=V1,V2 (keys: " + ", ".join(GRID_KEYS) + ")")
-    grid: dict[str, tuple[float | int, ...]] = {}
+    grid: dict[str, Values] = {}
     for item in items:
         key, sep, values = item.partition("=")
         key = key.strip()
@@ -52,19 +93,16 @@ def parse_grid(items: list[str]) -> dict[str, tuple[float | int, ...]]:
             raise FrameduelError(f"bad --grid '{item}'; write KEY=V1,V2, e.g. lr=1e-3,3e-3")
         if key not in GRID_KEYS:
             raise FrameduelError(f"unknown grid key '{key}'; a trial takes: {', '.join(GRID_KEYS)}")
-        parse, valid, what = GRID_KEYS[key]
-        texts = [v.strip() for v in values.split(",") if v.strip()]
-        if not texts:
-            raise FrameduelError(f"--grid {key} has no values; write {key}=V1,V2")
-        try:
-            parsed = tuple(dict.fromkeys(parse(text) for text in texts))
-        except ValueError:
-            raise FrameduelError(f"--grid {key}: '{values}' is not a list of numbers ({what})") from None
-        bad = [v for v in parsed if not valid(v)]
-        if bad:
-            raise FrameduelError(f"--grid {key}: {bad[0]} is not {what}")
-        grid[key] = parsed
+        grid[key] = parse_values(key, values, ranges)
     return grid
+
+
+def grid_to_json(grid: dict[str, Values]) -> dict[str, Any]:
+    return {k: {"log_range": [v.low, v.high]} if isinstance(v, LogRange) else list(v) for k, v in grid.items()}
+
+
+def grid_from_json(data: dict[str, Any]) -> dict[str, Values]:
+    return {k: LogRange(*v["log_range"]) if isinstance(v, dict) else tuple(v) for k, v in data.items()}
 
 
 @dataclass(frozen=True)
@@ -87,40 +125,66 @@ class Trial:
         return dict(self.config).get(key, default)
 
 
+SEARCHES = ("random",)
+EARLY_STOPS = ("asha",)
+
+
 @dataclass(frozen=True)
 class SweepRequest:
     accuracy: AccuracyRequest  # workloads, frameworks, modes, seeds, target, max epochs, base batch size
-    grid: dict[str, tuple[float | int, ...]]
+    grid: dict[str, Values]  # a search may hold LogRanges
     parallel: int | None = None  # None: fill the machine, one core per trial
+    search: str | None = None  # None: every grid point; "random": Ray Tune draws `samples` points
+    samples: int = 0  # a search's trials per (workload, framework, seed)
+    early_stop: str | None = None  # "asha": Ray Tune's ASHA stops a search's worst trials early
 
     def to_dict(self) -> dict[str, Any]:
-        return {"accuracy": asdict(self.accuracy), "grid": {k: list(v) for k, v in self.grid.items()},
-                "parallel": self.parallel}
+        return {"accuracy": asdict(self.accuracy), "grid": grid_to_json(self.grid), "parallel": self.parallel,
+                "search": self.search, "samples": self.samples, "early_stop": self.early_stop}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SweepRequest:
         accuracy = data["accuracy"]
         accuracy = AccuracyRequest(**{**accuracy, "workloads": tuple(accuracy["workloads"]),
                                       "frameworks": tuple(accuracy["frameworks"])})
-        return cls(accuracy, {k: tuple(v) for k, v in data["grid"].items()}, data["parallel"])
+        return cls(accuracy, grid_from_json(data["grid"]), data["parallel"], data.get("search"),
+                   data.get("samples", 0), data.get("early_stop"))
 
 
 def check_sweep(request: SweepRequest) -> None:
     check_request(request.accuracy)
     core_slots(request.parallel)
     for key, values in request.grid.items():
-        if key not in GRID_KEYS or not values:
+        if key not in GRID_KEYS or not values or (isinstance(values, LogRange) and request.search is None):
             raise FrameduelError(f"bad grid entry {key}={values}")
+    if request.search is not None:
+        check_choice("search", request.search, SEARCHES)
+        if request.samples < 1:
+            raise FrameduelError(f"--samples must be >= 1 with --search, got {request.samples}")
+    if request.early_stop is not None:
+        check_choice("early stop", request.early_stop, EARLY_STOPS)
+        if request.search is None:
+            raise FrameduelError("--early-stop asha stops the worst trials of a search; add --search random")
 
 
 def plan_trials(request: SweepRequest) -> list[Trial]:
-    """Seed-major, then configuration, frameworks alternating: drift and contention hit all alike."""
+    """Seed-major, then configuration, frameworks alternating: drift and contention hit all alike. A
+    search's trials are drawn as it goes: none are planned."""
+    if request.search is not None:
+        return []
     a = request.accuracy
     modes = resolve_modes(a.frameworks, a.modes)
     keys = [key for key in GRID_KEYS if key in request.grid]
     configs = [tuple(zip(keys, values, strict=True)) for values in itertools.product(*(request.grid[k] for k in keys))]
     return [Trial(workload, fw, modes[fw], seed, config) for seed in range(a.seeds) for workload in a.workloads
             for config in configs for fw in a.frameworks]
+
+
+def planned_trial_count(request: SweepRequest) -> int:
+    a = request.accuracy
+    if request.search is not None:
+        return request.samples * a.seeds * len(a.workloads) * len(a.frameworks)
+    return len(plan_trials(request))
 
 
 def trial_spec(trial: Trial, request: SweepRequest, threads: int) -> RunSpec:
@@ -213,17 +277,44 @@ def trial_options(trial: Trial, request: SweepRequest) -> dict[str, Any]:
     return {"learning_rate": trial.value("lr", None), "stop_at": request.accuracy.target}
 
 
+class TrialSearch(Protocol):
+    """Draws and runs a search's trials (Ray Tune: cluster/tune.py), handing each to emit as it ends."""
+
+    def search(self, remaining: dict[tuple[str, str, int], int], request: SweepRequest,
+               emit: Callable[[TrialResult], None]) -> None:
+        ...
+
+
+def remaining_samples(request: SweepRequest, stored: list[TrialResult]) -> dict[tuple[str, str, int], int]:
+    """(workload, framework, seed) -> the search trials still to draw: what --resume finishes."""
+    a = request.accuracy
+    wanted = {(w, fw, seed): request.samples for w in a.workloads for fw in a.frameworks for seed in range(a.seeds)}
+    for result in stored:
+        key = (result.trial.workload, result.trial.framework, result.trial.seed)
+        wanted[key] = max(0, wanted.get(key, 0) - 1)
+    return {key: count for key, count in wanted.items() if count}
+
+
 def run_sweep(store: Store, sweep_id: str, request: SweepRequest, environment: dict[str, Any],
               on_trial: Callable[[TrialResult], None] | None = None,
-              executor: TrialExecutor | None = None) -> list[TrialResult]:
-    """Every trial not stored yet, on this machine (or with the executor given); each stored as it ends."""
-    done = {result.trial.key for result in stored_trials(store, sweep_id)}
-    pending = [trial for trial in plan_trials(request) if trial.key not in done]
-    # Stored here, in the thread that owns the database connection, as each trial finishes.
-    for result in (executor or LocalTrials()).run(pending, request):
+              executor: TrialExecutor | TrialSearch | None = None) -> list[TrialResult]:
+    """Every trial not stored yet, on this machine (or with the executor given; a search needs a
+    TrialSearch); each stored as it ends, in this thread: the database has one writer."""
+    stored = stored_trials(store, sweep_id)
+
+    def keep(result: TrialResult) -> None:
         store.save_result("sweep-trial", f"{sweep_id}/{result.trial.key}", result.to_dict(), environment)
         if on_trial:
             on_trial(result)
+
+    if request.search is not None:
+        if not hasattr(executor, "search"):
+            raise FrameduelError("--search draws its trials with Ray Tune; add --executor ray")
+        executor.search(remaining_samples(request, stored), request, keep)
+    else:
+        done = {result.trial.key for result in stored}
+        for result in (executor or LocalTrials()).run([t for t in plan_trials(request) if t.key not in done], request):
+            keep(result)
     return stored_trials(store, sweep_id)
 
 
@@ -246,6 +337,10 @@ class ConfigSummary:
         return asdict(self)
 
 
+# Trials whose curve is real: trained to the target or the epoch limit, or stopped early by the search.
+FINISHED = ("ok", "stopped")
+
+
 def median_finite(values: list[float]) -> float | None:
     value = float(np.median(values)) if values else math.inf
     return None if math.isinf(value) else value
@@ -259,13 +354,13 @@ def summarize_sweep(results: list[TrialResult], target: float) -> list[ConfigSum
     summaries = []
     for (workload, framework, config), members in groups.items():
         runs = [m.run for m in members]
-        seconds = [run.seconds_to(target) for run in runs if run.status == "ok"]
+        seconds = [run.seconds_to(target) for run in runs if run.status in FINISHED]
         reached = [s for s in seconds if s is not None]
         summaries.append(ConfigSummary(
             workload, framework, config, len(runs), len(reached),
             median_finite([s if s is not None else math.inf for s in seconds] or [math.inf]),
             (min(reached), max(reached)) if reached else None,
-            median_finite([run.epochs_to(target) or math.inf for run in runs if run.status == "ok"]),
+            median_finite([run.epochs_to(target) or math.inf for run in runs if run.status in FINISHED]),
             median_finite([max(run.accuracy) for run in runs if run.accuracy]),
         ))
     return summaries
@@ -283,10 +378,10 @@ def best_configs(summaries: list[ConfigSummary]) -> list[ConfigSummary]:
 
 def sensitivity(summaries: list[ConfigSummary]) -> dict[tuple[str, str], tuple[int, int, float | None]]:
     """(workload, framework) -> (configurations that reached the target, configurations, slowest reached /
-    fastest reached): how much the choice of hyperparameters matters to that framework."""
+    fastest reached, None unless two did): how much the choice of hyperparameters matters to that framework."""
     out: dict[tuple[str, str], tuple[int, int, float | None]] = {}
     for key in dict.fromkeys((s.workload, s.framework) for s in summaries):
         own = [s for s in summaries if (s.workload, s.framework) == key]
         times = [s.seconds_to_target for s in own if s.seconds_to_target is not None]
-        out[key] = (len(times), len(own), max(times) / min(times) if times else None)
+        out[key] = (len(times), len(own), max(times) / min(times) if len(times) > 1 else None)
     return out

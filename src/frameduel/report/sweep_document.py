@@ -19,12 +19,16 @@ from frameduel.report.sweep import best_line, config_columns, config_row, sensit
 from frameduel.report.sweep_plots import accuracy_vs_time
 from frameduel.store import Store, StoredResult
 from frameduel.sweep import (
+    FINISHED,
     ConfigSummary,
+    LogRange,
     SweepRequest,
     TrialResult,
+    Values,
     best_configs,
     load_sweep,
     plan_trials,
+    planned_trial_count,
     stored_trials,
     summarize_sweep,
 )
@@ -67,11 +71,17 @@ def build_sweep_document(store: Store, sweep_id: str) -> SweepDocument:
     return SweepDocument(sweep_id, stored, request, results, summaries, figure)
 
 
+def values_text(values: Values) -> str:
+    if isinstance(values, LogRange):
+        return f"log-uniform {values.low:g}..{values.high:g}"
+    return ", ".join(f"{v:g}" for v in values)
+
+
 def overview_lines(doc: SweepDocument) -> list[str]:
     a, env = doc.request.accuracy, doc.stored.environment
-    grid = "; ".join(f"{key}={', '.join(f'{v:g}' for v in values)}" for key, values in doc.request.grid.items())
+    grid = "; ".join(f"{key}={values_text(values)}" for key, values in doc.request.grid.items())
     modes = ", ".join(f"{fw} {a.modes.get(fw, '?')}" for fw in a.frameworks)
-    planned, failed = len(plan_trials(doc.request)), sum(r.run.status != "ok" for r in doc.results)
+    planned, failed = planned_trial_count(doc.request), sum(r.run.status not in FINISHED for r in doc.results)
     resume = f"; finish it with: frameduel sweep --resume {doc.sweep_id}" if len(doc.results) < planned else ""
     at_once = f"{doc.request.parallel} trial(s)" if doc.request.parallel else "one trial per core"
     core_sets = len({tuple(r.cpus) for r in doc.results if r.cpus})
@@ -160,7 +170,7 @@ def to_markdown(doc: SweepDocument) -> str:
 
 def to_json(doc: SweepDocument) -> dict[str, Any]:
     return {**sweep_json(doc.sweep_id, doc.results, doc.summaries), "created_at": doc.stored.created_at,
-            "request": doc.request.to_dict(), "planned_trials": len(plan_trials(doc.request)),
+            "request": doc.request.to_dict(), "planned_trials": planned_trial_count(doc.request),
             "environment": doc.stored.environment}
 
 
