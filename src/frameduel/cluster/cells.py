@@ -32,7 +32,7 @@ class RayCells:
                                  "at a time and machines run in parallel")
         thread_env = driver_thread_settings()
         with self.session as session:
-            machines = discover_machines(session)
+            machines = discover_machines(session, thread_env)
 
             def submit(machine: Machine, cell: Cell) -> Any:
                 # The whole node: nothing else Ray schedules (a sweep trial) may share the machine's CPUs.

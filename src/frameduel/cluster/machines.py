@@ -28,15 +28,17 @@ class Machine:
     machine_class: str
 
 
-def discover_machines(session: RaySession) -> list[Machine]:
-    """The cluster's machines, each with its class read on the machine itself."""
+def discover_machines(session: RaySession, thread_env: dict[str, str]) -> list[Machine]:
+    """The cluster's machines, each with its class read on the machine itself under the run's thread
+    settings (thread_env: the driver's)."""
     hosts: dict[str, RayNode] = {}
     for node in session.nodes():
         if node.cpus >= 1 and (node.address not in hosts or node.cpus > hosts[node.address].cpus):
             hosts[node.address] = node
     if not hosts:
         raise FrameduelError("the Ray cluster has no node with a CPU; add one with `ray start --address HEAD`")
-    pending = {session.submit(node_tasks.placement, cpus=0, node_id=node.node_id): node for node in hosts.values()}
+    pending = {session.submit(node_tasks.machine_facts, thread_env, cpus=0, node_id=node.node_id): node
+               for node in hosts.values()}
     machines = []
     for node, facts in session.completed(pending):
         if isinstance(facts, RemoteFailure):

@@ -57,6 +57,12 @@ def placement() -> dict[str, Any]:
             "machine_class": environment.machine_class(fingerprint), "environment": fingerprint}
 
 
+def machine_facts(thread_env: dict[str, str]) -> dict[str, Any]:
+    """placement() as a cell of this run would see it: under the driver's thread settings (part of the class)."""
+    use_thread_settings(thread_env)
+    return placement()
+
+
 def use_thread_settings(thread_env: dict[str, str]) -> None:
     """The driver's thread variables, exactly: set what it set, unset what it did not (Ray's own)."""
     for name in environment.THREAD_ENV_VARS:

@@ -63,7 +63,7 @@ def ray_accuracy_runs(address: str | None, specs: list[RunSpec], request: Accura
     """Each accuracy run a Ray task holding a whole machine; yielded as each ends."""
     thread_env = driver_thread_settings()
     with RaySession(address) as session:
-        machines = discover_machines(session)
+        machines = discover_machines(session, thread_env)
 
         def submit(machine: Machine, spec: RunSpec) -> Any:
             return session.submit(node_tasks.train, spec.to_dict(), request.max_epochs, request.timeout_s, {}, None,
