@@ -14,32 +14,16 @@ CI, otherwise which one falls outside; last, how many cells agree out of how man
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
+from frameduel.cluster.local import local_cluster
+
 Figures = tuple[float, float, float]  # (median, CI low, CI high), seconds per step
-
-
-@contextlib.contextmanager
-def two_node_cluster() -> Iterator[tuple[str, float]]:
-    """A Ray head and one worker node on 127.0.0.1, 1 CPU each: (address, seconds it took to start)."""
-    from ray.cluster_utils import Cluster
-
-    started = time.perf_counter()
-    cluster = Cluster(initialize_head=True, connect=False, head_node_args={
-        "num_cpus": 1, "node_ip_address": "127.0.0.1", "include_dashboard": False})
-    try:
-        cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1")
-        cluster.wait_for_nodes()
-        yield cluster.address, time.perf_counter() - started
-    finally:
-        cluster.shutdown()
 
 
 def compare(args: list[str], executor_args: list[str], db: Path) -> tuple[float, dict]:
@@ -96,7 +80,7 @@ def main() -> None:
         ["--size", "small", "--tasks", "train,infer"]
     with tempfile.TemporaryDirectory() as tmp:
         local_s, local = compare(args, [], Path(tmp) / "local.sqlite")
-        with two_node_cluster() as (address, startup_s):
+        with local_cluster(nodes=2, cpus_per_node=1) as (address, startup_s):
             ray_s, ray = compare(args, ["--executor", "ray", "--address", address], Path(tmp) / "ray.sqlite")
     print(f"compare: local {local_s:.1f} s, ray (2 nodes x 1 CPU) {ray_s:.1f} s; "
           f"ray cluster start-up {startup_s:.1f} s (not in ray's wall time)")

@@ -20,33 +20,17 @@ trials at once) and shuts down at the end. It prints:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from statistics import mean
 
+from frameduel.cluster.local import local_cluster
+
 Run = tuple[float, dict]  # (wall seconds, the sweep's --json summary)
-
-@contextlib.contextmanager
-def two_node_cluster() -> Iterator[tuple[str, float]]:
-    """A Ray head and one worker node on 127.0.0.1, 1 CPU each: (address, seconds it took to start)."""
-    from ray.cluster_utils import Cluster
-
-    started = time.perf_counter()
-    cluster = Cluster(initialize_head=True, connect=False, head_node_args={
-        "num_cpus": 1, "node_ip_address": "127.0.0.1", "include_dashboard": False})
-    try:
-        cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1")
-        cluster.wait_for_nodes()
-        yield cluster.address, time.perf_counter() - started
-    finally:
-        cluster.shutdown()
-
 
 def sweep(args: list[str], executor_args: list[str], db: Path) -> Run:
     """One `frameduel sweep` run, timed."""
@@ -94,7 +78,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         serial = sweep(args, ["--parallel", "1"], Path(tmp) / "serial.sqlite")
         parallel = sweep(args, ["--parallel", str(options.parallel)], Path(tmp) / "parallel.sqlite")
-        with two_node_cluster() as (address, startup_s):
+        with local_cluster(nodes=2, cpus_per_node=1) as (address, startup_s):
             ray = sweep(args, ["--executor", "ray", "--address", address], Path(tmp) / "ray.sqlite")
     print_report(serial, parallel, ray, options.parallel, startup_s)
 

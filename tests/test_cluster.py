@@ -7,20 +7,21 @@ process and no frameduel worker is left running.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import sqlite3
 import subprocess
-import time
 from collections import Counter
 
 import psutil
 import pytest
 
-from tests.conftest import cli_command, run_cli
+from frameduel.cluster.local import local_cluster
+from tests.conftest import cli_command, run_cli, wait_for
 from tests.test_cli import assert_user_error
 
-ray_cluster_utils = pytest.importorskip("ray.cluster_utils")
+pytest.importorskip("ray")
 
 TINY_COMPARE = ("compare", "--workloads", "mlp", "--size", "tiny", "--tasks", "train", "--modes", "eager,function",
                 "--timeout", "240")
@@ -44,20 +45,16 @@ def ray_processes() -> list[psutil.Process]:
 @pytest.fixture(scope="module")
 def cluster_address():
     before = {p.pid for p in ray_processes()}
-    cluster = ray_cluster_utils.Cluster(initialize_head=True, connect=False, head_node_args={
-        "num_cpus": 1, "node_ip_address": "127.0.0.1", "include_dashboard": False})
-    try:
-        cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1")
-        cluster.wait_for_nodes()
-        yield cluster.address
-    finally:
-        cluster.shutdown()
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and [p for p in ray_processes() if p.pid not in before and p.is_running()
-                                           and p.status() != psutil.STATUS_ZOMBIE]:
-        time.sleep(0.5)
-    left = [p for p in ray_processes() if p.pid not in before and p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
-    assert not left, f"left running: {[' '.join(p.cmdline())[:80] for p in left]}"
+    with local_cluster(nodes=2, cpus_per_node=1) as (address, _):
+        yield address
+
+    def left() -> list[psutil.Process]:
+        return [p for p in ray_processes() if p.pid not in before and p.is_running()
+                and p.status() != psutil.STATUS_ZOMBIE]
+
+    with contextlib.suppress(AssertionError):
+        wait_for(lambda: not left(), timeout=30)
+    assert not left(), f"left running: {[' '.join(p.cmdline())[:80] for p in left()]}"
 
 
 def measurements(db: str) -> list[dict]:
@@ -113,16 +110,6 @@ def zygote_child_under_ray() -> psutil.Process | None:
         except (psutil.NoSuchProcess, AttributeError):
             continue
     return None
-
-
-def wait_for(predicate, timeout: float = 180.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not reached in time")
 
 
 def test_a_killed_ray_worker_fails_only_its_cell_and_the_rest_record_where_they_ran(cluster_address, tmp_path):

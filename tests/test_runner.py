@@ -5,7 +5,6 @@ from __future__ import annotations
 import signal
 import sqlite3
 import subprocess
-import time
 
 import psutil
 import pytest
@@ -14,7 +13,7 @@ from frameduel.runner.plan import MatrixRequest, build_plan
 from frameduel.runner.scheduler import run_worker, start_run
 from frameduel.spec import Measurement, RunSpec
 from frameduel.store import Store
-from tests.conftest import TINY_BUDGET, cli_command, run_cli
+from tests.conftest import TINY_BUDGET, cli_command, run_cli, wait_for
 
 # Four cells (torch/tf x train/infer), tiny model, eager: the cheapest real matrix.
 SMALL_MATRIX = ("compare", "--workloads", "mlp", "--size", "tiny", "--modes", "eager", "--threads", "1",
@@ -50,16 +49,6 @@ def cells_in(db_path) -> list[tuple[str, str, str | None]]:
         return list(sqlite3.connect(db_path).execute(query))
     except sqlite3.OperationalError:  # the CLI has not created the schema yet
         return []
-
-
-def wait_for(predicate, timeout: float = 120.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not reached in time")
 
 
 def worker_of(process: subprocess.Popen) -> psutil.Process | None:
