@@ -154,6 +154,25 @@ def _requested_outputs(raw: Any) -> tuple[tuple[str, ...] | None, frozenset[str]
     return tuple(names), frozenset(binary)
 
 
+# JSON has no NaN or infinity. Outputs spell them as proto3's JSON mapping does (the strings "NaN",
+# "Infinity", "-Infinity"), so every response parses with a strict parser; a request holding Python's
+# bare NaN/Infinity is refused, naming the fix.
+NON_FINITE_TEXT = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
+
+
+def refuse_non_finite(constant: str) -> None:
+    raise ServeError(f"the request holds a bare {constant}, which is not JSON; send finite numbers, or "
+                     "non-finite values as binary data (the binary tensor extension)")
+
+
+def json_values(array: np.ndarray) -> list[Any]:
+    """A tensor's values, flattened, as valid JSON: non-finite floats as proto3's strings."""
+    values = array.reshape(-1).tolist()
+    if array.dtype.kind != "f" or np.isfinite(array).all():
+        return values
+    return [NON_FINITE_TEXT[repr(v)] if isinstance(v, float) and not math.isfinite(v) else v for v in values]
+
+
 def parse_infer_request(body: bytes, header_length: str | None) -> InferRequest:
     """Decode an infer body; header_length is the Inference-Header-Content-Length header, if sent."""
     if header_length is None:
@@ -163,7 +182,9 @@ def parse_infer_request(body: bytes, header_length: str | None) -> InferRequest:
             raise ServeError(f"{HEADER_LENGTH} must be a byte count within the body ({len(body)} bytes)")
         header, binary = body[: int(header_length)], memoryview(body)[int(header_length) :]
     try:
-        request = json.loads(header)
+        request = json.loads(header, parse_constant=refuse_non_finite)
+    except ServeError:
+        raise
     except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         raise ServeError("the request body is not valid JSON; send an inference request object") from None
     if not isinstance(request, dict):
@@ -205,12 +226,12 @@ def encode_infer_response(
             entry["parameters"] = {"binary_data_size": array.nbytes}
             chunks.append(array.tobytes())
         else:
-            entry["data"] = array.reshape(-1).tolist()
+            entry["data"] = json_values(array)
         entries.append(entry)
     response: dict[str, Any] = {"model_name": model, "model_version": str(version), "outputs": entries}
     if request.id is not None:
         response["id"] = request.id
-    header = json.dumps(response).encode()
+    header = json.dumps(response, allow_nan=False).encode()
     if not chunks:
         return header, {"content-type": "application/json"}
     return header + b"".join(chunks), {"content-type": BINARY_CONTENT_TYPE, HEADER_LENGTH: str(len(header))}
@@ -225,7 +246,8 @@ def decode_infer_response(body: bytes, header_length: str | None) -> dict[str, n
         dtype = np.dtype(DATATYPES[entry["datatype"]])
         size = entry.get("parameters", {}).get("binary_data_size")
         if size is None:
-            outputs[entry["name"]] = np.asarray(entry["data"], dtype=dtype).reshape(entry["shape"])
+            data = [float(v) if isinstance(v, str) else v for v in entry["data"]]  # "NaN", "Infinity" (json_values)
+            outputs[entry["name"]] = np.asarray(data, dtype=dtype).reshape(entry["shape"])
         else:
             outputs[entry["name"]] = np.frombuffer(body, dtype, offset=offset, count=size // dtype.itemsize).reshape(
                 entry["shape"]
