@@ -56,9 +56,10 @@ class Dispatch(Generic[Job]):
 
 def one_per_machine(session: RaySession, machines: list[Machine], jobs: list[Job], group_of: Callable[[Job], str],
                     submit: Callable[[Machine, Job], Any],
-                    on_start: Callable[[Job, Machine], None] | None = None) -> Iterator[tuple[Job, Machine, Any]]:
+                    on_start: Callable[[Job, Machine], None] | None = None
+                    ) -> Iterator[tuple[Job, Machine | None, Any]]:
     """Run every job as submit(machine, job) (which returns a Ray object ref), in order where machines
-    allow; yield (job, machine, result or RemoteFailure) as each ends."""
+    allow; yield (job, machine, result or RemoteFailure) as each ends (machine None: no machine was left)."""
     waiting, free = list(jobs), list(machines)
     bound: dict[str, str] = {}  # comparison group -> machine class
     running: dict[Any, Dispatch[Job]] = {}
