@@ -40,7 +40,7 @@ from frameduel.report.parity import print_modes, print_parity
 from frameduel.report.render import write_report
 from frameduel.report.summary import RunSummary, summarize_run
 from frameduel.report.sweep import print_sweep, sweep_json
-from frameduel.report.sweep_document import stored_sweep, write_sweep_report
+from frameduel.report.sweep_document import write_sweep_report
 from frameduel.report.tensorboard import write_tensorboard
 from frameduel.report.terminal import ms, print_summary
 from frameduel.report.verdict import verdicts
@@ -61,6 +61,7 @@ from frameduel.sweep import (
     planned_trial_count,
     run_sweep,
     start_sweep,
+    stored_sweep,
     summarize_sweep,
 )
 from frameduel.workloads import get_workload
@@ -602,9 +603,18 @@ def sweep(
     """Train a grid of hyperparameters x frameworks x workloads x seeds to a target accuracy, N trials at once."""
     store = open_store(db)
     fingerprint = environment.fingerprint()
+    if resume:
+        sweep_id, request = resume, load_sweep(store, resume)
+    else:
+        accuracy_request = AccuracyRequest(workloads=split_list(workloads), frameworks=split_list(frameworks),
+                                           modes={**DEFAULT_MODES, **parse_modes(modes)}, seeds=seeds,
+                                           target=target, max_epochs=max_epochs)
+        request = SweepRequest(accuracy_request, parse_grid(grid, ranges=search is not None), parallel, search,
+                               samples if search else 0, early_stop)
+    check_sweep(request)
     trials_executor: TrialExecutor | TrialSearch | None = None
     if cell_executor(executor, address) is not None:  # checks the address before anything starts
-        if search is not None or (resume and load_sweep(store, resume).search):
+        if request.search is not None:
             from frameduel.cluster.tune import TuneSearch
 
             trials_executor = TuneSearch(address, cpus_per_trial)
@@ -612,18 +622,9 @@ def sweep(
             from frameduel.cluster.trials import RayTrials
 
             trials_executor = RayTrials(address, cpus_per_trial)
-    if resume:
-        sweep_id, request = resume, load_sweep(store, resume)
-        check_sweep(request)
-    else:
-        accuracy_request = AccuracyRequest(workloads=split_list(workloads), frameworks=split_list(frameworks),
-                                           modes={**DEFAULT_MODES, **parse_modes(modes)}, seeds=seeds,
-                                           target=target, max_epochs=max_epochs)
-        request = SweepRequest(accuracy_request, parse_grid(grid, ranges=search is not None), parallel, search,
-                               samples if search else 0, early_stop)
-        check_sweep(request)
-        if request.search is not None and trials_executor is None:
-            raise FrameduelError("--search draws its trials with Ray Tune; add --executor ray")
+    elif request.search is not None:
+        raise FrameduelError("--search draws its trials with Ray Tune; add --executor ray")
+    if not resume:
         sweep_id = start_sweep(store, request, fingerprint)
     slots = len(core_slots(request.parallel))
     at_once = f"{slots} at a time" if trials_executor is None else f"on Ray, {cpus_per_trial} CPU(s) each"

@@ -31,7 +31,7 @@ from frameduel.datasets import TRAIN_IMAGES
 from frameduel.errors import FrameduelError
 from frameduel.runner.cores import core_slots
 from frameduel.spec import RunSpec, check_choice
-from frameduel.store import Store, now_iso
+from frameduel.store import Store, StoredResult, now_iso
 
 # The hyperparameters a trial takes, with how to read a value and what makes one valid.
 GRID_KEYS: dict[str, tuple[Callable[[str], float | int], Callable[[float], bool], str]] = {
@@ -227,12 +227,17 @@ def start_sweep(store: Store, request: SweepRequest, environment: dict[str, Any]
     return sweep_id
 
 
+def stored_sweep(store: Store, sweep_id: str) -> StoredResult | None:
+    """The stored request of sweep_id (with its environment and creation time), or None."""
+    return next((r for r in store.results("sweep") if r.key == sweep_id), None)
+
+
 def load_sweep(store: Store, sweep_id: str) -> SweepRequest:
-    stored = [r for r in store.results("sweep") if r.key == sweep_id]
-    if not stored:
+    stored = stored_sweep(store, sweep_id)
+    if stored is None:
         known = ", ".join(r.key for r in store.results("sweep")[-5:]) or "none stored"
         raise FrameduelError(f"no sweep '{sweep_id}' in this database (recent: {known})")
-    return SweepRequest.from_dict(stored[0].data)
+    return SweepRequest.from_dict(stored.data)
 
 
 def stored_trials(store: Store, sweep_id: str) -> list[TrialResult]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 from frameduel.cluster import node_tasks
 from frameduel.cluster.session import RayNode, RaySession, RemoteFailure
@@ -48,12 +48,6 @@ def discover_machines(session: RaySession, thread_env: dict[str, str]) -> list[M
     return sorted(machines, key=lambda machine: machine.host)
 
 
-@dataclass
-class Dispatch(Generic[Job]):
-    job: Job
-    machine: Machine
-
-
 def one_per_machine(session: RaySession, machines: list[Machine], jobs: list[Job], group_of: Callable[[Job], str],
                     submit: Callable[[Machine, Job], Any],
                     on_start: Callable[[Job, Machine], None] | None = None
@@ -62,7 +56,7 @@ def one_per_machine(session: RaySession, machines: list[Machine], jobs: list[Job
     allow; yield (job, machine, result or RemoteFailure) as each ends (machine None: no machine was left)."""
     waiting, free = list(jobs), list(machines)
     bound: dict[str, str] = {}  # comparison group -> machine class
-    running: dict[Any, Dispatch[Job]] = {}
+    running: dict[Any, tuple[Job, Machine]] = {}  # Ray object ref -> what it runs where
 
     def dispatch() -> None:
         for machine in list(free):
@@ -75,14 +69,14 @@ def one_per_machine(session: RaySession, machines: list[Machine], jobs: list[Job
             bound[group_of(job)] = machine.machine_class
             if on_start:
                 on_start(job, machine)
-            running[submit(machine, job)] = Dispatch(job, machine)
+            running[submit(machine, job)] = (job, machine)
 
     dispatch()
-    for dispatched, result in session.completed(running):
+    for (job, machine), result in session.completed(running):
         lost = isinstance(result, RemoteFailure) and "node died" in result.cause
         if not lost:  # a lost node's machine takes no more jobs; the others go on
-            free.append(dispatched.machine)
-        yield dispatched.job, dispatched.machine, result
+            free.append(machine)
+        yield job, machine, result
         dispatch()
     for job in waiting:  # every machine of their class was lost
         yield job, None, RemoteFailure(f"no machine of class {bound.get(group_of(job))} is left in the cluster")

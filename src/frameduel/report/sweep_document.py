@@ -29,6 +29,7 @@ from frameduel.sweep import (
     load_sweep,
     plan_trials,
     planned_trial_count,
+    stored_sweep,
     stored_trials,
     summarize_sweep,
 )
@@ -52,11 +53,6 @@ class SweepDocument:
     @property
     def target(self) -> float:
         return self.request.accuracy.target
-
-
-def stored_sweep(store: Store, sweep_id: str) -> StoredResult | None:
-    """The stored request (kind "sweep") under this id, or None: how `report` tells a sweep from a run."""
-    return next((r for r in store.results("sweep") if r.key == sweep_id), None)
 
 
 def build_sweep_document(store: Store, sweep_id: str) -> SweepDocument:
