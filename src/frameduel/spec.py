@@ -92,6 +92,9 @@ class RunSpec:
     lora: LoraSettings | None = None  # the adapters of a "finetune" cell (and only of one)
     # A PEFT LoRA adapter directory (absolute path) applied to the model of an infer or generate cell.
     adapter: str | None = None
+    # Data-parallel processes of a train cell (runner/data_parallel.py): batch_size is the global batch,
+    # split evenly, and each worker gets `threads` threads on cores of its own.
+    workers: int = 1
 
     def __post_init__(self) -> None:
         if isinstance(self.lora, dict):  # from JSON
@@ -114,20 +117,32 @@ class RunSpec:
             raise FrameduelError("LoRA settings belong to a finetune cell, and a finetune cell needs them")
         if self.adapter and self.task not in ("infer", "generate"):
             raise FrameduelError("an adapter applies to inference and generation; finetune trains new ones")
+        if self.workers < 1:
+            raise FrameduelError(f"workers must be >= 1, got {self.workers}")
+        if self.workers > 1 and self.task != "train":
+            raise FrameduelError(f"data-parallel workers train; a {self.task} cell runs in one process")
+        if self.batch_size % self.workers:
+            raise FrameduelError(f"a global batch of {self.batch_size} does not split evenly over {self.workers} "
+                                 f"workers; choose a batch size divisible by {self.workers}")
 
     @property
     def key(self) -> str:
         """Stable, human-readable identity of the cell inside a run."""
         return (
             f"{self.workload}/{self.model_label}/{self.task_label}/b{self.batch_size}/{self.precision}/"
-            f"{self.device}/t{self.threads}/{self.framework}/{self.mode}/s{self.seed}"
+            f"{self.device}/t{self.threads}{self.workers_label}/{self.framework}/{self.mode}/s{self.seed}"
         )
 
     @property
     def comparison_group(self) -> str:
         """Cells in the same group do the same work and may be compared with each other."""
         return (f"{self.workload}/{self.model_label}/{self.task_label}/b{self.batch_size}/{self.precision}/"
-                f"{self.device}")
+                f"{self.device}{self.workers_label}")
+
+    @property
+    def workers_label(self) -> str:
+        """'/w2' for data-parallel cells; empty for one process, so single-process keys stay as stored."""
+        return f"/w{self.workers}" if self.workers > 1 else ""
 
     @property
     def task_label(self) -> str:

@@ -49,6 +49,10 @@ class Step:
     sync: Callable[[], None]  # wait for the device (no-op on CPU, where execution is synchronous)
     trace: Callable[[], None] | None = None  # explicit trace/compile ahead of the first call, if the mode has one
     model: Any = None  # the model the step runs: for its parameter counts and, under LoRA, its adapters
+    # Data parallel: every worker must run the same number of steps, or a collective waits forever. The
+    # timer decides when to stop on each worker's own clock, so each decision goes through agree, which
+    # returns the first worker's value on every worker (a broadcast). One process: the value itself.
+    agree: Callable[[float], float] | None = None
 
 
 @dataclass
@@ -94,6 +98,13 @@ def plan_generation(workload: Workload, config: Any, batch: Batch | None, prompt
     return GenerationPlan(Batch(prompt_ids, prompt_ids.reshape(-1)), decode_steps, prompt_ids.shape[1] + decode_steps)
 
 
+def batch_shard(batch: Batch, index: int, count: int) -> Batch:
+    """Data parallel: worker `index` of `count` takes this contiguous 1/count of the global batch."""
+    size = len(batch.inputs) // count
+    rows = slice(index * size, (index + 1) * size)
+    return Batch(batch.inputs[rows], batch.targets[rows])
+
+
 def load_adapter(backend: ModuleType, workload: Workload, model: Any, adapter: Mapping[str, np.ndarray]) -> None:
     """Put an adapter's matrices (canonical names, see checkpoints/adapters.py) into a LoRA model of the
     same settings, keeping its base weights: the whole state goes through import_weights, so names
@@ -103,9 +114,16 @@ def load_adapter(backend: ModuleType, workload: Workload, model: Any, adapter: M
     backend.import_weights(workload, model, {**weights, **adapter})
 
 
-def load_backend(framework: str) -> ModuleType:
+# Data parallel: one worker of a group (the same names as the backend's, see torch_data_parallel.py).
+DATA_PARALLEL_MODULES = {
+    "torch": "frameduel.frameworks.torch_data_parallel",
+    "tf": "frameduel.frameworks.tf_data_parallel",
+}
+
+
+def load_backend(framework: str, data_parallel: bool = False) -> ModuleType:
     check_choice("framework", framework, FRAMEWORKS)
-    return importlib.import_module(BACKEND_MODULES[framework])
+    return importlib.import_module((DATA_PARALLEL_MODULES if data_parallel else BACKEND_MODULES)[framework])
 
 
 # Deployment export: export_artefact(fmt, workload, model, sample, calibration, out_dir, max_batch) per framework.

@@ -112,25 +112,37 @@ def make_train_fn(
     model: keras.Model, spec: RunSpec, optimizer: keras.optimizers.Optimizer
 ) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
     """One training step: forward, cross-entropy on full-precision logits, gradients, optimizer step."""
-    loss_dtype = full_precision()
+    gradients = make_gradient_fn(model, optimizer)
 
     def train_step(x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
+        loss, grads = gradients(x, y)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
+        return loss
+
+    return apply_mode(train_step, spec)
+
+
+def make_gradient_fn(model: keras.Model, optimizer: keras.optimizers.Optimizer,
+                     loss_share: float = 1.0) -> Callable[[tf.Tensor, tf.Tensor], tuple[tf.Tensor, list[tf.Tensor]]]:
+    """(loss, gradients of loss_share * loss) of one batch. A data-parallel worker's share is 1 / workers:
+    the optimizer sums the workers' gradients, so the sum is the gradient of the global batch's mean."""
+    loss_dtype = full_precision()
+
+    def gradients(x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, list[tf.Tensor]]:
         with tf.GradientTape() as tape:
             logits = model(x, training=True)
             loss = tf.reduce_mean(
                 tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=tf.cast(logits, loss_dtype))
             )
-            scaled_loss = optimizer.scale_loss(loss)
+            scaled_loss = optimizer.scale_loss(loss * loss_share if loss_share != 1.0 else loss)
         grads = tape.gradient(scaled_loss, model.trainable_variables)
         # An Embedding's gradient comes as IndexedSlices, one row per lookup, repeated tokens included.
         # Keras' Adam squares those rows before they are summed (v gets sum(g_i^2), not sum(g_i)^2), so
         # a repeated token takes a larger step than in torch. Summing them first, into the dense
         # gradient torch's nn.Embedding also produces, gives both frameworks the same update.
-        grads = [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in grads]
-        optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
-        return loss
+        return loss, [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in grads]
 
-    return apply_mode(train_step, spec)
+    return gradients
 
 
 def make_infer_fn(model: keras.Model, spec: RunSpec) -> Callable[[tf.Tensor], tf.Tensor]:

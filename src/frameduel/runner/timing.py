@@ -42,7 +42,13 @@ def timed_call(step: Step) -> float:
     return clock() - start
 
 
-def warm_up(run_once: Callable[[], float], budget: MeasureBudget) -> tuple[int, float]:
+def own_value(value: float) -> float:
+    """One process decides alone (see Step.agree)."""
+    return value
+
+
+def warm_up(run_once: Callable[[], float], budget: MeasureBudget,
+            agree: Callable[[float], float] = own_value) -> tuple[int, float]:
     """Run at least warmup_steps times and at least warmup_seconds.
 
     Returns (runs, typical seconds per run): the median of the last few runs, so one outlier does not
@@ -50,10 +56,10 @@ def warm_up(run_once: Callable[[], float], budget: MeasureBudget) -> tuple[int, 
     """
     times: list[float] = []
     started = clock()
-    while len(times) < budget.warmup_steps or clock() - started < budget.warmup_seconds:
+    while agree(float(len(times) < budget.warmup_steps or clock() - started < budget.warmup_seconds)):
         times.append(run_once())
     recent = sorted(times[-5:])
-    return len(times), recent[len(recent) // 2]
+    return len(times), agree(recent[len(recent) // 2])
 
 
 def steps_per_sample(step_estimate_s: float, per_call: bool, budget: MeasureBudget) -> int:
@@ -72,7 +78,8 @@ def sample(step: Step, repeat: int) -> float:
     return (clock() - start) / repeat
 
 
-def adaptive_samples(take_sample: Callable[[], float], budget: MeasureBudget) -> list[float]:
+def adaptive_samples(take_sample: Callable[[], float], budget: MeasureBudget,
+                     agree: Callable[[float], float] = own_value) -> list[float]:
     """Collect samples until the median's CI is within target, or the sample/time budget runs out.
 
     The CI is checked each time the sample count grows by half, so checking stays cheap.
@@ -83,11 +90,11 @@ def adaptive_samples(take_sample: Callable[[], float], budget: MeasureBudget) ->
     while len(samples) < budget.max_samples:
         samples.append(take_sample())
         elapsed = clock() - started
-        if elapsed >= budget.max_seconds and len(samples) >= 3:
+        out_of_time = elapsed >= budget.max_seconds and len(samples) >= 3
+        due = len(samples) >= next_check and elapsed >= budget.min_seconds
+        if agree(float(out_of_time or (due and ci_converged(samples, budget.target_ci_rel)))):
             break
-        if len(samples) >= next_check and elapsed >= budget.min_seconds:
-            if ci_converged(samples, budget.target_ci_rel):
-                break
+        if due:
             next_check = math.ceil(len(samples) * 1.5)
     return samples
 
@@ -99,10 +106,11 @@ def measure(step: Step, budget: MeasureBudget, per_call: bool) -> Timings:
         step.trace()
         trace_s = clock() - start
     first_step_s = timed_call(step)
-    warmup_steps, last_warm_s = warm_up(lambda: timed_call(step), budget)
+    agree = step.agree or own_value
+    warmup_steps, last_warm_s = warm_up(lambda: timed_call(step), budget, agree)
     repeat = steps_per_sample(last_warm_s, per_call, budget)
     with BackgroundLoad() as background:
-        samples = adaptive_samples(lambda: sample(step, repeat), budget)
+        samples = adaptive_samples(lambda: sample(step, repeat), budget, agree)
     return Timings(
         step_seconds=samples,
         steps_per_sample=repeat,

@@ -23,6 +23,7 @@ import psutil
 from frameduel.checkpoints import model_config
 from frameduel.checkpoints.adapters import adapter_file_bytes
 from frameduel.frameworks import load_backend
+from frameduel.runner import data_parallel
 from frameduel.runner.process import write_result
 from frameduel.runner.timing import GenerationTimings, Timings, measure, measure_generation
 from frameduel.spec import MeasureBudget, Measurement, RunSpec
@@ -53,13 +54,17 @@ def error_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {lines[0][:300] if lines else ''}".rstrip(": ")
 
 
-def measure_cell(spec: RunSpec, budget: MeasureBudget) -> Measurement:
+def measure_cell(spec: RunSpec, budget: MeasureBudget, backend: ModuleType | None = None) -> Measurement:
+    """Measure spec in this process; a data-parallel cell starts its group of workers instead, and each
+    of them measures through here with its framework's data-parallel backend."""
+    if spec.workers > 1 and backend is None:
+        return data_parallel.measure(spec, budget)
     started = time.perf_counter()
     # Where a worker's start-up goes: a spawned one starts its interpreter and imports the framework
     # here; one forked from a zygote inherits both and starts at once.
     process = {"pid": os.getpid(), "parent_pid": os.getppid(),
                "startup_s": max(0.0, time.time() - psutil.Process().create_time())}
-    backend = load_backend(spec.framework)
+    backend = backend or load_backend(spec.framework)
     process["import_s"] = time.perf_counter() - started
     try:
         runtime = backend.configure(spec)
