@@ -129,6 +129,14 @@ def split_list(value: str | None) -> tuple[str, ...] | None:
     return items
 
 
+def parse_counts(option: str, value: str) -> tuple[int, ...]:
+    """'1,2' -> (1, 2), or one line naming the option and what it takes."""
+    try:
+        return tuple(int(item) for item in split_list(value) or ())
+    except ValueError:
+        raise FrameduelError(f"{option} takes comma-separated whole numbers, e.g. 1,2; got '{value}'") from None
+
+
 def open_store(db: Path | None) -> Store:
     return Store(db or default_db_path())
 
@@ -144,7 +152,8 @@ def diff_side(store: Store, run_id: str) -> RunSide:
 
 
 def cell_line(spec: RunSpec, measurement: Measurement) -> str:
-    label = f"{spec.workload} {spec.task} b{spec.batch_size} {spec.precision} {spec.framework} {spec.mode}"
+    workers = f" {spec.workers} workers" if spec.workers > 1 else ""
+    label = f"{spec.workload} {spec.task} b{spec.batch_size}{workers} {spec.precision} {spec.framework} {spec.mode}"
     if measurement.status != "ok":
         return f"[red]x[/red] {label}: [red]{measurement.status}[/red] {measurement.error or ''}"
     median = sorted(measurement.step_seconds)[len(measurement.step_seconds) // 2]
@@ -217,6 +226,10 @@ def compare(
                                "that imported the framework once) or spawn (a new interpreter)"),
     parallel: int = typer.Option(1, help="timing cells at once, each on its own cores; they still share memory "
                                  "bandwidth and caches, so every cell is flagged (default 1: one at a time)"),
+    workers: str = typer.Option("1", help="data-parallel worker counts of train cells, comma-separated (e.g. "
+                                "1,2): torch DDP through torchrun, TF MultiWorkerMirroredStrategy"),
+    scaling: str = typer.Option("strong", help="with --workers: strong (same global batch at every count), "
+                                "weak (same batch per worker), or strong,weak"),
     executor: str = ExecutorOption,
     address: str | None = AddressOption,
     checkpoint: Path | None = CheckpointOption,
@@ -243,6 +256,7 @@ def compare(
             device=device, threads=threads, repeats=repeats, timeout_s=timeout, seed=seed, peak=peak,
             launch=launch, checkpoint=str(checkpoint) if checkpoint else None,
             lora_rank=lora_rank, lora_alpha=lora_alpha, lora_targets=split_list(lora_targets), parallel=parallel,
+            workers=parse_counts("--workers", workers), scaling=split_list(scaling),
         )
         plan = build_plan(request)
         if cells_executor is not None and plan.parallel != 1:

@@ -53,6 +53,7 @@ class Step:
     # timer decides when to stop on each worker's own clock, so each decision goes through agree, which
     # returns the first worker's value on every worker (a broadcast). One process: the value itself.
     agree: Callable[[float], float] | None = None
+    peer_pids: tuple[int, ...] = ()  # the group's other workers: their CPU use is this step's, not contention
 
 
 @dataclass

@@ -84,6 +84,14 @@ def _sum_over_workers(value: tf.Tensor) -> tf.Tensor:
     return strategy().run(lambda: tf.distribute.get_replica_context().all_reduce("sum", tf.identity(value)))
 
 
+def peer_pids() -> tuple[int, ...]:
+    """The other workers' process ids: each puts its own in its slot of a summed vector."""
+    mine = [0.0] * strategy().num_replicas_in_sync
+    mine[rank()] = float(os.getpid())
+    pids = strategy().experimental_local_results(_sum_over_workers(tf.constant(mine, dtype=tf.float64)))[0]
+    return tuple(int(pid) for pid in to_numpy(pids) if int(pid) != os.getpid())
+
+
 def build_model(workload: Workload, spec: RunSpec) -> keras.Model:
     """Variables made under the strategy's scope are mirrored: one copy per worker, kept in step."""
     with strategy().scope():
@@ -124,7 +132,8 @@ def make_step(workload: Workload, spec: RunSpec, batch: Batch) -> Step:
     train = make_train_fn(model, spec, make_optimizer(model, spec, workload.optimizer))
     sync = tf_backend._sync_device if spec.device == "cuda" else tf_backend._no_sync
     _stepped.append(model)
-    return Step(run=lambda: train(inputs, targets), sync=sync, model=model, agree=first_worker_value)
+    return Step(run=lambda: train(inputs, targets), sync=sync, model=model, agree=first_worker_value,
+                peer_pids=peer_pids())
 
 
 def allreduce_seconds(spec: RunSpec, repeats: int) -> list[float]:

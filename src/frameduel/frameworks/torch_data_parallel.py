@@ -72,6 +72,14 @@ def first_worker_value(value: float) -> float:
     return float(tensor.item())
 
 
+def peer_pids() -> tuple[int, ...]:
+    """The other workers' process ids."""
+    pids = torch.zeros(dist.get_world_size(), dtype=torch.int64)
+    pids[dist.get_rank()] = os.getpid()
+    dist.all_reduce(pids)
+    return tuple(int(pid) for pid in pids.tolist() if pid != os.getpid())
+
+
 def build_model(workload: Workload, spec: RunSpec) -> torch.nn.Module:
     """The backend's model; DDP wraps it in make_train_fn (its construction broadcasts worker 0's weights)."""
     return torch_backend.build_model(workload, spec)
@@ -91,7 +99,8 @@ def make_step(workload: Workload, spec: RunSpec, batch: Batch) -> Step:
     train = make_train_fn(model, spec, make_optimizer(model, spec, workload.optimizer))
     sync = torch.cuda.synchronize if spec.device == "cuda" else torch_backend._no_sync
     _stepped.append(model)
-    return Step(run=lambda: train(inputs, targets), sync=sync, model=model, agree=first_worker_value)
+    return Step(run=lambda: train(inputs, targets), sync=sync, model=model, agree=first_worker_value,
+                peer_pids=peer_pids())
 
 
 def allreduce_seconds(spec: RunSpec, repeats: int) -> list[float]:

@@ -179,11 +179,13 @@ class RunSummary:
 
 
 def group_label(cell: CellSummary, with_size: bool = True) -> str:
-    """A comparison group as people say it: 'mlp/small train b32', with the precision where not fp32."""
+    """A comparison group as people say it: 'mlp/small train b32', with the precision where not fp32
+    and the data-parallel workers where more than one ('mlp/small train b32 2 workers')."""
     spec = cell.spec
     precision = "" if spec.precision == "fp32" else f" {spec.precision}"
     size = f"/{spec.size}" if with_size else ""
-    return f"{spec.workload}{size} {spec.task} b{spec.batch_size}{precision}"
+    workers = f" {spec.workers} workers" if spec.workers > 1 else ""
+    return f"{spec.workload}{size} {spec.task} b{spec.batch_size}{precision}{workers}"
 
 
 def median_or_none(values: list[float | None]) -> float | None:

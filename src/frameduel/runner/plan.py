@@ -82,9 +82,14 @@ class MatrixRequest:
     # Timing cells at once, each pinned to its own share of the cores (threads default to that share).
     # They contend for memory bandwidth and caches, so every such cell is flagged; 1 is the honest default.
     parallel: int = 1
+    # Data-parallel train cells (runner/data_parallel.py): one per worker count and scaling. "strong" keeps
+    # the preset's global batch at every count; "weak" keeps it per worker (global = batch x workers).
+    workers: tuple[int, ...] = (1,)
+    scaling: tuple[str, ...] = ("strong",)
 
 
 LAUNCHES = ("fork", "spawn")
+SCALINGS = ("strong", "weak")
 
 
 @dataclass(frozen=True)
@@ -189,6 +194,9 @@ def build_plan(request: MatrixRequest) -> Plan:
     size = check_choice("size", request.size or ("base" if device == "cuda" else "small"), SIZES)
     slots = core_slots(request.parallel)
     threads = min(len(slot) for slot in slots) if request.threads is None else request.threads
+    worker_counts = check_workers(request, threads)
+    if request.threads is None and max(worker_counts) > 1:  # every cell alike: 1 worker x t vs N x t
+        threads = len(core_slots(max(worker_counts))[0])
     if request.parallel > 1 and threads > min(len(slot) for slot in slots):
         raise FrameduelError(f"--threads {threads} does not fit --parallel {request.parallel}: each cell gets "
                              f"{min(len(slot) for slot in slots)} core(s); lower --threads or --parallel")
@@ -204,12 +212,13 @@ def build_plan(request: MatrixRequest) -> Plan:
     specs = []
     for workload, precision in itertools.product(request.workloads, request.precisions):
         for task in tasks_of[workload]:
-            for batch_size, fw in itertools.product(preset.batch_sizes(task), request.frameworks):
+            for (batch_size, workers), fw in itertools.product(batches_and_workers(preset, task, request),
+                                                                request.frameworks):
                 for mode in modes_for(fw, request.modes):
                     specs.append(RunSpec(workload=workload, framework=fw, mode=mode, task=task,
                                          precision=precision, batch_size=batch_size, device=device,
                                          threads=threads, size=size, seed=request.seed, checkpoint=checkpoint,
-                                         lora=lora[workload] if task == "finetune" else None))
+                                         lora=lora[workload] if task == "finetune" else None, workers=workers))
     check_choice("launch", request.launch, LAUNCHES)
     repeats = preset.repeats if request.repeats is None else request.repeats
     if repeats < 1:
@@ -219,6 +228,41 @@ def build_plan(request: MatrixRequest) -> Plan:
         specs += peak_specs(request.frameworks, request.precisions, device, threads, size, request.seed)
     return Plan(preset=request.preset, specs=tuple(interleave(specs)), budget=budget, repeats=repeats,
                 launch=request.launch, parallel=request.parallel)
+
+
+def check_workers(request: MatrixRequest, threads: int) -> tuple[int, ...]:
+    """The worker counts asked for, once each, if every group fits the cores: workers x threads each."""
+    counts = tuple(sorted(set(request.workers)))
+    for scaling in request.scaling:
+        check_choice("scaling", scaling, SCALINGS)
+    if min(counts) < 1:
+        raise FrameduelError(f"--workers must be >= 1, got {min(counts)}")
+    if max(counts) > 1 and request.parallel > 1:
+        raise FrameduelError("--workers runs a group of processes over the cores; leave out --parallel")
+    cores = len(core_slots(1)[0])
+    if request.threads is not None and max(counts) * threads > cores:
+        raise FrameduelError(f"--workers {max(counts)} x --threads {threads} needs {max(counts) * threads} cores, "
+                             f"this machine has {cores}; lower --threads or --workers")
+    if max(counts) > cores:
+        raise FrameduelError(f"--workers {max(counts)} needs a core per worker, this machine has {cores}")
+    return counts
+
+
+def batches_and_workers(preset: Preset, task: str, request: MatrixRequest) -> list[tuple[int, int]]:
+    """(global batch, workers) of each cell of a task: every worker count and scaling for train, one
+    process for the rest. One worker is the same cell under both scalings."""
+    if task != "train":
+        return [(batch, 1) for batch in preset.batch_sizes(task)]
+    pairs = []
+    for batch in preset.batch_sizes(task):
+        for workers, scaling in itertools.product(sorted(set(request.workers)), request.scaling):
+            pair = (batch * workers if scaling == "weak" else batch, workers)
+            if pair[0] % workers:
+                raise FrameduelError(f"a global batch of {pair[0]} does not split over {workers} workers; "
+                                     f"use --scaling weak or worker counts that divide {pair[0]}")
+            if pair not in pairs:
+                pairs.append(pair)
+    return pairs
 
 
 def peak_specs(frameworks: tuple[str, ...], precisions: tuple[str, ...], device: str, threads: int, size: str,

@@ -109,7 +109,7 @@ def measure(step: Step, budget: MeasureBudget, per_call: bool) -> Timings:
     agree = step.agree or own_value
     warmup_steps, last_warm_s = warm_up(lambda: timed_call(step), budget, agree)
     repeat = steps_per_sample(last_warm_s, per_call, budget)
-    with BackgroundLoad() as background:
+    with BackgroundLoad(step.peer_pids) as background:
         samples = adaptive_samples(lambda: sample(step, repeat), budget, agree)
     return Timings(
         step_seconds=samples,
