@@ -27,6 +27,7 @@ from frameduel.export.reference import DIGITS_SIZE
 from frameduel.export.run import ExportRequest, run_export, save_results
 from frameduel.export.table import print_export
 from frameduel.parity.check import DIRECTIONS, ParityRequest, check_parity, check_parity_support, save_parity
+from frameduel.parity.data_parallel import check_data_parallel
 from frameduel.report.accuracy import accuracy_json, print_accuracy, run_line
 from frameduel.report.advise import SCENARIO_WEIGHTS
 from frameduel.report.advise import advise as advise_scenario
@@ -36,7 +37,7 @@ from frameduel.report.evidence import load_evidence
 from frameduel.report.finetune import print_finetune
 from frameduel.report.generation import print_generation
 from frameduel.report.mlflow_export import log_to_mlflow
-from frameduel.report.parity import print_modes, print_parity
+from frameduel.report.parity import data_parallel_lines, print_modes, print_parity
 from frameduel.report.render import write_report
 from frameduel.report.summary import RunSummary, summarize_run
 from frameduel.report.sweep import print_sweep, sweep_json
@@ -381,11 +382,15 @@ def parity(
                                      "scaling difference shows)"),
     lora_targets: str | None = typer.Option(None, "--lora-targets", help="finetune: modules to adapt (default: "
                                             "every Linear LoRA may target, so each adapted path is checked)"),
+    workers: int = typer.Option(1, help="instead: prove N data-parallel workers (torch DDP, tf.distribute) train "
+                                "what one process does, and the same as each other"),
     as_json: bool = typer.Option(False, "--json", help="print JSON instead of tables"),
     db: Path | None = DbOption,
 ) -> None:
     """Prove both implementations are the same model: float64 outputs, layers, loss curves and trained state
     (of full training and, for language models, of LoRA fine-tuning)."""
+    if workers > 1:
+        return data_parallel_parity(workload, workers, steps, batch_size, size, seed, as_json)
     if workload is None:
         if checkpoint is None:
             raise FrameduelError("name a workload to check (e.g. frameduel parity mlp), or pass --checkpoint DIR")
@@ -416,6 +421,26 @@ def parity(
         for modes_report in modes_reports:
             print_modes(console, modes_report)
     if not all(report.passed for report in reports) or not all(m.passed for m in modes_reports):
+        raise typer.Exit(1)
+
+
+def data_parallel_parity(workload: str | None, workers: int, steps: int, batch_size: int, size: str, seed: int,
+                         as_json: bool) -> None:
+    if workload is None:
+        raise FrameduelError("name a workload to check, e.g. frameduel parity mlp --workers 2")
+    check_choice("size", size, SIZES)
+    if "train" not in get_workload(workload).tasks:
+        raise FrameduelError(f"{workload} has no train task; data parallel trains")
+    if batch_size % workers or workers > len(core_slots(None)):
+        raise FrameduelError(f"--workers {workers} needs a core each and a --batch-size divisible by it "
+                             f"(got {batch_size}, {len(core_slots(None))} cores)")
+    report = check_data_parallel(workload, workers, steps, batch_size, size, seed)
+    if as_json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        for line in data_parallel_lines(report):
+            console.print(line, highlight=False, soft_wrap=True)
+    if not report.passed:
         raise typer.Exit(1)
 
 

@@ -22,6 +22,7 @@ import tensorflow as tf
 
 from frameduel.frameworks import Step, batch_shard, tf_backend
 from frameduel.frameworks.tf_backend import (  # noqa: F401 - the rest of the backend's surface, unchanged
+    align_adam_epsilon,
     compile_facts,
     export_weights,
     import_weights,
@@ -69,6 +70,11 @@ def rank() -> int:
 
 def shard(batch: Batch) -> Batch:
     return batch_shard(batch, rank(), strategy().num_replicas_in_sync)
+
+
+def to_tensors(workload: Workload, spec: RunSpec, batch: Batch) -> tuple:
+    """This worker's shard of a global batch, on the device."""
+    return tf_backend.to_tensors(workload, spec, shard(batch))
 
 
 def first_worker_value(value: float) -> float:
@@ -128,7 +134,7 @@ def make_train_fn(model: keras.Model, spec: RunSpec, optimizer: keras.optimizers
 def make_step(workload: Workload, spec: RunSpec, batch: Batch) -> Step:
     """One data-parallel train step on this worker's shard of the global batch."""
     model = build_model(workload, spec)
-    inputs, targets = tf_backend.to_tensors(workload, spec, shard(batch))
+    inputs, targets = to_tensors(workload, spec, batch)
     train = make_train_fn(model, spec, make_optimizer(model, spec, workload.optimizer))
     sync = tf_backend._sync_device if spec.device == "cuda" else tf_backend._no_sync
     _stepped.append(model)

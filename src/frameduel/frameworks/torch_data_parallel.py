@@ -24,6 +24,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from frameduel.frameworks import Step, batch_shard, torch_backend
 from frameduel.frameworks.torch_backend import (  # noqa: F401 - the rest of the backend's surface, unchanged
+    align_adam_epsilon,
     compile_facts,
     export_weights,
     import_weights,
@@ -43,7 +44,8 @@ _stepped: list = []
 
 def configure(spec: RunSpec) -> dict[str, Any]:
     """The backend's configuration, then this worker joins its group. A collective that waits longer
-    than the launcher's timeout (FRAMEDUEL_COLLECTIVE_TIMEOUT_S) for a dead peer fails instead of hanging (gloo and nccl both honour it)."""
+    than the launcher's timeout (FRAMEDUEL_COLLECTIVE_TIMEOUT_S) for a dead peer fails instead of
+    hanging (gloo and nccl both honour it)."""
     timeout_s = float(os.environ.get("FRAMEDUEL_COLLECTIVE_TIMEOUT_S", "120"))
     facts = torch_backend.configure(spec)
     if not dist.is_initialized():
@@ -63,6 +65,11 @@ def rank() -> int:
 def shard(batch: Batch) -> Batch:
     """This worker's contiguous 1/N of the global batch."""
     return batch_shard(batch, dist.get_rank(), dist.get_world_size())
+
+
+def to_tensors(workload: Workload, spec: RunSpec, batch: Batch) -> tuple:
+    """This worker's shard of a global batch, on the device."""
+    return torch_backend.to_tensors(workload, spec, shard(batch))
 
 
 def first_worker_value(value: float) -> float:
@@ -95,7 +102,7 @@ def make_train_fn(model: torch.nn.Module, spec: RunSpec, optimizer: torch.optim.
 def make_step(workload: Workload, spec: RunSpec, batch: Batch) -> Step:
     """One data-parallel train step on this worker's shard of the global batch."""
     model = build_model(workload, spec)
-    inputs, targets = torch_backend.to_tensors(workload, spec, shard(batch))
+    inputs, targets = to_tensors(workload, spec, batch)
     train = make_train_fn(model, spec, make_optimizer(model, spec, workload.optimizer))
     sync = torch.cuda.synchronize if spec.device == "cuda" else torch_backend._no_sync
     _stepped.append(model)

@@ -8,6 +8,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from frameduel.parity.check import PROOF_PRECISION, PROVEN, ModesReport, ParityReport
+from frameduel.parity.data_parallel import DataParallelParity
 from frameduel.parity.judge import Judgement
 
 
@@ -90,3 +91,26 @@ def print_modes(console: Console, report: ModesReport) -> None:
             console.print(f"  {framework} {mode}: {mark(judgement.passed)}  {worst}", highlight=False)
             for finding in judgement.findings:
                 console.print(f"    [red]{escape(finding.line())}[/red]", highlight=False)
+
+
+def data_parallel_lines(report: DataParallelParity) -> list[str]:
+    """One line per comparison: worst loss and state figures against the float64 tolerance."""
+    lines = [f"[bold]data-parallel parity[/bold] {report.workload}: {report.workers} workers vs one process, "
+             f"global batch {report.batch_size}, {report.steps} steps of SGD and of Adam, float64"]
+    for label, why in report.failures.items():
+        lines.append(f"{mark(False)} {label}: did not finish: {escape(why)}")
+    for name, judgement in report.judgements.items():
+        worst = {kind: max((rel for label, (rel, _) in judgement.figures.items() if kind in label), default=0.0)
+                 for kind in ("loss curve", "state after")}
+        tolerance = judgement.tolerances.loss
+        if not report.binding(name):
+            lines.append(f"-- {name}: differs by design, BatchNorm normalises each worker's shard on its own: loss "
+                         f"curves {worst['loss curve']:.1e}, trained state {worst['state after']:.1e}")
+            continue
+        lines.append(f"{mark(judgement.passed)} {name}: loss curves {worst['loss curve']:.1e}, trained state "
+                     f"{worst['state after']:.1e} (tolerance {tolerance:g})"
+                     + "".join(f"; {escape(finding.line())}" for finding in judgement.findings[:2]))
+    for label, spread in report.replica_spread.items():
+        lines.append(f"{mark(spread == 0.0)} {label}: workers' states after training differ by {spread:.1e} "
+                     "(must be 0: one model, replicated)")
+    return lines

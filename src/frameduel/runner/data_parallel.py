@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 from frameduel.runner.cores import core_slots
-from frameduel.runner.launch import PARENT_PID_ENV
 from frameduel.runner.process import job_environment, last_line
 from frameduel.spec import MeasureBudget, Measurement, RunSpec
 

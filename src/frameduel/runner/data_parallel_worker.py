@@ -46,10 +46,10 @@ def measure_job(job: dict[str, Any], spec: RunSpec) -> dict[str, Any]:
 def train_job(job: dict[str, Any], spec: RunSpec) -> dict[str, Any]:
     from frameduel.parity.data_parallel import train_arrays  # parity's passes, framework-free until called
 
-    backend = load_backend(spec.framework, data_parallel=True)
+    backend = load_backend(spec.framework, data_parallel=spec.workers > 1)  # one worker: the plain reference
     backend.configure(spec)
     arrays = train_arrays(backend, spec, job)
-    np.savez(Path(job["out_dir"]) / f"rank{backend.rank()}.npz", **arrays)
+    np.savez(Path(job["out_dir"]) / f"rank{worker_rank()}.npz", **arrays)
     return {"status": "ok"}
 
 
