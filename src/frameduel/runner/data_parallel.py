@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -23,6 +24,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 from frameduel.runner.cores import core_slots
 from frameduel.runner.process import job_environment, last_line
@@ -35,6 +38,7 @@ POLL_S = 0.05
 # How long a collective waits for a peer before failing: a dead peer is noticed at once by its exit,
 # this bounds a peer that hangs alive. Long enough for a peer still compiling its first step.
 COLLECTIVE_TIMEOUT_S = 120.0
+SETTLE_S = 3.0  # after a failure: how long the launchers get to exit, so a death can be told from its echo
 
 
 @dataclass
@@ -97,7 +101,25 @@ def run_group(spec: RunSpec, job: dict[str, Any], workdir: Path, timeout_s: floa
 
 def wait_for_group(processes: list[subprocess.Popen], workdir: Path, workers: int, deadline: float,
                    timeout_s: float) -> str | None:
-    """None once every process exited cleanly; else the first sign of failure, named."""
+    """None once every process exited cleanly; else the first sign of failure, named. A worker's death
+    is the cause where there is one: its peers' collective errors ("connection reset by peer") are
+    only its consequence, and they often come first."""
+    failure = first_failure(processes, workdir, workers, deadline, timeout_s)
+    if failure is None:
+        return None
+    settle = time.monotonic() + SETTLE_S  # the launchers notice a death and exit within their poll
+    while time.monotonic() < settle and any(process.poll() is None for process in processes):
+        time.sleep(POLL_S)
+    dead = [rank for rank in range(workers) if read_result(workdir, rank) is None and not alive(workdir, rank)]
+    if not dead:
+        return failure
+    if len(processes) == 1:  # torchrun: its failure summary has the exit code
+        return f"worker {dead[0]} {torchrun_reason(workdir / 'process0.stderr', dead[0])}; then {failure}"
+    return f"{death_cause(workdir, dead[0], processes[dead[0]].returncode)}; then {failure}"
+
+
+def first_failure(processes: list[subprocess.Popen], workdir: Path, workers: int, deadline: float,
+                  timeout_s: float) -> str | None:
     while True:
         for rank in range(workers):
             result = read_result(workdir, rank)
@@ -106,7 +128,8 @@ def wait_for_group(processes: list[subprocess.Popen], workdir: Path, workers: in
         codes = [process.poll() for process in processes]
         for index, code in enumerate(codes):
             if code not in (None, 0):
-                return death_cause(workdir, index, code, workers, len(processes))
+                return death_cause(workdir, index, code) if len(processes) > 1 else \
+                    f"torchrun exited with code {code}: {torchrun_reason(workdir / 'process0.stderr')}"
         if all(code == 0 for code in codes):
             missing = [rank for rank in range(workers) if read_result(workdir, rank) is None]
             return f"worker(s) {missing} exited without a result" if missing else None
@@ -115,27 +138,35 @@ def wait_for_group(processes: list[subprocess.Popen], workdir: Path, workers: in
         time.sleep(POLL_S)
 
 
-def death_cause(workdir: Path, index: int, code: int, workers: int, processes: int) -> str:
-    """'worker 1 killed by SIGKILL: <its last words>'. torchrun (one process for all workers) exits 1
-    when a worker dies; the dead worker is then the first one without a result."""
-    if processes == 1 and workers > 1:  # torchrun
-        silent = [rank for rank in range(workers) if read_result(workdir, rank) is None]
-        who = f"worker {silent[0]}" if silent else "a worker"
-        return f"{who} died (torchrun exited with code {code}): {torchrun_reason(workdir / 'process0.stderr')}"
-    how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
+def alive(workdir: Path, rank: int) -> bool:
+    """Whether worker `rank` is running (a zombie has died; one not started yet counts as alive)."""
+    path = workdir / f"rank{rank}.pid"
+    if not path.exists():
+        return True
+    try:
+        return psutil.Process(int(path.read_text())).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def death_cause(workdir: Path, index: int, code: int | None) -> str:
+    """'worker 1 killed by SIGKILL: <its last words>' (TF: process index = worker)."""
+    if code is None:
+        how = "died"
+    else:
+        how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
     tail = last_line(workdir / f"process{index}.stderr")
     return f"worker {index} {how}" + (f": {tail}" if tail else "")
 
 
-def torchrun_reason(stderr: Path) -> str:
-    """torchrun's failure summary names each failed worker's exit code ('exitcode : -9 (pid: 123)')."""
+def torchrun_reason(stderr: Path, rank: int | None = None) -> str:
+    """How worker `rank` ended, from torchrun's failure summary ("rank : 1 (local_rank: 1)" then
+    "exitcode : -9 (pid: 123)"): 'killed by SIGKILL'; else torchrun's last line."""
     text = stderr.read_text(errors="replace") if stderr.exists() else ""
-    for line in text.splitlines():
-        if "exitcode" in line:
-            code = line.split(":", 1)[1].strip().split()[0]
-            if code.lstrip("-").isdigit() and int(code) < 0:
-                return f"exit code {code} ({signal.Signals(-int(code)).name})"
-            return f"exit code {code}"
+    for found_rank, code in re.findall(r"rank\s*:\s*(\d+)[^\n]*\n\s*exitcode\s*:\s*(-?\d+)", text):
+        if rank is None or int(found_rank) == rank:
+            code = int(code)
+            return f"killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
     return last_line(stderr)
 
 
@@ -182,11 +213,11 @@ def group_measurement(spec: RunSpec, ranks: list[Measurement], wall_s: float) ->
     """Worker 0's measurement (the workers step in lockstep: every step ends in the same all-reduce),
     with the group's memory: the sum of the workers' peaks, as the machine had to hold them all."""
     first = ranks[0]
-    first.peak_rss_mb = sum(rank.peak_rss_mb or 0.0 for rank in ranks)
-    first.baseline_rss_mb = sum(rank.baseline_rss_mb or 0.0 for rank in ranks)
-    first.wall_s = wall_s
     first.runtime["workers"] = [{"rank": index, "pid": rank.runtime.get("process", {}).get("pid"),
                                  "peak_rss_mb": rank.peak_rss_mb,
                                  "median_step_s": sorted(rank.step_seconds)[len(rank.step_seconds) // 2]}
                                 for index, rank in enumerate(ranks)]
+    first.peak_rss_mb = sum(rank.peak_rss_mb or 0.0 for rank in ranks)
+    first.baseline_rss_mb = sum(rank.baseline_rss_mb or 0.0 for rank in ranks)
+    first.wall_s = wall_s
     return first
