@@ -161,8 +161,11 @@ def death_cause(workdir: Path, index: int, code: int | None) -> str:
 
 def torchrun_reason(stderr: Path, rank: int | None = None) -> str:
     """How worker `rank` ended, from torchrun's failure summary ("rank : 1 (local_rank: 1)" then
-    "exitcode : -9 (pid: 123)"): 'killed by SIGKILL'; else torchrun's last line."""
+    "exitcode : -9 (pid: 123)"): 'killed by SIGKILL'; else torchrun's last line. Without a rank: the
+    worker its summary names as the root cause (the others it stopped itself, with SIGTERM)."""
     text = stderr.read_text(errors="replace") if stderr.exists() else ""
+    if rank is None and "Root Cause" in text:
+        text = text[text.index("Root Cause"):]
     for found_rank, code in re.findall(r"rank\s*:\s*(\d+)[^\n]*\n\s*exitcode\s*:\s*(-?\d+)", text):
         if rank is None or int(found_rank) == rank:
             code = int(code)
