@@ -129,5 +129,7 @@ def allreduce_seconds(spec: RunSpec, repeats: int) -> list[float]:
 
 
 def close() -> None:
+    """Leave the group together: a worker tearing gloo down while a peer still talks to it aborts."""
     if dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()

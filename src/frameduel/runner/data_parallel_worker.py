@@ -40,6 +40,9 @@ def measure_job(job: dict[str, Any], spec: RunSpec) -> dict[str, Any]:
     measurement = measure_cell(spec, MeasureBudget.from_dict(job["budget"]), backend=backend)
     if measurement.status == "ok":
         measurement.series["allreduce"] = backend.allreduce_seconds(spec, ALLREDUCE_REPEATS)
+    # Leave the group before exiting: gloo's threads, still running at interpreter exit, abort the
+    # process ("terminate called without an active exception") after its result is written.
+    backend.close()
     return {"status": measurement.status, "error": measurement.error, "measurement": json.loads(measurement.to_json())}
 
 
@@ -50,6 +53,8 @@ def train_job(job: dict[str, Any], spec: RunSpec) -> dict[str, Any]:
     backend.configure(spec)
     arrays = train_arrays(backend, spec, job)
     np.savez(Path(job["out_dir"]) / f"rank{worker_rank()}.npz", **arrays)
+    if spec.workers > 1:
+        backend.close()  # as measure_job does
     return {"status": "ok"}
 
 
@@ -68,7 +73,12 @@ def main(argv: list[str]) -> int:
     except Exception as exc:  # noqa: BLE001 - the launcher records it as the group's failure
         result = {"status": "failed", "error": error_line(exc)}
     write_result(out_dir / f"rank{rank}.json", json.dumps(result))
-    return 0
+    # Exit without the interpreter's teardown: there, threads of torch's c10d store and gloo that are
+    # still joinable abort the process now and then ("terminate called without an active exception",
+    # SIGABRT) after the result is written, which would fail a finished group.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":
