@@ -28,7 +28,7 @@ from typing import Any
 import psutil
 
 from frameduel.runner.cores import core_slots
-from frameduel.runner.process import job_environment, last_line
+from frameduel.runner.process import JobOutcome, job_environment, kill_group, last_line
 from frameduel.spec import MeasureBudget, Measurement, RunSpec
 
 WORKER_MODULE = "frameduel.runner.data_parallel_worker"
@@ -150,13 +150,12 @@ def alive(workdir: Path, rank: int) -> bool:
 
 
 def death_cause(workdir: Path, index: int, code: int | None) -> str:
-    """'worker 1 killed by SIGKILL: <its last words>' (TF: process index = worker)."""
-    if code is None:
-        how = "died"
-    else:
-        how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
+    """'worker 1 killed by SIGKILL: <its last words>' (TF: process index = worker), worded as every
+    job's death is (JobOutcome.death_cause)."""
     tail = last_line(workdir / f"process{index}.stderr")
-    return f"worker {index} {how}" + (f": {tail}" if tail else "")
+    if code is None:
+        return f"worker {index} died" + (f": {tail}" if tail else "")
+    return JobOutcome(timed_out=False, returncode=code, stderr_tail=tail).death_cause(f"worker {index}")
 
 
 def torchrun_reason(stderr: Path, rank: int | None = None) -> str:
@@ -187,11 +186,7 @@ def stop(processes: list[subprocess.Popen], worker_pids: list[int]) -> None:
     """Kill every process group started, then any worker still alive (torchrun's are in sessions of
     their own; they also die with torchrun, by PR_SET_PDEATHSIG)."""
     for process in processes:
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        process.wait()
+        kill_group(process)
     for pid in worker_pids:
         try:
             os.kill(pid, signal.SIGKILL)
