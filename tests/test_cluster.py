@@ -18,9 +18,11 @@ import psutil
 import pytest
 
 from frameduel.cluster.local import local_cluster
+from frameduel.cluster.session import allow_loopback_cluster
 from tests.conftest import cli_command, run_cli, wait_for
 from tests.test_cli import assert_user_error
 
+allow_loopback_cluster()  # before ray is imported: one test drives the cluster from this process
 pytest.importorskip("ray")
 
 TINY_COMPARE = ("compare", "--workloads", "mlp", "--size", "tiny", "--tasks", "train", "--modes", "eager,function",
@@ -182,3 +184,63 @@ def test_parallel_timing_cells_are_pinned_apart_and_flagged(tmp_path):
     assert rows[0]["placement"]["cpus"] != rows[1]["placement"]["cpus"]
     assert all(m["spec"]["threads"] == 1 for m in rows)
     assert "P parallel" in result.stdout
+
+
+def test_data_parallel_cells_span_the_nodes_through_ray_train(cluster_address, tmp_path):
+    """torch through TorchTrainer, TF through TensorflowTrainer: one worker per node, each on a core of
+    its own (both nodes share this host), measured by the same job as a torchrun group's workers."""
+    db = str(tmp_path / "results.sqlite")
+    result = run_cli("compare", "--workloads", "mlp", "--size", "tiny", "--tasks", "train", "--modes", "eager",
+                     "--workers", "2", "--repeats", "1", "--executor", "ray", "--address", cluster_address,
+                     "--db", db)
+    assert result.returncode == 0, result.stderr
+    rows = measurements(db)
+    assert sorted(m["spec"]["framework"] for m in rows) == ["tf", "torch"]
+    for row in rows:
+        assert row["status"] == "ok", row["error"]
+        trainer = {"torch": "Ray Train TorchTrainer", "tf": "Ray Train TensorflowTrainer"}[row["spec"]["framework"]]
+        placement, facts = row["placement"], row["runtime"]["data_parallel"]
+        assert placement["launcher"] == facts["launcher"] == trainer and facts["workers"] == 2
+        workers = placement["workers"]
+        assert [w["rank"] for w in workers] == [0, 1] and len({w["ray_node_id"] for w in workers}) == 2
+        assert len(workers[0]["cpus"]) == len(workers[1]["cpus"]) == 1 and workers[0]["cpus"] != workers[1]["cpus"]
+        assert [w["pid"] for w in row["runtime"]["workers"]] == [w["pid"] for w in workers]
+    with sqlite3.connect(db) as connection:  # the all-reduce timed alone, in every group
+        counts = connection.execute("SELECT COUNT(*) FROM samples WHERE series = 'allreduce' GROUP BY cell_id")
+        assert [count for (count,) in counts] == [20, 20]
+
+
+def test_a_killed_ray_train_worker_fails_its_group_quickly_and_names_it(cluster_address):
+    import dataclasses
+    import threading
+    import time
+
+    from frameduel.cluster.cells import RayCells
+    from frameduel.runner.plan import MatrixRequest, build_plan
+    from frameduel.spec import MeasureBudget
+
+    plan = build_plan(MatrixRequest(workloads=("mlp",), frameworks=("torch",), modes=("eager",), tasks=("train",),
+                                    workers=(2,), size="tiny", repeats=1, cluster=True))
+    plan = dataclasses.replace(plan, budget=MeasureBudget(warmup_steps=1, warmup_seconds=0.0, min_samples=10_000,
+                                                          max_samples=10_000, min_seconds=120.0, max_seconds=120.0,
+                                                          timeout_s=200.0))
+    measured = []
+    thread = threading.Thread(target=lambda: measured.extend(
+        RayCells(cluster_address).run([(0, plan.specs[0])], plan, lambda cell: None)))
+    thread.start()
+
+    def train_workers() -> list[psutil.Process]:
+        return [p for p in ray_processes() if "RayTrainWorker" in " ".join(p.cmdline())]
+
+    wait_for(lambda: len(train_workers()) == 2, timeout=120)
+    time.sleep(15)  # both have joined the group and are stepping
+    victim = train_workers()[1]
+    victim.kill()
+    killed = time.monotonic()
+    thread.join(120)
+    failed_after = time.monotonic() - killed
+    (_, measurement), = measured
+    print(f"failed {failed_after:.1f} s after the kill: {measurement.error[:100]}")
+    assert measurement.status == "failed" and f"(pid {victim.pid} on" in measurement.error
+    assert "died" in measurement.error.split(";")[0] and failed_after < 15
+    wait_for(lambda: not train_workers(), timeout=30)

@@ -228,7 +228,8 @@ def compare(
     parallel: int = typer.Option(1, help="timing cells at once, each on its own cores; they still share memory "
                                  "bandwidth and caches, so every cell is flagged (default 1: one at a time)"),
     workers: str = typer.Option("1", help="data-parallel worker counts of train cells, comma-separated (e.g. "
-                                "1,2): torch DDP through torchrun, TF MultiWorkerMirroredStrategy"),
+                                "1,2): torch DDP, TF MultiWorkerMirroredStrategy; started by torchrun and "
+                                "TF_CONFIG here, by Ray Train across the nodes with --executor ray"),
     scaling: str = typer.Option("strong", help="with --workers: strong (same global batch at every count), "
                                 "weak (same batch per worker), or strong,weak"),
     executor: str = ExecutorOption,
@@ -258,6 +259,7 @@ def compare(
             launch=launch, checkpoint=str(checkpoint) if checkpoint else None,
             lora_rank=lora_rank, lora_alpha=lora_alpha, lora_targets=split_list(lora_targets), parallel=parallel,
             workers=parse_counts("--workers", workers), scaling=split_list(scaling),
+            cluster=cells_executor is not None,
         )
         plan = build_plan(request)
         if cells_executor is not None and plan.parallel != 1:

@@ -15,6 +15,9 @@ from collections.abc import Iterator
 @contextlib.contextmanager
 def local_cluster(nodes: int = 2, cpus_per_node: int = 1) -> Iterator[tuple[str, float]]:
     """(the head's HOST:PORT, seconds the cluster took to start)."""
+    from frameduel.cluster.session import allow_loopback_cluster
+
+    allow_loopback_cluster()  # before ray is imported: this process may connect to the cluster too
     from ray.cluster_utils import Cluster
 
     started = time.perf_counter()

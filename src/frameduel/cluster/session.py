@@ -59,6 +59,13 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def allow_loopback_cluster() -> None:
+    """Let this process reach a cluster on 127.0.0.1. Ray rewrites a loopback address to the host's
+    external one, where a cluster bound to 127.0.0.1 does not listen, unless "clusters" are off (its
+    switch for laptops), which it reads when first imported: so before the first `import ray`."""
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+
+
 def failure_cause(exc: BaseException) -> str:
     import ray.exceptions as rx
 
@@ -68,6 +75,8 @@ def failure_cause(exc: BaseException) -> str:
         return "its Ray node died while it ran"
     if isinstance(exc, rx.WorkerCrashedError):
         return "the Ray worker process running it died (killed or crashed) before it returned"
+    if isinstance(exc, rx.RayActorError):  # an actor's process (a Ray Train worker) died
+        return "its Ray actor process died (killed or crashed)"
     if isinstance(exc, rx.TaskCancelledError):
         return "cancelled"
     if isinstance(exc, rx.RayTaskError):  # the task's own exception, raised on the node
@@ -88,12 +97,10 @@ class RaySession:
         self.address = address
 
     def __enter__(self) -> RaySession:
-        # A cluster on this machine (or the one started here) is reached over loopback. Ray rewrites a
-        # loopback address to the host's external one, where a cluster bound to 127.0.0.1 does not
-        # listen, unless "clusters" are off (its switch for laptops), which it reads when first imported.
+        # A cluster on this machine (or the one started here) is reached over loopback.
         local = self.address is None or is_loopback(self.address.rpartition(":")[0])
         if local:
-            os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+            allow_loopback_cluster()
         import ray
 
         # log_to_driver off: the workers' own output goes to their stderr files, not over our progress bar.

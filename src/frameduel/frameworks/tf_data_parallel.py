@@ -53,7 +53,7 @@ def configure(spec: RunSpec) -> dict[str, Any]:
         implementation=implementation.NCCL if spec.device == "cuda" else implementation.RING,
         timeout_seconds=timeout_s)
     _strategy = tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
-    return {**facts, "data_parallel": {"implementation": "MultiWorkerMirroredStrategy", "launcher": "TF_CONFIG",
+    return {**facts, "data_parallel": {"implementation": "MultiWorkerMirroredStrategy",
                                        "backend": "nccl" if spec.device == "cuda" else "ring", "rank": rank(),
                                        "workers": _strategy.num_replicas_in_sync}}
 

@@ -3,7 +3,8 @@
 The same public names as torch_backend (the ones a measured cell and a parity run call), so a worker
 measures a data-parallel step with the very code that measures one process (runner/worker.py); the
 rest is torch_backend's own. torchrun's launcher (torch.distributed.run, started by
-runner/data_parallel.py) sets RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT.
+runner/data_parallel.py) sets RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT; on a Ray
+cluster, Ray Train's TorchTrainer has joined the worker to its group before the job starts.
 
 Each worker takes its contiguous 1/N of the global batch. DDP averages the gradients over the workers,
 so with equal shards every worker applies the gradient of the global batch's mean loss: one process
@@ -40,6 +41,9 @@ from frameduel.workloads.base import Batch, Workload
 
 # The model of the last make_step: allreduce_seconds reduces tensors of its gradients' sizes.
 _stepped: list = []
+# Whether this worker joined the group itself (torchrun) and so leaves it in close(); a group that Ray
+# Train set up is Ray Train's to destroy.
+_joined_here: list[bool] = []
 
 
 def configure(spec: RunSpec) -> dict[str, Any]:
@@ -48,12 +52,13 @@ def configure(spec: RunSpec) -> dict[str, Any]:
     hanging (gloo and nccl both honour it)."""
     timeout_s = float(os.environ.get("FRAMEDUEL_COLLECTIVE_TIMEOUT_S", "120"))
     facts = torch_backend.configure(spec)
-    if not dist.is_initialized():
-        backend = "nccl" if spec.device == "cuda" else "gloo"
+    if not dist.is_initialized():  # torchrun: each worker joins here (Ray Train has set the device too)
         if spec.device == "cuda":
             torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
-        dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout_s))
-    return {**facts, "data_parallel": {"implementation": "DistributedDataParallel", "launcher": "torchrun",
+        dist.init_process_group("nccl" if spec.device == "cuda" else "gloo",
+                                timeout=datetime.timedelta(seconds=timeout_s))
+        _joined_here.append(True)
+    return {**facts, "data_parallel": {"implementation": "DistributedDataParallel",
                                        "backend": dist.get_backend(), "rank": dist.get_rank(),
                                        "workers": dist.get_world_size()}}
 
@@ -132,4 +137,5 @@ def close() -> None:
     """Leave the group together: a worker tearing gloo down while a peer still talks to it aborts."""
     if dist.is_initialized():
         dist.barrier()
-        dist.destroy_process_group()
+        if _joined_here:
+            dist.destroy_process_group()

@@ -203,14 +203,17 @@ def measure(spec: RunSpec, budget: MeasureBudget) -> Measurement:
                             max(budget.timeout_s - 10.0, budget.timeout_s * 0.9))
     if outcome.failure is not None:
         return Measurement(spec=spec, status="failed", error=outcome.failure, wall_s=time.perf_counter() - started)
-    return group_measurement(spec, [Measurement.from_json(json.dumps(r["measurement"])) for r in outcome.results],
-                             time.perf_counter() - started)
+    launcher = "torchrun" if spec.framework == "torch" else "TF_CONFIG"
+    return group_measurement([Measurement.from_json(json.dumps(r["measurement"])) for r in outcome.results],
+                             time.perf_counter() - started, launcher)
 
 
-def group_measurement(spec: RunSpec, ranks: list[Measurement], wall_s: float) -> Measurement:
+def group_measurement(ranks: list[Measurement], wall_s: float, launcher: str) -> Measurement:
     """Worker 0's measurement (the workers step in lockstep: every step ends in the same all-reduce),
-    with the group's memory: the sum of the workers' peaks, as the machine had to hold them all."""
+    with the group's memory: the sum of the workers' peaks, as the machines had to hold them all, and
+    what started the group."""
     first = ranks[0]
+    first.runtime.setdefault("data_parallel", {})["launcher"] = launcher
     first.runtime["workers"] = [{"rank": index, "pid": rank.runtime.get("process", {}).get("pid"),
                                  "peak_rss_mb": rank.peak_rss_mb,
                                  "median_step_s": sorted(rank.step_seconds)[len(rank.step_seconds) // 2]}

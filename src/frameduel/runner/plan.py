@@ -11,7 +11,7 @@ from typing import Any
 from frameduel import environment
 from frameduel.checkpoints import model_config
 from frameduel.errors import FrameduelError
-from frameduel.runner.cores import core_slots
+from frameduel.runner.cores import available_cores, core_slots
 from frameduel.spec import FRAMEWORKS, MODES, PRECISIONS, SIZES, TASKS, MeasureBudget, RunSpec, check_choice
 from frameduel.workloads import Workload, get_workload
 
@@ -86,6 +86,9 @@ class MatrixRequest:
     # the preset's global batch at every count; "weak" keeps it per worker (global = batch x workers).
     workers: tuple[int, ...] = (1,)
     scaling: tuple[str, ...] = ("strong",)
+    # The cells run on a Ray cluster (--executor ray): a group's workers spread over its nodes, so this
+    # machine's cores do not bound them; the cluster's room is checked as each group starts.
+    cluster: bool = False
 
 
 LAUNCHES = ("fork", "spawn")
@@ -196,7 +199,7 @@ def build_plan(request: MatrixRequest) -> Plan:
     threads = min(len(slot) for slot in slots) if request.threads is None else request.threads
     worker_counts = check_workers(request, threads)
     if request.threads is None and max(worker_counts) > 1:  # every cell alike: 1 worker x t vs N x t
-        threads = len(core_slots(max(worker_counts))[0])
+        threads = len(core_slots(min(max(worker_counts), len(available_cores())))[0])
     if request.parallel > 1 and threads > min(len(slot) for slot in slots):
         raise FrameduelError(f"--threads {threads} does not fit --parallel {request.parallel}: each cell gets "
                              f"{min(len(slot) for slot in slots)} core(s); lower --threads or --parallel")
@@ -239,7 +242,9 @@ def check_workers(request: MatrixRequest, threads: int) -> tuple[int, ...]:
         raise FrameduelError(f"--workers must be >= 1, got {min(counts)}")
     if max(counts) > 1 and request.parallel > 1:
         raise FrameduelError("--workers runs a group of processes over the cores; leave out --parallel")
-    cores = len(core_slots(1)[0])
+    cores = len(available_cores())
+    if request.cluster:
+        return counts
     if request.threads is not None and max(counts) * threads > cores:
         raise FrameduelError(f"--workers {max(counts)} x --threads {threads} needs {max(counts) * threads} cores, "
                              f"this machine has {cores}; lower --threads or --workers")
