@@ -104,7 +104,7 @@ def test_overhead_claim_without_small_model_groups_is_inconclusive():
 def test_results_serialise_to_json():
     results = claims_of(*compile_pair(1.45, "mlp", 0))
     data = json.loads(json.dumps([r.to_dict() for r in results.values()]))
-    assert [d["status"] for d in data] == ["supported", "inconclusive", "inconclusive", "inconclusive"]
+    assert [d["status"] for d in data] == ["supported"] + ["inconclusive"] * 5
     assert set(data[0]) == {"claim", "status", "evidence"}
 
 
@@ -157,3 +157,49 @@ def test_full_vs_lora_pairs_each_finetune_cell_with_its_train_cell():
     assert row.framework == "tf" and abs(row.speedup - 2.0) < 0.05
     assert abs(row.trainable_share - 2048 / 30000) < 1e-12 and row.adapter_bytes == 4 * 2048 + 400
     assert abs(row.lora_tokens_s / row.full_tokens_s - 2.0) < 0.05  # tokens/s: sequences/s x block_size
+
+
+LINEAR = "DDP scales linearly across multiple GPUs"
+GRAPH = "TensorFlow's graph compilation can achieve slightly better utilization in multi-GPU training"
+
+
+def data_parallel(framework: str, mode: str, workers: int, median_s: float, drift: float = 0.01) -> list:
+    """One cell of batch 32 (so 2 workers at the same global batch is strong scaling), in 3 processes whose
+    medians drift apart by `drift` each."""
+    cells = []
+    for round_index in range(3):
+        measurement = fake(framework, mode, median_s * (1 + drift * round_index), seed=round_index)
+        measurement.spec = RunSpec(workload="mlp", framework=framework, mode=mode, task="train", batch_size=32,
+                                   size="tiny", threads=1, workers=workers)
+        cells.append((round_index, measurement))
+    return cells
+
+
+def scaling_claims(*cells: list) -> dict:
+    rounds = [cell for group in cells for cell in group]
+    summary = summarize_run(rounds, list({m.spec.key: m.spec for _, m in rounds}.values()))
+    return {result.claim: result for result in check_claims(summary)}
+
+
+def test_near_linear_ddp_supports_the_scaling_claim_and_names_the_hardware():
+    # torch: 2 workers halve the step (efficiency 1.0); tf function: they take 0.8 of it (0.62).
+    results = scaling_claims(data_parallel("torch", "eager", 1, 0.010), data_parallel("torch", "eager", 2, 0.005),
+                             data_parallel("tf", "function", 1, 0.010), data_parallel("tf", "function", 2, 0.008))
+    linear, graph = results[LINEAR], results[GRAPH]
+    assert linear.status == "supported" and "CPU cores, not GPUs" in linear.evidence[0]
+    assert "efficiency 1.00" in linear.evidence[1] and linear.evidence[1].endswith("linear")
+    assert graph.status == "not supported" and graph.evidence[1].endswith("torch better")
+
+
+def test_sublinear_ddp_refutes_and_no_data_parallel_cells_are_inconclusive():
+    results = scaling_claims(data_parallel("torch", "eager", 1, 0.010), data_parallel("torch", "eager", 2, 0.009))
+    assert results[LINEAR].status == "not supported" and results[LINEAR].evidence[1].endswith("sublinear")
+    assert results[GRAPH].evidence == [NO_EVIDENCE]
+    assert claims_of(*compile_pair(1.45, "mlp", 0))[LINEAR].evidence == [NO_EVIDENCE]
+
+
+def test_a_scaling_ci_too_wide_to_tell_is_unclear_not_linear():
+    # Efficiency 0.95 at the median, but the processes disagree by 40%: the CI reaches far below 0.9.
+    results = scaling_claims(data_parallel("torch", "eager", 1, 0.010),
+                             data_parallel("torch", "eager", 2, 0.0042, drift=0.4))
+    assert results[LINEAR].status == "inconclusive" and results[LINEAR].evidence[1].endswith("unclear")

@@ -13,13 +13,14 @@ import psutil
 import pytest
 
 from frameduel.errors import FrameduelError
-from frameduel.parity.data_parallel import check_data_parallel
+from frameduel.report.evidence import load_evidence
 from frameduel.report.scaling import scaling_rows
 from frameduel.report.summary import summarize_run
 from frameduel.runner.data_parallel import run_group
 from frameduel.runner.plan import MatrixRequest, build_plan
 from frameduel.runner.worker import measure_cell
 from frameduel.spec import MeasureBudget, RunSpec
+from frameduel.store import Store
 from tests.conftest import TINY_BUDGET, run_cli
 
 
@@ -78,13 +79,19 @@ def test_a_data_parallel_cell_is_measured_on_every_worker_and_scales(framework, 
     assert not psutil.pid_exists(workers[1]["pid"])
 
 
-def test_n_workers_train_what_one_process_trains_in_both_frameworks():
-    report = check_data_parallel("mlp", workers=2, steps=4, batch_size=8)
-    assert report.passed, report.to_dict()
-    assert set(report.judgements) == {"torch 2 vs torch 1", "tf 2 vs tf 1", "tf 2 vs torch 2"}
-    for judgement in report.judgements.values():
-        assert max(rel for rel, _ in judgement.figures.values()) < 1e-12  # float64 summation order, no more
-    assert report.replica_spread == {"torch 2": 0.0, "tf 2": 0.0}
+def test_n_workers_train_what_one_process_trains_in_both_frameworks(db_path):
+    result = run_cli("parity", "mlp", "--workers", "2", "--steps", "4", "--json", "--db", str(db_path), timeout=600)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["passed"] and set(report["judgements"]) == {"torch 2 vs torch 1", "tf 2 vs tf 1", "tf 2 vs torch 2"}
+    for judgement in report["judgements"].values():  # float64 summation order, no more
+        assert max(figure["rel"] for figure in judgement["figures"].values()) < 1e-12
+    assert report["replica_spread"] == {"torch 2": 0.0, "tf 2": 0.0}
+    # Stored: a report of a run with 2-worker mlp cells says it is proven, one with 4 workers that it is not.
+    evidence = load_evidence(Store(db_path), ["mlp"])
+    line, proven = evidence.data_parallel_status("mlp", 2)
+    assert proven and "data-parallel parity proven (tiny, float64" in line
+    assert not evidence.data_parallel_status("mlp", 4)[1]
 
 
 @pytest.mark.parametrize("framework", ["torch", "tf"])

@@ -156,3 +156,28 @@ def test_report_shows_stored_parity_exports_and_load_tests_of_its_workloads(db_p
     assert "id='deployment'" in page and "<td>300,000/s @b32</td>" in page
     data = json.loads((out / "report.json").read_text())
     assert [e["format"] for e in data["exports"]] == ["onnx"] and len(data["loadtests"]) == 1
+
+
+def test_report_has_a_scaling_section_and_the_two_scaling_claims(db_path, tmp_path):
+    plan = build_plan(MatrixRequest(workloads=("mlp",), frameworks=("torch", "tf"), modes=("eager", "function"),
+                                    tasks=("train",), size="tiny", device="cpu", threads=1, workers=(1, 2)))
+    store = Store(db_path)
+    store.create_run("dp", plan.to_dict(), fingerprint())
+    for round_index in range(3):
+        for index, spec in enumerate(plan.specs):  # 2 workers take 0.6 of one worker's step: efficiency 0.83
+            median = 0.010 * (0.6 if spec.workers == 2 else 1.0) * (1 + 0.005 * round_index)
+            samples = fake(spec.framework, spec.mode, median, seed=10 * round_index + index).step_seconds
+            store.save_measurement("dp", round_index, Measurement(spec=spec, status="ok", step_seconds=samples,
+                                                                  series={"allreduce": [0.001] * 5}))
+    store.set_run_status("dp", "complete")
+    out = tmp_path / "out"
+    assert run_cli("report", "dp", "--db", str(db_path), "--out", str(out)).returncode == 0
+    page, data = (out / "report.html").read_text(), json.loads((out / "report.json").read_text())
+    assert "id='scaling'" in page and "2 worker processes on cpu, 1 thread(s) each" in page
+    assert len(data["scaling"]) == 3 and {row["kind"] for row in data["scaling"]} == {"strong"}
+    assert all(0.8 < row["efficiency"] < 0.87 and row["allreduce_share"] > 0 for row in data["scaling"])
+    claims = {claim["claim"]: claim for claim in data["claims"]}
+    assert claims["DDP scales linearly across multiple GPUs"]["status"] == "not supported"
+    assert "not GPUs" in claims["DDP scales linearly across multiple GPUs"]["evidence"][0]
+    assert "## Data-parallel scaling" in (out / "report.md").read_text()
+    assert any("`frameduel parity mlp --workers 2`" in line for line in data["caveats"])

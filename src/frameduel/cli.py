@@ -27,7 +27,7 @@ from frameduel.export.reference import DIGITS_SIZE
 from frameduel.export.run import ExportRequest, run_export, save_results
 from frameduel.export.table import print_export
 from frameduel.parity.check import DIRECTIONS, ParityRequest, check_parity, check_parity_support, save_parity
-from frameduel.parity.data_parallel import check_data_parallel
+from frameduel.parity.data_parallel import DATA_PARALLEL_PARITY, check_data_parallel
 from frameduel.report.accuracy import accuracy_json, print_accuracy, run_line
 from frameduel.report.advise import SCENARIO_WEIGHTS
 from frameduel.report.advise import advise as advise_scenario
@@ -392,7 +392,7 @@ def parity(
     """Prove both implementations are the same model: float64 outputs, layers, loss curves and trained state
     (of full training and, for language models, of LoRA fine-tuning)."""
     if workers > 1:
-        return data_parallel_parity(workload, workers, steps, batch_size, size, seed, as_json)
+        return data_parallel_parity(workload, workers, steps, batch_size, size, seed, as_json, db)
     if workload is None:
         if checkpoint is None:
             raise FrameduelError("name a workload to check (e.g. frameduel parity mlp), or pass --checkpoint DIR")
@@ -427,7 +427,7 @@ def parity(
 
 
 def data_parallel_parity(workload: str | None, workers: int, steps: int, batch_size: int, size: str, seed: int,
-                         as_json: bool) -> None:
+                         as_json: bool, db: Path | None) -> None:
     if workload is None:
         raise FrameduelError("name a workload to check, e.g. frameduel parity mlp --workers 2")
     check_choice("size", size, SIZES)
@@ -437,6 +437,8 @@ def data_parallel_parity(workload: str | None, workers: int, steps: int, batch_s
         raise FrameduelError(f"--workers {workers} needs a core each and a --batch-size divisible by it "
                              f"(got {batch_size}, {len(core_slots(None))} cores)")
     report = check_data_parallel(workload, workers, steps, batch_size, size, seed)
+    open_store(db).save_result(DATA_PARALLEL_PARITY, f"{workload}-{size}-w{workers}", report.to_dict(),
+                               environment.fingerprint())
     if as_json:
         print(json.dumps(report.to_dict(), indent=2))
     else:

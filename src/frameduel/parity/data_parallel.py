@@ -36,6 +36,7 @@ from frameduel.spec import RunSpec
 from frameduel.workloads import get_workload
 
 PRECISION = "fp64"
+DATA_PARALLEL_PARITY = "parity-data-parallel"  # the store's result kind
 
 
 def train_arrays(backend: ModuleType, spec: RunSpec, job: dict[str, Any]) -> dict[str, np.ndarray]:
@@ -58,6 +59,7 @@ def train_arrays(backend: ModuleType, spec: RunSpec, job: dict[str, Any]) -> dic
 @dataclass
 class DataParallelParity:
     workload: str
+    size: str
     workers: int
     steps: int
     batch_size: int
@@ -78,7 +80,7 @@ class DataParallelParity:
             all(spread == 0.0 for spread in self.replica_spread.values())
 
     def to_dict(self) -> dict[str, Any]:
-        return {"workload": self.workload, "workers": self.workers, "steps": self.steps,
+        return {"workload": self.workload, "size": self.size, "workers": self.workers, "steps": self.steps,
                 "batch_size": self.batch_size, "passed": self.passed, "failures": self.failures,
                 "local_statistics": self.local_statistics,
                 "replica_spread": self.replica_spread,
@@ -87,7 +89,7 @@ class DataParallelParity:
 
 def check_data_parallel(workload: str, workers: int = 2, steps: int = 10, batch_size: int = 8, size: str = "tiny",
                         seed: int = 0, timeout_s: float = 300.0) -> DataParallelParity:
-    report = DataParallelParity(workload, workers, steps, batch_size)
+    report = DataParallelParity(workload, size, workers, steps, batch_size)
     spec = RunSpec(workload=workload, framework="torch", mode="eager", task="train", precision=PRECISION,
                    batch_size=batch_size, size=size, seed=seed, threads=1)
     with tempfile.TemporaryDirectory(prefix="frameduel-dp-parity-") as tmp:

@@ -23,6 +23,15 @@ Rules, exactly:
   supported* when it is "slower" (tf wins) in more than half, and *inconclusive* otherwise.
 * "LoRA is a PyTorch-only story; TensorFlow has no official LoRA library": judged from the finetune cells
   (report/finetuning.py): *not supported* where Keras' built-in LoRA ran in more finetune groups than it failed.
+* "DDP scales linearly across multiple GPUs": torch's data-parallel scaling rows (report/scaling.py), weak
+  scaling where the run has it (the claim's usual sense: the batch per device held), else strong. A row is
+  linear when its whole efficiency CI is at 0.9 or more, sublinear when it lies below 0.9, else unclear;
+  *supported* when more than half are linear, *not supported* when more than half are sublinear. Judged on the hardware present, which the evidence names: worker
+  processes on CPU cores are not GPUs, and the verdict says so.
+* "TensorFlow's graph compilation can achieve slightly better utilization in multi-GPU training": per
+  (workload, scaling, workers), TF's best graph mode (function or xla) against torch's best mode, by
+  scaling efficiency: TF better where its CI lies wholly above torch's, torch better where the reverse;
+  *supported* when TF is better in more than half, *not supported* when torch is, else *inconclusive*.
 * A claim that no group tests is *inconclusive*, with the evidence "no cells in this run test this claim".
 """
 
@@ -35,12 +44,16 @@ from typing import Any
 import numpy as np
 
 from frameduel.report.finetuning import LORA_CLAIM, check_lora_claim
+from frameduel.report.scaling import Scaling, scaling_rows
 from frameduel.report.summary import CellSummary, Ratio, RunSummary, speedup
 
 CLAIM_STATUSES: tuple[str, ...] = ("supported", "not supported", "inconclusive")
 NO_EVIDENCE = "no cells in this run test this claim"
 SMALL_MODEL_CLAIM = "PyTorch has lower overhead on small models"
 SMALL_WORKLOADS: tuple[str, ...] = ("mlp",)  # besides these, every batch-1 inference group counts as small
+LINEAR_SCALING_CLAIM = "DDP scales linearly across multiple GPUs"
+GRAPH_UTILISATION_CLAIM = "TensorFlow's graph compilation can achieve slightly better utilization in multi-GPU training"
+GRAPH_MODES: tuple[str, ...] = ("function", "xla")
 
 
 @dataclass(frozen=True)
@@ -78,6 +91,8 @@ def check_claims(summary: RunSummary) -> list[ClaimResult]:
     results.append(check_small_model_claim(groups, summary.ratios))
     status, evidence = check_lora_claim(summary)
     results.append(ClaimResult(LORA_CLAIM, status, evidence))
+    rows = scaling_rows(summary)
+    results += [check_linear_scaling_claim(rows), check_graph_utilisation_claim(rows)]
     return results
 
 
@@ -162,3 +177,60 @@ def check_small_model_claim(groups: dict[str, list[CellSummary]], ratios: list[R
     lines = [f"{group}: torch {t.spec.mode} vs tf {f.spec.mode} {ratio_text(ratio)} {ratio.verdict}"
              for group, t, f, ratio in found]
     return ClaimResult(SMALL_MODEL_CLAIM, majority(torch_wins, tf_wins, len(found)), [headline, *lines])
+
+
+def hardware(rows: list[Scaling]) -> str:
+    """What the scaling ran on, in the claim's terms: GPUs, or CPU processes that stand in for them."""
+    devices = sorted({row.device for row in rows})
+    return "GPU workers" if devices == ["cuda"] else f"worker processes on {'/'.join(devices).upper()} cores, not GPUs"
+
+
+def efficiency_text(row: Scaling) -> str:
+    return f"{row.efficiency:.2f} [{row.efficiency_ci.low:.2f}, {row.efficiency_ci.high:.2f}]"
+
+
+def check_linear_scaling_claim(rows: list[Scaling]) -> ClaimResult:
+    torch_rows = [row for row in rows if row.framework == "torch"]
+    weak = [row for row in torch_rows if row.kind == "weak"]
+    judged = weak or torch_rows
+    if not judged:
+        return ClaimResult(LINEAR_SCALING_CLAIM, "inconclusive", [NO_EVIDENCE])
+    verdicts = [row.verdict for row in judged]
+    linear, sublinear = verdicts.count("linear"), verdicts.count("sublinear")
+    headline = (f"torch DDP, {judged[0].kind} scaling on {hardware(judged)}: of {len(judged)} row(s), {linear} "
+                f"linear (whole CI at an efficiency of 0.9 or more), {sublinear} sublinear (CI below 0.9), "
+                f"{len(judged) - linear - sublinear} unclear")
+    lines = [f"{row.model} {row.mode} x{row.workers}: efficiency {efficiency_text(row)} {row.verdict}"
+             for row in judged]
+    return ClaimResult(LINEAR_SCALING_CLAIM, majority(linear, sublinear, len(judged)), [headline, *lines])
+
+
+def check_graph_utilisation_claim(rows: list[Scaling]) -> ClaimResult:
+    groups: dict[tuple[str, str, int], list[Scaling]] = {}
+    for row in rows:
+        groups.setdefault((row.model, row.kind, row.workers), []).append(row)
+    found = []
+    for (model, kind, workers), group in groups.items():
+        tf_rows = [row for row in group if row.framework == "tf" and row.mode in GRAPH_MODES]
+        torch_rows = [row for row in group if row.framework == "torch"]
+        if tf_rows and torch_rows:
+            tf_best = max(tf_rows, key=lambda row: row.efficiency)
+            torch_best = max(torch_rows, key=lambda row: row.efficiency)
+            if tf_best.efficiency_ci.low > torch_best.efficiency_ci.high:
+                outcome = "tf better"
+            elif torch_best.efficiency_ci.low > tf_best.efficiency_ci.high:
+                outcome = "torch better"
+            else:
+                outcome = "CIs overlap"
+            found.append((f"{model} {kind} x{workers}", tf_best, torch_best, outcome))
+    if not found:
+        return ClaimResult(GRAPH_UTILISATION_CLAIM, "inconclusive", [NO_EVIDENCE])
+    outcomes = [outcome for *_, outcome in found]
+    headline = (f"scaling efficiency, tf best graph mode vs torch best mode, on "
+                f"{hardware([row for _, tf_row, torch_row, _ in found for row in (tf_row, torch_row)])}: tf better "
+                f"in {outcomes.count('tf better')}, torch better in {outcomes.count('torch better')}, CIs overlap in "
+                f"{outcomes.count('CIs overlap')} of {len(found)}")
+    lines = [f"{label}: tf {tf_row.mode} {efficiency_text(tf_row)} vs torch {torch_row.mode} "
+             f"{efficiency_text(torch_row)}: {outcome}" for label, tf_row, torch_row, outcome in found]
+    return ClaimResult(GRAPH_UTILISATION_CLAIM, majority(outcomes.count("tf better"), outcomes.count("torch better"),
+                                                         len(found)), [headline, *lines])

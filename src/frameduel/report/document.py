@@ -2,11 +2,12 @@
 
 Contents: run header and environment, cell statistics, speedups with their verdicts, the check of
 well-known claims against this run, the compile break-even (how many steps repay a compiled mode's
-compile time), full fine-tune against LoRA, and the figures.
+compile time), full fine-tune against LoRA, data-parallel scaling, and the figures.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +15,7 @@ from frameduel.report import plots
 from frameduel.report.claims import ClaimResult, check_claims
 from frameduel.report.evidence import Evidence
 from frameduel.report.finetuning import LoraComparison, lora_comparisons
+from frameduel.report.scaling import Scaling, scaling_rows
 from frameduel.report.summary import CellSummary, Ratio, RunSummary
 from frameduel.report.verdict import verdicts
 from frameduel.store import RunRecord
@@ -55,6 +57,7 @@ class Report:
     figures: list[Figure] = field(default_factory=list)
     evidence: Evidence = field(default_factory=Evidence)  # stored parity, export and load-test results
     finetuning: list[LoraComparison] = field(default_factory=list)  # full fine-tune vs LoRA
+    scaling: list[Scaling] = field(default_factory=list)  # data-parallel cells against one worker
 
     @property
     def headline(self) -> list[Ratio]:
@@ -91,7 +94,13 @@ class Report:
                 lines.append(f"{label}: measured beside {cell.concurrent - 1} other timing cell(s) (--parallel); "
                              "they shared memory bandwidth and caches, so its times are not a quiet machine's")
         lines += self.summary.incomparable
+        lines += [line for line, proven in self.data_parallel_parity() if not proven]
         return lines + self.evidence.parity_caveats(self.summary.workloads)
+
+    def data_parallel_parity(self) -> list[tuple[str, bool]]:
+        """(line, proven) per workload and worker count of the run's data-parallel cells."""
+        counts = sorted({(c.spec.workload, c.spec.workers) for c in self.summary.cells if c.spec.workers > 1})
+        return [self.evidence.data_parallel_status(workload, workers) for workload, workers in counts]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -103,9 +112,11 @@ class Report:
             **self.summary.to_dict(),
             "break_even": [item.to_dict() for item in self.break_even],
             "finetuning": [item.to_dict() for item in self.finetuning],
+            "scaling": [{**dataclasses.asdict(row), "verdict": row.verdict} for row in self.scaling],
             "claims": [claim.to_dict() for claim in self.claims],
             "verdict": self.verdict_lines,
             "caveats": self.caveats,
+            "data_parallel_parity": [line for line, _ in self.data_parallel_parity()],
             "parity": self.evidence.parity_notes(self.summary.workloads),
             "exports": self.evidence.exports,
             "loadtests": self.evidence.loadtests,
@@ -130,7 +141,8 @@ def break_even_rows(summary: RunSummary) -> list[BreakEven]:
 def build_report(run: RunRecord, summary: RunSummary, with_figures: bool = True,
                  evidence: Evidence | None = None) -> Report:
     report = Report(run=run, summary=summary, break_even=break_even_rows(summary), claims=check_claims(summary),
-                    evidence=evidence or Evidence(), finetuning=lora_comparisons(summary))
+                    evidence=evidence or Evidence(), finetuning=lora_comparisons(summary),
+                    scaling=scaling_rows(summary))
     if with_figures:
         report.figures = make_figures(summary)
     return report

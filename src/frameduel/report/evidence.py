@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from frameduel.parity.data_parallel import DATA_PARALLEL_PARITY
 from frameduel.store import Store
 
 EDGE_FORMATS = ("tflite", "tflite-int8", "tflite-int8-full")
@@ -23,6 +24,29 @@ class Evidence:
     modes: list[dict[str, Any]] = field(default_factory=list)  # ModesReport.to_dict() per workload and size
     exports: list[dict[str, Any]] = field(default_factory=list)  # one per exported artefact
     loadtests: list[dict[str, Any]] = field(default_factory=list)  # one per load test of a frameduel artefact
+    data_parallel: list[dict[str, Any]] = field(default_factory=list)  # DataParallelParity.to_dict() per count
+
+    def data_parallel_status(self, workload: str, workers: int) -> tuple[str, bool]:
+        """(what data-parallel parity proved for N workers of the workload, whether it passed)."""
+        reports = [r for r in self.data_parallel if r["workload"] == workload and r["workers"] == workers]
+        if not reports:
+            return (f"{workload}, {workers} workers: not proven to train what one process trains; run "
+                    f"`frameduel parity {workload} --workers {workers}`", False)
+        report = reports[-1]
+        # Under BatchNorm only torch N vs tf N binds (parity/data_parallel.DataParallelParity.binding).
+        binding = {name: j for name, j in report["judgements"].items()
+                   if not report["local_statistics"] or name.endswith(f"torch {workers}")}
+        worst = {name: max((f["rel"] if f["rel"] is not None else float("inf") for f in j["figures"].values()),
+                           default=0.0) for name, j in binding.items()}
+        if not report["passed"]:
+            why = "; ".join(f"{name}: worst diff {worst[name]:.1e}" for name, j in binding.items() if not j["passed"])
+            return (f"{workload}, {workers} workers: data-parallel parity FAILED "
+                    f"({why or report['failures'] or 'replicas drifted apart'})", False)
+        by_design = ("; BatchNorm normalises each worker's shard, so N workers train another model than one "
+                     "process by design (torch N and tf N agree)") if report["local_statistics"] else ""
+        return (f"{workload}, {workers} workers: data-parallel parity proven ({report['size']}, float64, loss "
+                f"curves and trained state, torch DDP vs tf.distribute; worst diff {max(worst.values()):.1e})"
+                f"{by_design}", True)
 
     def parity_notes(self, workloads: Iterable[str]) -> list[str]:
         """One line per workload of the run: what parity proved, that it failed, or that it never ran."""
@@ -92,6 +116,7 @@ def load_evidence(store: Store, workloads: Iterable[str]) -> Evidence:
         modes=[r.data for r in store.results("parity-modes") if r.data.get("workload") in wanted],
         exports=[r.data for r in store.results("export") if r.data.get("workload") in wanted],
         loadtests=[r.data for r in store.results("loadtest") if r.data.get("source", {}).get("workload") in wanted],
+        data_parallel=[r.data for r in store.results(DATA_PARALLEL_PARITY) if r.data.get("workload") in wanted],
     )
 
 

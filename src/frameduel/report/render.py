@@ -10,6 +10,7 @@ from pathlib import Path
 from frameduel.export.table import COLUMNS as EXPORT_COLUMNS
 from frameduel.export.table import export_row
 from frameduel.report.document import Report
+from frameduel.report.scaling import SCALING_COLUMNS, SCALING_NOTE, scaling_table_rows
 from frameduel.report.tables import (
     BREAK_EVEN_COLUMNS,
     CELL_COLUMNS,
@@ -51,6 +52,18 @@ def overview_lines(report: Report) -> list[str]:
         f"Software: Python {env['python']}; {packages}.",
         "Verdicts name a winner only where the 95% CI of the speedup clears a ±2% band around 1.0.",
     ]
+
+
+def scaling_lines(report: Report) -> list[str]:
+    """What the scaling table means, and the hardware it ran on (the claims speak of GPUs)."""
+    workers = "/".join(str(count) for count in sorted({row.workers for row in report.scaling}))
+    devices = "/".join(sorted({row.device for row in report.scaling}))
+    threads = sorted({cell.spec.threads for cell in report.summary.cells if cell.spec.workers > 1})
+    gpus = ", ".join(gpu["name"] for gpu in report.run.environment.get("gpus", [])) or "none"
+    return [SCALING_NOTE[0].upper() + SCALING_NOTE[1:] + ".",
+            f"Hardware: {workers} worker processes on {devices}, {'/'.join(map(str, threads))} thread(s) each "
+            f"({report.run.environment['cpu']['model']}; GPUs: {gpus}).",
+            *(line for line, _ in report.data_parallel_parity())]
 
 
 def export_rows(report: Report) -> list[list[str]]:
@@ -113,6 +126,10 @@ def to_html(report: Report) -> str:
            + f"<p>{html.escape(finetune_adapters(report.finetuning))}</p>"
            + html_table(FINETUNE_COLUMNS, finetune_rows(report.finetuning)) + "</section>"]
           if report.finetuning else []),
+        *(["<section id='scaling'><h2>Data-parallel scaling</h2>"
+           + "".join(f"<p>{html.escape(line)}</p>" for line in scaling_lines(report))
+           + html_table(SCALING_COLUMNS, scaling_table_rows(report.scaling)) + "</section>"]
+          if report.scaling else []),
         "<section id='deployment'><h2>Deployment</h2>" + "".join(
             f"<h3>{heading}</h3>{body}"
             for heading, body in deployment_blocks(report, html_table, lambda line: f"<p>{html.escape(line)}</p>"))
@@ -150,6 +167,8 @@ def to_markdown(report: Report) -> str:
         "## Compile time vs steady state", markdown_table(BREAK_EVEN_COLUMNS, break_even_rows(report.break_even)),
         *(["## Full fine-tune vs LoRA", finetune_adapters(report.finetuning),
            markdown_table(FINETUNE_COLUMNS, finetune_rows(report.finetuning))] if report.finetuning else []),
+        *(["## Data-parallel scaling", "\n".join(f"- {line}" for line in scaling_lines(report)),
+           markdown_table(SCALING_COLUMNS, scaling_table_rows(report.scaling))] if report.scaling else []),
         "## Deployment", *(f"### {heading}\n\n{body}" for heading, body in
                            deployment_blocks(report, markdown_table, lambda line: f"- {line}\n")),
         "Figures are in report.html.",

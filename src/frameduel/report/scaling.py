@@ -18,6 +18,7 @@ from frameduel.runner.stats import Interval
 @dataclass(frozen=True)
 class Scaling:
     model: str  # 'mlp/tiny' (always the train task)
+    device: str
     framework: str
     mode: str
     kind: str  # "strong" or "weak"
@@ -32,8 +33,11 @@ class Scaling:
 
     @property
     def verdict(self) -> str:
-        """'linear' where the CI reaches 90% or more; 'sublinear' where it stays below."""
-        return "linear" if self.efficiency_ci.high >= LINEAR_EFFICIENCY else "sublinear"
+        """'linear' where the whole CI is at 90% or more, 'sublinear' where it stays below, else 'unclear':
+        a CI wide enough to reach both (few processes, a noisy machine) proves neither."""
+        if self.efficiency_ci.low >= LINEAR_EFFICIENCY:
+            return "linear"
+        return "sublinear" if self.efficiency_ci.high < LINEAR_EFFICIENCY else "unclear"
 
 
 # An efficiency this close to 1 counts as "linear scaling" (the claim's word): 10%, the noise band.
@@ -64,7 +68,7 @@ def scaling(cell: CellSummary, baseline: CellSummary, kind: str) -> Scaling:
     ratio = speedup(cell.spec.comparison_group, "scaling", cell, baseline)  # t_1 / t_N, with its CI
     factor = cell.spec.batch_size / (cell.spec.workers * baseline.spec.batch_size)
     allreduce = cell.phases.get("allreduce")
-    return Scaling(model=f"{cell.spec.workload}/{cell.spec.model_label}",
+    return Scaling(model=f"{cell.spec.workload}/{cell.spec.model_label}", device=cell.spec.device,
                    framework=cell.spec.framework, mode=cell.spec.mode, kind=kind, workers=cell.spec.workers,
                    batch=cell.spec.batch_size, throughput=cell.throughput, baseline_throughput=baseline.throughput,
                    efficiency=ratio.value * factor,
@@ -72,6 +76,10 @@ def scaling(cell: CellSummary, baseline: CellSummary, kind: str) -> Scaling:
                    allreduce_share=allreduce.median / cell.step.median if allreduce else None,
                    unstable=ratio.unstable)
 
+
+SCALING_NOTE = ("efficiency = samples/s of N workers / (N x one worker's), with its 95% CI across processes; "
+                "all-reduce % = the gradient all-reduce timed alone / the step (an upper bound where DDP "
+                "overlaps it with the backward)")
 
 SCALING_COLUMNS = ("model", "fw", "mode", "scaling", "workers", "batch", "samples/s 1", "samples/s N",
                    "efficiency [95% CI]", "all-reduce %")

@@ -11,7 +11,7 @@ from rich.text import Text
 
 from frameduel.report.evidence import Evidence
 from frameduel.report.finetuning import lora_comparisons
-from frameduel.report.scaling import SCALING_COLUMNS, scaling_rows, scaling_table_rows
+from frameduel.report.scaling import SCALING_COLUMNS, SCALING_NOTE, scaling_rows, scaling_table_rows
 from frameduel.report.summary import Ratio, RunSummary
 from frameduel.report.tables import (
     CELL_COLUMNS,
@@ -102,9 +102,7 @@ def print_summary(console: Console, summary: RunSummary, title: str, evidence: E
         console.print(f"[yellow]! {escape(line)}[/yellow]", highlight=False, soft_wrap=True)
     scaling = scaling_rows(summary)
     if scaling:
-        console.print("[bold]Data-parallel scaling[/bold] (efficiency = samples/s of N workers / (N x one worker's); "
-                      "all-reduce % = the gradient all-reduce timed alone / the step)", highlight=False,
-                      soft_wrap=True)
+        console.print(f"[bold]Data-parallel scaling[/bold] ({SCALING_NOTE})", highlight=False, soft_wrap=True)
         console.print(rows_table(SCALING_COLUMNS, scaling_table_rows(scaling)))
     finetuning = lora_comparisons(summary)
     if finetuning:
