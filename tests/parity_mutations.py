@@ -94,7 +94,7 @@ MUTATIONS = [
              "workloads/weight_layouts.py", "lambda b_ih, b_hh: b_ih + b_hh)",
              "lambda b_ih, b_hh: np.roll(b_ih + b_hh, b_ih.size // 4))", r"^layer head \(stressed\)"),
     Mutation("adam-beta2", "optimizer hyperparameter (beta2)", "gpt", "torch-to-tf",
-             "frameworks/tf_backend.py", "beta_2=opt.beta2", "beta_2=0.99", r"^state adam-step1/slots/\S+/v "),
+             "frameworks/keras_common.py", "beta_2=opt.beta2", "beta_2=0.99", r"^state adam-step1/slots/\S+/v "),
     Mutation("adam-beta1", "optimizer hyperparameter (beta1)", "mlp", "tf-to-torch",
              "frameworks/torch_backend.py", "betas=(opt.beta1, opt.beta2)", "betas=(0.8, opt.beta2)",
              r"^state adam-step1/slots/\S+/m "),

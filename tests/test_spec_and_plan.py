@@ -5,7 +5,7 @@ import pytest
 from frameduel import environment
 from frameduel.errors import FrameduelError
 from frameduel.runner.plan import PRESETS, MatrixRequest, Plan, build_plan, interleave
-from frameduel.spec import MODES, Measurement, RunSpec
+from frameduel.spec import FRAMEWORKS, MODES, NATIVE_FRAMEWORKS, Measurement, RunSpec
 
 
 def spec(**overrides) -> RunSpec:
@@ -35,10 +35,15 @@ def test_measurement_round_trips_through_json():
 
 def test_plan_covers_every_mode_and_task_and_round_trips():
     plan = build_plan(MatrixRequest(workloads=("mlp", "cnn"), size="tiny", device="cpu", threads=1))
-    modes_per_group = sum(len(m) for m in MODES.values())
+    modes_per_group = sum(len(MODES[f]) for f in NATIVE_FRAMEWORKS)  # the default: torch and tf
     assert len(plan.specs) == 2 * 2 * modes_per_group  # workloads x tasks (quick: infer b1 only) x modes
-    assert {(s.framework, s.mode) for s in plan.specs} == {(f, m) for f in MODES for m in MODES[f]}
+    assert {(s.framework, s.mode) for s in plan.specs} == {(f, m) for f in NATIVE_FRAMEWORKS for m in MODES[f]}
     assert Plan.from_dict(plan.to_dict()) == plan
+    every = build_plan(MatrixRequest(workloads=("mlp",), frameworks=FRAMEWORKS, size="tiny", device="cpu",
+                                     threads=1, workers=(1, 2)))
+    assert {(s.framework, s.mode) for s in every.specs} == {(f, m) for f in MODES for m in MODES[f]}
+    # Data parallel is torch's and TF's: Keras' other backends get one-process train cells only.
+    assert {s.framework for s in every.specs if s.workers == 2} == {"torch", "tf"}
 
 
 def test_peak_gemm_cells_come_with_the_full_preset_or_on_request():

@@ -26,7 +26,15 @@ from frameduel.export.manifest import FORMATS
 from frameduel.export.reference import DIGITS_SIZE
 from frameduel.export.run import ExportRequest, run_export, save_results
 from frameduel.export.table import print_export
-from frameduel.parity.check import DIRECTIONS, ParityRequest, check_parity, check_parity_support, save_parity
+from frameduel.frameworks import check_framework
+from frameduel.parity.check import (
+    NATIVE_DIRECTIONS,
+    ParityRequest,
+    check_parity,
+    check_parity_support,
+    directions_for,
+    save_parity,
+)
 from frameduel.parity.data_parallel import DATA_PARALLEL_PARITY, check_data_parallel
 from frameduel.report.accuracy import accuracy_json, print_accuracy, run_line
 from frameduel.report.advise import SCENARIO_WEIGHTS
@@ -86,6 +94,8 @@ LoraAlphaOption = typer.Option(16.0, "--lora-alpha", help="LoRA alpha: the updat
 LoraTargetsOption = typer.Option(None, "--lora-targets", help="comma-separated module names to adapt (default: "
                                  "q_proj,v_proj for llama, c_attn for gpt)")
 EXECUTORS = ("local", "ray")
+FrameworksOption = typer.Option("torch,tf", help="comma-separated: torch, tf, keras-torch, keras-jax (the same "
+                                "Keras models as tf, on Keras' torch and JAX backends)")
 ExecutorOption = typer.Option("local", help="where cells run: local (this machine) or ray (a Ray cluster: "
                               "each machine one timing cell at a time; see --address)")
 AddressOption = typer.Option(None, "--address", help="with --executor ray: the cluster head's HOST:PORT "
@@ -207,8 +217,9 @@ def run_with_progress(store: Store, run_id: str, plan: Plan, quiet: bool, execut
 def compare(
     workloads: str | None = typer.Option(None, help="comma-separated workloads (default: mlp,cnn, or the "
                                          "checkpoint's family)"),
-    frameworks: str = typer.Option(",".join(FRAMEWORKS), help="comma-separated: torch, tf"),
-    modes: str | None = typer.Option(None, help="torch: eager,compile; tf: eager,function,xla (default all)"),
+    frameworks: str = FrameworksOption,
+    modes: str | None = typer.Option(None, help="torch: eager,compile; tf: eager,function,xla; keras-torch: "
+                                     "eager,compile; keras-jax: eager,jit (default all)"),
     tasks: str | None = typer.Option(
         None, help="train (fwd+bwd+optimizer step: a full fine-tune), infer, generate (KV cache), finetune "
         "(LoRA adapters on the frozen model); default: all a workload supports"
@@ -372,6 +383,8 @@ def parity(
     workload: str | None = typer.Argument(None, help="workload to check, e.g. mlp (default: the checkpoint's)"),
     size: str = typer.Option("tiny", help="model size: tiny, small, base"),
     direction: str = typer.Option("both", help="torch-to-tf, tf-to-torch or both"),
+    frameworks: str = typer.Option("torch,tf", help="torch and what to hold to it: tf (both ways), keras-torch, "
+                                   "keras-jax (Keras 3 on those backends, from torch's weights)"),
     steps: int = typer.Option(10, help="training steps compared, per optimizer (SGD and Adam)"),
     batch_size: int = typer.Option(8, help="batch size of the evaluation and training batches"),
     seed: int = typer.Option(0, help="seed for weights and data"),
@@ -401,7 +414,10 @@ def parity(
     check_choice("size", size, SIZES)
     if checkpoint is not None:
         model_config(get_workload(workload), str(checkpoint.resolve()), size)  # refuses a bad one now
-    requests = [ParityRequest(workload, size, tuple(DIRECTIONS) if direction == "both" else (direction,), steps,
+    chosen = tuple(check_framework(fw) for fw in split_list(frameworks))
+    if direction != "both":
+        check_choice("direction", direction, ("both", *NATIVE_DIRECTIONS))
+    requests = [ParityRequest(workload, size, directions_for(chosen, direction), steps,
                               batch_size, seed, check_modes=modes,
                               checkpoint=str(checkpoint.resolve()) if checkpoint else None, task=task,
                               lora=parity_lora(workload, task, lora_rank, lora_alpha, lora_targets))
@@ -475,7 +491,7 @@ def generate(
                                         "+ adapter_model.safetensors) applied in every framework, e.g. one "
                                         "`frameduel finetune` saved"),
     size: str = typer.Option("small", help="model size without a checkpoint: tiny, small, base"),
-    frameworks: str = typer.Option(",".join(FRAMEWORKS), help="comma-separated: torch, tf"),
+    frameworks: str = typer.Option("torch,tf", help="comma-separated: torch, tf"),
     modes: str | None = typer.Option(None, help="torch: eager,compile; tf: eager,function,xla (default all)"),
     precision: str = typer.Option("fp32", help="fp32, bf16, fp16 (mixed precision), fp64"),
     batch_size: int = typer.Option(1, help="copies of the prompt decoded together"),
@@ -524,7 +540,7 @@ def finetune(
     workload: str | None = typer.Argument(None, help="gpt or llama (default: the checkpoint's family, else llama)"),
     checkpoint: Path | None = CheckpointOption,
     size: str = typer.Option("small", help="model size without a checkpoint: tiny, small, base"),
-    frameworks: str = typer.Option(",".join(FRAMEWORKS), help="comma-separated: torch, tf"),
+    frameworks: str = typer.Option("torch,tf", help="comma-separated: torch, tf"),
     modes: str | None = typer.Option(None, help="e.g. torch=compile,tf=xla (default: eager)"),
     steps: int = typer.Option(20, help="Adam steps on the workload's synthetic text"),
     batch_size: int = typer.Option(8, help="sequences per step"),
@@ -579,7 +595,7 @@ def parse_modes(value: str | None) -> dict[str, str]:
 @user_errors
 def accuracy(
     workloads: str = typer.Option("mlp,cnn", help="comma-separated workloads that support the digits data"),
-    frameworks: str = typer.Option(",".join(FRAMEWORKS), help="comma-separated: torch, tf"),
+    frameworks: str = FrameworksOption,
     seeds: int = typer.Option(3, help="training runs per framework (seeds 0..N-1: weights and shuffling)"),
     target: float = typer.Option(0.95, help="test accuracy to reach, in (0, 1]"),
     max_epochs: int = typer.Option(40, help="epochs each run trains for"),
@@ -622,7 +638,7 @@ def accuracy(
 @user_errors
 def sweep(
     workloads: str = typer.Option("mlp,cnn", help="comma-separated workloads that support the digits data"),
-    frameworks: str = typer.Option(",".join(FRAMEWORKS), help="comma-separated: torch, tf"),
+    frameworks: str = FrameworksOption,
     grid: list[str] = typer.Option([], "--grid", help="KEY=V1,V2,... (repeatable): lr, batch_size"),
     seeds: int = typer.Option(2, help="trials per configuration and framework (seeds 0..N-1)"),
     target: float = typer.Option(0.95, help="test accuracy each trial trains to, in (0, 1]"),
@@ -722,14 +738,15 @@ def advise(
     if as_json:
         print(json.dumps(advice.to_dict(), indent=2))
         return
-    verdict = f"[bold]{advice.winner}[/bold]" if advice.winner else "no meaningful difference"
-    console.print(f"{scenario}: {verdict} (torch {advice.torch_score:.2f}, tf {advice.tf_score:.2f})")
+    scores = ", ".join(f"{fw} {score:.2f}" for fw, score in advice.scores.items())
+    console.print(f"{scenario}: [bold]{escape(advice.winner_label)}[/bold] ({scores})")
     table = Table(header_style="bold")
-    for column in ("criterion", "weight", "torch share", "evidence"):
+    for column in ("criterion", "weight", *(f"{fw} share" for fw in advice.scores), "evidence"):
         table.add_column(column, overflow="fold")
     for criterion, weight in advice.criteria:
         kind = "" if criterion.measured else " (documented)"
-        table.add_row(criterion.name + kind, f"{weight:.2f}", f"{criterion.torch_share:.2f}", criterion.evidence)
+        table.add_row(criterion.name + kind, f"{weight:.2f}", *(f"{criterion.shares[fw]:.2f}" for fw in advice.scores),
+                      criterion.evidence)
     console.print(table)
     for note in advice.notes:
         console.print(f"parity: {note}", highlight=False)

@@ -13,12 +13,35 @@ from typing import Any
 
 from frameduel.errors import FrameduelError
 
-# One source of truth for the matrix axes. Order matters: it is the display order.
-MODES: dict[str, tuple[str, ...]] = {
-    "torch": ("eager", "compile"),
-    "tf": ("eager", "function", "xla"),
-}
-FRAMEWORKS: tuple[str, ...] = tuple(MODES)
+
+@dataclass(frozen=True)
+class FrameworkInfo:
+    """What frameduel knows of one framework: the one registry every other table reads from."""
+
+    name: str
+    label: str  # for people: "PyTorch", "Keras 3 on JAX"
+    modes: tuple[str, ...]  # the first is the plain (eager) one
+    backend_module: str  # frameduel.frameworks module exposing the backend contract (frameworks/__init__.py)
+    models: str  # which of a workload's model files it runs: "torch" (model_torch.py) or "tf" (model_tf.py, Keras)
+    package: str  # the import it needs: a missing one is a one-line error naming the install
+    colour: str  # in the report's plots
+
+
+# One source of truth for the framework axis. Order matters: it is the display order. keras-torch and
+# keras-jax run the very Keras models of the "tf" framework on another Keras backend.
+FRAMEWORK_INFO: dict[str, FrameworkInfo] = {info.name: info for info in (
+    FrameworkInfo("torch", "PyTorch", ("eager", "compile"), "frameduel.frameworks.torch_backend", "torch", "torch",
+                  "#ee4c2c"),
+    FrameworkInfo("tf", "TensorFlow (Keras 3)", ("eager", "function", "xla"), "frameduel.frameworks.tf_backend",
+                  "tf", "tensorflow", "#ff8f00"),
+    FrameworkInfo("keras-torch", "Keras 3 on torch", ("eager", "compile"),
+                  "frameduel.frameworks.keras_torch_backend", "tf", "torch", "#8e44ad"),
+    FrameworkInfo("keras-jax", "Keras 3 on JAX", ("eager", "jit"), "frameduel.frameworks.keras_jax_backend", "tf",
+                  "jax", "#1f77b4"),
+)}
+MODES: dict[str, tuple[str, ...]] = {name: info.modes for name, info in FRAMEWORK_INFO.items()}
+FRAMEWORKS: tuple[str, ...] = tuple(FRAMEWORK_INFO)
+NATIVE_FRAMEWORKS: tuple[str, ...] = ("torch", "tf")  # the default pair; Keras' other backends are asked for
 # fp64 runs everything in float64 (parity proofs; scientific code); bf16/fp16 are mixed precision.
 PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16", "fp64")
 # "finetune" trains LoRA adapters on a frozen base model; "train" is the full fine-tune.
@@ -28,7 +51,8 @@ DEVICES: tuple[str, ...] = ("cpu", "cuda")
 SIZES: tuple[str, ...] = ("tiny", "small", "base")
 
 # Terminal states of a measured cell; every one of them counts as "finished" for --resume.
-STATUSES: tuple[str, ...] = ("ok", "failed", "oom", "timeout")
+# "unsupported": the framework cannot run this workload, task or mode, and the error says why.
+STATUSES: tuple[str, ...] = ("ok", "failed", "oom", "timeout", "unsupported")
 
 
 def check_choice(kind: str, value: str, choices: tuple[str, ...] | list[str]) -> str:

@@ -21,18 +21,20 @@ import numpy as np
 
 from frameduel.datasets import TRAIN_IMAGES, check_sklearn
 from frameduel.errors import FrameduelError
+from frameduel.frameworks import check_framework
 from frameduel.runner.process import run_job
-from frameduel.spec import FRAMEWORKS, MODES, RunSpec, check_choice
+from frameduel.spec import MODES, NATIVE_FRAMEWORKS, RunSpec
 from frameduel.workloads import WORKLOADS, get_workload
 
-# Each framework trains in its idiomatic default mode: what a user writing a training loop gets.
-DEFAULT_MODES: dict[str, str] = {"torch": "eager", "tf": "function"}
+# Each framework trains in its idiomatic default mode: what a user writing a training loop gets (Keras'
+# compile() on JAX jits the step).
+DEFAULT_MODES: dict[str, str] = {"torch": "eager", "tf": "function", "keras-torch": "eager", "keras-jax": "jit"}
 
 
 @dataclass(frozen=True)
 class AccuracyRequest:
     workloads: tuple[str, ...] = ("mlp", "cnn")
-    frameworks: tuple[str, ...] = FRAMEWORKS
+    frameworks: tuple[str, ...] = NATIVE_FRAMEWORKS
     modes: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_MODES))  # framework -> mode
     seeds: int = 3
     target: float = 0.95
@@ -109,7 +111,7 @@ def check_request(request: AccuracyRequest) -> None:
             raise FrameduelError(f"workload '{name}' cannot train on the digits data set; "
                                  f"choose from: {', '.join(digits_workloads())}")
     for fw in request.frameworks:
-        check_choice("framework", fw, FRAMEWORKS)
+        check_framework(fw)
     resolve_modes(request.frameworks, request.modes)
     if request.seeds < 1:
         raise FrameduelError(f"--seeds must be >= 1, got {request.seeds}")

@@ -1,6 +1,8 @@
 """The only package (besides workloads' model_torch.py / model_tf.py files) that imports a framework.
 
-torch_backend and tf_backend expose the same public names (Keras 3's backend pattern):
+Every backend module (spec.FRAMEWORK_INFO names them: torch_backend, tf_backend, and keras_torch_backend
+and keras_jax_backend, which run the Keras models on Keras' torch and JAX backends) exposes the same
+public names (Keras 3's backend pattern):
 
     configure(spec) -> dict                  threads, seed, device, precision policy; returns runtime facts
     make_step(workload, spec, batch) -> Step build the model and one train/infer step for spec.mode
@@ -23,6 +25,7 @@ They are imported lazily, inside a worker process, so the parent process never l
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import ModuleType
@@ -31,14 +34,18 @@ from typing import Any
 import numpy as np
 
 from frameduel.checkpoints.adapters import adapter_weights
-from frameduel.spec import FRAMEWORKS, check_choice
+from frameduel.errors import FrameduelError
+from frameduel.spec import FRAMEWORK_INFO, FRAMEWORKS, check_choice
 from frameduel.workloads.base import Batch, Workload
 from frameduel.workloads.weight_layouts import check_weight_names
 
-BACKEND_MODULES = {
-    "torch": "frameduel.frameworks.torch_backend",
-    "tf": "frameduel.frameworks.tf_backend",
-}
+# The names every backend module exposes (tests/test_backend_contract.py holds each one to it).
+BACKEND_CONTRACT: tuple[str, ...] = (
+    "configure", "use_precision", "build_model", "to_tensors", "make_optimizer", "make_train_fn", "make_infer_fn",
+    "make_step", "make_generation", "compile_facts", "parameter_counts", "save_adapter", "set_training", "to_numpy",
+    "peak_device_memory_mb", "is_out_of_memory", "export_weights", "import_weights", "shared_weights", "forward",
+    "capture_activations", "optimizer_state", "align_adam_epsilon",
+)
 
 
 @dataclass
@@ -122,9 +129,27 @@ DATA_PARALLEL_MODULES = {
 }
 
 
+def check_framework(framework: str) -> str:
+    """A known framework whose package is installed (looked up, not imported: the parent never loads one)."""
+    info = FRAMEWORK_INFO[check_choice("framework", framework, FRAMEWORKS)]
+    if importlib.util.find_spec(info.package) is None:
+        raise FrameduelError(f"framework {framework} ({info.label}) needs the '{info.package}' package, which is "
+                             "not installed; install frameduel's CPU extra (pip install -e '.[cpu]') or leave "
+                             f"{framework} out of --frameworks")
+    return framework
+
+
 def load_backend(framework: str, data_parallel: bool = False) -> ModuleType:
     check_choice("framework", framework, FRAMEWORKS)
-    return importlib.import_module((DATA_PARALLEL_MODULES if data_parallel else BACKEND_MODULES)[framework])
+    if not data_parallel:
+        return importlib.import_module(FRAMEWORK_INFO[framework].backend_module)
+    check_choice("data-parallel framework", framework, tuple(DATA_PARALLEL_MODULES))
+    return importlib.import_module(DATA_PARALLEL_MODULES[framework])
+
+
+def model_module_name(workload: Workload, framework: str) -> str:
+    """The workload's model file this framework runs (Keras' other backends run the Keras one)."""
+    return workload.model_modules[FRAMEWORK_INFO[framework].models]
 
 
 # Deployment export: export_artefact(fmt, workload, model, sample, calibration, out_dir, max_batch) per framework.
@@ -135,5 +160,5 @@ EXPORT_MODULES = {
 
 
 def load_exporter(framework: str) -> ModuleType:
-    check_choice("framework", framework, FRAMEWORKS)
+    check_choice("export framework", framework, tuple(EXPORT_MODULES))
     return importlib.import_module(EXPORT_MODULES[framework])

@@ -3,35 +3,43 @@ layers and mixed-precision policies."""
 
 from __future__ import annotations
 
-import importlib
 import os
-import sys
-from collections.abc import Callable, Mapping
-from pathlib import Path
-from types import ModuleType
+from collections.abc import Callable
 from typing import Any
 
 # Must be set before TensorFlow/Keras are imported: Keras 3 picks its backend at import time, and
 # TF's C++ start-up chatter would otherwise drown the worker's one-line errors.
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ["KERAS_BACKEND"] = "tensorflow"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from frameduel.checkpoints import model_config, open_checkpoint  # noqa: E402
-from frameduel.checkpoints.adapters import base_model_name, read_adapter  # noqa: E402
-from frameduel.checkpoints.adapters import save_adapter as write_adapter  # noqa: E402
-from frameduel.frameworks import Generation, Step, load_adapter, plan_generation, tf_lora  # noqa: E402
+from frameduel.checkpoints import model_config  # noqa: E402
+from frameduel.frameworks import Generation, Step, plan_generation  # noqa: E402
+from frameduel.frameworks.keras_common import (  # noqa: E402, F401 - the Keras-generic part of the backend's surface
+    align_adam_epsilon,
+    capture_activations,
+    export_weights,
+    import_weights,
+    make_optimizer,
+    optimizer_state,
+    parameter_counts,
+    save_adapter,
+    set_training,
+    shared_weights,
+    to_numpy,
+    use_precision,
+)
+from frameduel.frameworks.keras_common import build_model as build_keras_model  # noqa: E402
+from frameduel.frameworks.keras_common import model_module as _model_module  # noqa: E402
 from frameduel.spec import RunSpec  # noqa: E402
-from frameduel.workloads.base import Batch, OptimizerConfig, Workload  # noqa: E402
+from frameduel.workloads.base import Batch, Workload  # noqa: E402
 from frameduel.workloads.common_tf import full_precision  # noqa: E402
-from frameduel.workloads.weight_layouts import LAYOUTS, check_weight_names  # noqa: E402
 
-PRECISION_POLICIES = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16", "fp64": "float64"}
-# Keras optimizer attributes holding one slot per trainable variable -> canonical slot names (torch's twin).
-SLOT_NAMES = {"_momentums": "m", "_velocities": "v", "_velocity_hats": "vhat", "momentums": "momentum"}
+if keras.backend.backend() != "tensorflow":  # Keras was imported first in this process, on another backend
+    raise RuntimeError(f"Keras runs on {keras.backend.backend()} in this process; one process runs one backend")
 
 
 def configure(spec: RunSpec) -> dict[str, Any]:
@@ -57,29 +65,14 @@ def configure(spec: RunSpec) -> dict[str, Any]:
     }
 
 
-def use_precision(spec: RunSpec) -> None:
-    """Switch precision between models of one process: Keras builds layers under the global policy."""
-    keras.mixed_precision.set_global_policy(PRECISION_POLICIES[spec.precision])
-
-
 def compile_facts(spec: RunSpec) -> dict[str, Any]:
     """tf.function and XLA either trace the whole step or fail it, so there is nothing partial to report."""
     return {}
 
 
 def build_model(workload: Workload, spec: RunSpec) -> keras.Model:
-    model_module = _model_module(workload)
     with tf.device(_device_name(spec)):
-        model = model_module.build(model_config(workload, spec.checkpoint, spec.size))
-    if spec.checkpoint:
-        import_weights(workload, model, open_checkpoint(spec.checkpoint).weights())
-    if spec.lora:  # after the base weights are in, as torch's twin
-        tf_lora.add_adapters(model_module, model, spec.lora)
-    if spec.adapter:  # Keras reads no PEFT files: enable LoRA with the adapter's settings, then load it
-        settings, adapter = read_adapter(Path(spec.adapter))
-        tf_lora.add_adapters(model_module, model, settings)
-        load_adapter(sys.modules[__name__], workload, model, adapter)
-    return model
+        return build_keras_model(workload, spec)
 
 
 def to_tensors(workload: Workload, spec: RunSpec, batch: Batch) -> tuple[tf.Tensor, tf.Tensor]:
@@ -92,20 +85,6 @@ def to_tensors(workload: Workload, spec: RunSpec, batch: Batch) -> tuple[tf.Tens
         inputs = tf.identity(tf.constant(inputs))
         targets = tf.identity(tf.constant(batch.targets))
     return inputs, targets
-
-
-def make_optimizer(model: keras.Model, spec: RunSpec, opt: OptimizerConfig) -> keras.optimizers.Optimizer:
-    if opt.name == "sgd":
-        optimizer = keras.optimizers.SGD(learning_rate=opt.learning_rate)
-    else:
-        optimizer = keras.optimizers.Adam(
-            learning_rate=opt.learning_rate, beta_1=opt.beta1, beta_2=opt.beta2, epsilon=opt.epsilon
-        )
-    if spec.precision == "fp16":  # loss scaling keeps small fp16 gradients from underflowing
-        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-    # Slots must exist before tracing: a tf.function may not create variables on later traces.
-    optimizer.build(model.trainable_variables)
-    return optimizer
 
 
 def make_train_fn(
@@ -199,27 +178,6 @@ def make_generation(workload: Workload, spec: RunSpec, batch: Batch, prompt_ids:
                       token_ids=lambda state: to_numpy(state[0]))
 
 
-def parameter_counts(workload: Workload, model: keras.Model) -> tuple[int, int]:
-    """(all, trainable) parameters: with LoRA, the adapters are the trainable ones."""
-    return tf_lora.parameter_counts(model)
-
-
-def save_adapter(workload: Workload, model: keras.Model, spec: RunSpec, directory: Path) -> Path:
-    """A PEFT-format adapter directory (Keras has no writer of its own for PEFT's format)."""
-    return write_adapter(directory, export_weights(workload, model), spec.lora, base_model_name(spec))
-
-
-def set_training(model: keras.Model, training: bool) -> None:
-    """Keras takes training= on every call, so there is no mode to switch (torch's twin does)."""
-
-
-def to_numpy(value: tf.Tensor) -> np.ndarray:
-    """float64 stays float64; half types become float32 (numpy has no bfloat16)."""
-    if value.dtype in (tf.float16, tf.bfloat16):
-        value = tf.cast(value, tf.float32)
-    return np.asarray(value)
-
-
 def _device_name(spec: RunSpec) -> str:
     return "/GPU:0" if spec.device == "cuda" else "/CPU:0"
 
@@ -242,107 +200,8 @@ def is_out_of_memory(exc: BaseException) -> bool:
     return isinstance(exc, (tf.errors.ResourceExhaustedError, MemoryError))
 
 
-# -- Parity: weights in torch's state_dict form (via each model's weight_map), outputs, loss curves,
-# -- activations at the layers each model file names as matching a torch module.
-
-
-def export_weights(workload: Workload, model: keras.Model) -> dict[str, np.ndarray]:
-    weights = {}
-    for entry in _model_module(workload).weight_map(model):
-        arrays = LAYOUTS[entry.layout].to_canonical(np.asarray(entry.variable.numpy()))
-        weights.update(zip(entry.canonical, arrays, strict=True))
-    return weights
-
-
-def import_weights(workload: Workload, model: keras.Model, weights: Mapping[str, np.ndarray]) -> None:
-    """Assign variable by variable: `weights` may read lazily from disk (a checkpoint), see torch's twin."""
-    entries = _model_module(workload).weight_map(model)
-    check_weight_names({name for entry in entries for name in entry.canonical}, set(weights), "tf")
-    for entry in entries:
-        value = LAYOUTS[entry.layout].from_canonical(*(weights[name] for name in entry.canonical))
-        if tuple(value.shape) != tuple(entry.variable.shape):
-            raise ValueError(f"weight {entry.canonical[0]}: shape {value.shape} does not fit Keras variable "
-                             f"{entry.variable.path} {tuple(entry.variable.shape)}")
-        entry.variable.assign(value)
-
-
-def shared_weights(workload: Workload, model: keras.Model) -> list[tuple[list[str], str]]:
-    """Torch tensors one Keras variable holds together, with the layout joining them (the summed LSTM
-    bias, a tied head): parity compares trained state in this map's normal form, see parity/judge.py."""
-    return [(list(entry.canonical), entry.layout) for entry in _model_module(workload).weight_map(model)
-            if len(entry.canonical) > 1]
 
 
 def forward(workload: Workload, spec: RunSpec, model: keras.Model, batch: Batch) -> np.ndarray:
     inputs, _ = to_tensors(workload, spec, batch)
     return to_numpy(make_infer_fn(model, spec)(inputs))
-
-
-def capture_activations(workload: Workload, model: keras.Model, run: Callable[[], object]) -> dict[str, np.ndarray]:
-    """Outputs of the model file's probe points while run() executes eagerly (an eval forward, or a
-    training step), converted to torch's layout and keyed by torch module name.
-
-    Keras has no forward hooks, so each probed layer's `call` is wrapped for the duration, then restored.
-    """
-    model_module = _model_module(workload)
-    captured: dict[str, np.ndarray] = {}
-    points = model_module.probe_points(model)
-
-    def recording(name: str, call: Callable[..., tf.Tensor]) -> Callable[..., tf.Tensor]:
-        def call_and_record(*args: object, **kwargs: object) -> tf.Tensor:
-            output = call(*args, **kwargs)
-            captured[name] = model_module.activation_to_canonical(to_numpy(output))
-            return output
-
-        return call_and_record
-
-    for name, layer in points.items():
-        layer.call = recording(name, layer.call)
-    try:
-        run()
-    finally:
-        for layer in points.values():
-            del layer.call  # the instance attribute goes; the class's call shows through again
-    return captured
-
-
-def optimizer_state(
-    workload: Workload, model: keras.Model, optimizer: keras.optimizers.Optimizer
-) -> dict[str, np.ndarray]:
-    """Every optimizer slot as '<torch parameter name>/<slot>' (m, v, vhat, momentum), plus 'step'.
-
-    A slot is any optimizer attribute holding one variable per trainable variable, so slots an
-    optimizer grows (amsgrad, momentum, EMA) show up without being listed. A Keras variable's slots
-    are named by the first torch name it maps to: the summed LSTM bias is torch's bias_ih (bias_hh is
-    frozen there), a tied embedding is torch's wte.weight.
-    """
-    inner = getattr(optimizer, "inner_optimizer", optimizer)  # a LossScaleOptimizer's slots live inside
-    trainable = model.trainable_variables
-    slot_lists = {attr: value for attr, value in vars(inner).items() if is_slot_list(value, trainable)}
-    position = {id(variable): i for i, variable in enumerate(trainable)}
-    state: dict[str, np.ndarray] = {}
-    for entry in _model_module(workload).weight_map(model):
-        if id(entry.variable) not in position:
-            continue  # not trained (BatchNorm statistics): no slots
-        for attr, slots in slot_lists.items():
-            slot = to_numpy(slots[position[id(entry.variable)]].value)
-            name = f"{entry.canonical[0]}/{SLOT_NAMES.get(attr, attr.lstrip('_'))}"
-            state[name] = LAYOUTS[entry.layout].to_canonical(slot)[0]
-    state["step"] = np.asarray([float(inner.iterations.numpy())])
-    return state
-
-
-def is_slot_list(value: object, trainable: list[keras.Variable]) -> bool:
-    """One variable per trainable variable, shaped like it, and not the trainable variables themselves."""
-    return (isinstance(value, list) and len(value) == len(trainable) > 0
-            and all(isinstance(v, keras.Variable) and tuple(v.shape) == tuple(t.shape) and v is not t
-                    for v, t in zip(value, trainable, strict=True)))
-
-
-def align_adam_epsilon(optimizer: keras.optimizers.Optimizer) -> keras.optimizers.Optimizer:
-    """Parity only: Keras' epsilon placement is the reference (torch's twin moves torch's to match)."""
-    return optimizer
-
-
-def _model_module(workload: Workload) -> ModuleType:
-    return importlib.import_module(workload.model_modules["tf"])

@@ -30,7 +30,23 @@ from frameduel.spec import FRAMEWORKS, MODES, LoraSettings, RunSpec
 from frameduel.store import Store
 from frameduel.workloads import Workload
 
-DIRECTIONS = {"torch-to-tf": ("torch", "tf"), "tf-to-torch": ("tf", "torch")}
+# Which framework's weights go to which. Keras' other backends are held to native torch, the reference
+# the issue of "the same model" is about; torch and TF are checked both ways.
+DIRECTIONS = {"torch-to-tf": ("torch", "tf"), "tf-to-torch": ("tf", "torch"),
+              "torch-to-keras-torch": ("torch", "keras-torch"), "torch-to-keras-jax": ("torch", "keras-jax")}
+NATIVE_DIRECTIONS = ("torch-to-tf", "tf-to-torch")
+
+
+def directions_for(frameworks: tuple[str, ...], direction: str = "both") -> tuple[str, ...]:
+    """The directions that check `frameworks`: torch and TF both ways ("both") or the one named, plus
+    torch to each Keras backend asked for."""
+    native = NATIVE_DIRECTIONS if direction == "both" else (direction,)
+    chosen = [d for d in native if set(DIRECTIONS[d]) <= set(frameworks)]
+    chosen += [f"torch-to-{fw}" for fw in frameworks if fw.startswith("keras-")]
+    if not chosen:
+        raise FrameduelError(f"--frameworks {','.join(frameworks)} gives nothing to compare: parity checks torch "
+                             "against tf, keras-torch or keras-jax; name torch and at least one of them")
+    return tuple(chosen)
 PROOF_PRECISION = "fp64"
 # The proof first; fp32, the precision benchmarks run at, is informational: it shows their noise level
 # (Adam amplifies fp32 rounding in near-zero gradients until trained states differ by ~1e-4).
@@ -43,7 +59,7 @@ PROVEN = ("float64", "stressed weights", "post-training state")
 class ParityRequest:
     workload: str
     size: str = "tiny"
-    directions: tuple[str, ...] = tuple(DIRECTIONS)
+    directions: tuple[str, ...] = NATIVE_DIRECTIONS
     steps: int = 10
     batch_size: int = 8
     seed: int = 0
@@ -73,6 +89,12 @@ class ParityRequest:
     @property
     def task_label(self) -> str:
         return self.spec(FRAMEWORKS[0]).task_label
+
+    @property
+    def frameworks(self) -> tuple[str, ...]:
+        """Every framework a direction names, in display order."""
+        named = {fw for direction in self.directions for fw in DIRECTIONS[direction]}
+        return tuple(fw for fw in FRAMEWORKS if fw in named)
 
 
 @dataclass
@@ -147,8 +169,12 @@ class SideJob:
 def side_jobs(request: ParityRequest, out_dir: Path) -> list[SideJob]:
     """Sources before targets; consecutive work of one framework shares a process."""
     jobs: list[SideJob] = []
+    done: set[tuple[str, str]] = set()  # (framework, weight set): torch's own passes run once for every target
 
     def add(framework: str, label: str, path: str | None) -> None:
+        if (framework, label) in done:
+            return
+        done.add((framework, label))
         if not jobs or jobs[-1].framework != framework:
             jobs.append(SideJob(framework))
         jobs[-1].weight_sets[label] = path
@@ -244,7 +270,7 @@ def check_parity(request: ParityRequest) -> tuple[list[ParityReport], ModesRepor
     with tempfile.TemporaryDirectory(prefix="frameduel-parity-") as tmp:
         out_dir = Path(tmp)
         with ThreadPoolExecutor(max_workers=2) as pool:
-            frameworks = FRAMEWORKS if request.check_modes else ()
+            frameworks = request.frameworks if request.check_modes else ()
             modes = [pool.submit(run_modes, request, frameworks[0], out_dir)] if frameworks else []
             sides = pool.submit(run_sides, request, out_dir)
             modes += [pool.submit(run_modes, request, framework, out_dir) for framework in frameworks[1:]]

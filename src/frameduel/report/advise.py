@@ -1,10 +1,12 @@
 """`frameduel advise`: a recommendation per scenario, from this run's measurements plus documented facts.
 
-Each criterion gives each framework a share of one point: measured criteria split it by the speed
-(or memory, or compile-time) ratio of the frameworks' best cells — but only where that ratio's CI
-clears the noise band; otherwise it is split evenly. Ecosystem criteria are documented facts, not
-measurements, and say so. A scenario weighs the criteria (SCENARIO_WEIGHTS, the one table to edit);
-a winner is named only when its weighted share beats the other's by more than DECISIVE_MARGIN.
+Each criterion gives each framework the run measured (torch and tf; Keras 3 on torch or JAX where the
+run has them) a share of one point: measured criteria split it by the speed (or memory, or
+compile-time) ratios of the frameworks' best cells, but only where a ratio's CI clears the noise band;
+otherwise those frameworks count as even. Ecosystem criteria are documented facts, not measurements,
+and say so. A scenario weighs the criteria (SCENARIO_WEIGHTS, the one table to edit); a winner (which
+may be "Keras 3 on JAX") is named only when its weighted share beats the next one's by more than
+DECISIVE_MARGIN.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from frameduel.report.evidence import (
     geometric_mean,
 )
 from frameduel.report.summary import NOISE_BAND, CellSummary, RunSummary, group_label
+from frameduel.spec import FRAMEWORK_INFO, FRAMEWORKS, NATIVE_FRAMEWORKS
 
 # criterion -> weight, per scenario. Weights of criteria without evidence in a run are dropped and
 # the rest renormalised. "deployed latency", "edge latency", "export success" and "served throughput"
@@ -40,40 +43,59 @@ SCENARIO_WEIGHTS: dict[str, dict[str, float]] = {
 }
 DECISIVE_MARGIN = 0.05  # weighted shares closer than this are a tie
 
-# Documented ecosystem facts (torch share, statement). Not measured by frameduel; revisit as they age.
-ECOSYSTEM_FACTS: dict[str, tuple[float, str]] = {
-    "research ecosystem": (0.7, "most new ML research code and papers ship PyTorch implementations"),
-    "serving ecosystem": (0.4, "TF Serving is mature with batching and versioning; TorchServe is in limited "
-                               "maintenance, but Triton and the KServe v2 protocol serve both (ONNX/TorchScript)"),
-    "edge ecosystem": (0.35, "TFLite/LiteRT is the most deployed on-device runtime (Android, microcontrollers); "
-                             "PyTorch's ExecuTorch is newer"),
-    "llm ecosystem": (0.8, "Hugging Face Transformers, PEFT and TRL are PyTorch-first and TF support was "
-                           "deprecated in Transformers; Keras 3 has LoRA built in (enable_lora) and KerasHub ships "
-                           "Llama/Gemma, but open checkpoints and adapters are published in PyTorch's layout"),
+# Documented ecosystem facts, not measured by frameduel (revisit as they age): each framework's strength
+# on a 0-1 scale; a criterion's shares are the strengths of the frameworks in the run, normalised. With
+# torch and tf alone, torch's share is its strength (the two add up to 1). Keras 3 on torch or JAX keeps
+# the Keras model (and KerasHub's) but leaves TF's deployment tools and PyTorch's own training libraries.
+ECOSYSTEM_FACTS: dict[str, tuple[dict[str, float], str]] = {
+    "research ecosystem": ({"torch": 0.7, "tf": 0.3, "keras-torch": 0.35, "keras-jax": 0.45},
+                           "most new ML research code and papers ship PyTorch implementations; JAX is the other "
+                           "research stack (Google, DeepMind), which Keras 3 on JAX reaches"),
+    "serving ecosystem": ({"torch": 0.4, "tf": 0.6, "keras-torch": 0.3, "keras-jax": 0.35},
+                          "TF Serving is mature with batching and versioning; TorchServe is in limited maintenance, "
+                          "but Triton and the KServe v2 protocol serve both (ONNX/TorchScript); a Keras model on "
+                          "torch or JAX exports through torch.export/ONNX or jax2tf, less travelled routes"),
+    "edge ecosystem": ({"torch": 0.35, "tf": 0.65, "keras-torch": 0.3, "keras-jax": 0.35},
+                       "TFLite/LiteRT is the most deployed on-device runtime (Android, microcontrollers); PyTorch's "
+                       "ExecuTorch is newer; Keras on other backends reaches LiteRT only through a TF export"),
+    "llm ecosystem": ({"torch": 0.8, "tf": 0.2, "keras-torch": 0.3, "keras-jax": 0.35},
+                      "Hugging Face Transformers, PEFT and TRL are PyTorch-first and TF support was deprecated in "
+                      "Transformers; Keras 3 has LoRA built in (enable_lora) and KerasHub ships Llama/Gemma on every "
+                      "backend, but open checkpoints and adapters are published in PyTorch's layout"),
 }
 
 
 @dataclass(frozen=True)
 class Criterion:
     name: str
-    torch_share: float  # of one point; tf gets the rest
+    shares: dict[str, float]  # framework -> its share of one point
     evidence: str
     measured: bool
+
+    @property
+    def torch_share(self) -> float:
+        return self.shares.get("torch", 0.0)
 
 
 @dataclass(frozen=True)
 class Advice:
     scenario: str
-    winner: str | None  # None: no meaningful difference
-    torch_score: float
-    tf_score: float
+    winner: str | None  # a framework; None: no meaningful difference
+    scores: dict[str, float]  # framework -> weighted share; they add up to 1
     criteria: list[tuple[Criterion, float]]  # with the normalised weight used
     notes: list[str] = field(default_factory=list)  # parity status of the run's workloads
 
+    @property
+    def winner_label(self) -> str:
+        """'Keras 3 on JAX (keras-jax)', or 'no meaningful difference'."""
+        if self.winner is None:
+            return "no meaningful difference"
+        return f"{FRAMEWORK_INFO[self.winner].label} ({self.winner})"
+
     def to_dict(self) -> dict[str, object]:
-        return {"scenario": self.scenario, "winner": self.winner, "torch_score": self.torch_score,
-                "tf_score": self.tf_score, "notes": self.notes,
-                "criteria": [{"name": c.name, "weight": w, "torch_share": c.torch_share, "evidence": c.evidence,
+        return {"scenario": self.scenario, "winner": self.winner, "winner_label": self.winner_label,
+                "scores": self.scores, "notes": self.notes,
+                "criteria": [{"name": c.name, "weight": w, "shares": c.shares, "evidence": c.evidence,
                               "measured": c.measured} for c, w in self.criteria]}
 
 
@@ -83,26 +105,45 @@ def best(cells: list[CellSummary], framework: str, key: Callable[[CellSummary], 
     return min(values) if values else None
 
 
+def contenders(summary: RunSummary) -> list[str]:
+    """The frameworks the run measured, in display order."""
+    measured = {cell.spec.framework for cell in summary.cells if cell.step is not None}
+    return [fw for fw in FRAMEWORKS if fw in measured]
+
+
+def normalised(strengths: dict[str, float]) -> dict[str, float]:
+    total = sum(strengths.values())
+    return {fw: value / total for fw, value in strengths.items()}
+
+
 def ratio_criterion(name: str, summary: RunSummary, selects: Callable[[CellSummary], bool],
                     cost: Callable[[CellSummary], float | None], unit: str) -> Criterion | None:
-    """Lower cost is better. The torch share is tf_cost / (tf_cost + torch_cost), geometric mean over
-    groups; a group whose best-vs-best speedup CI sits inside the noise band counts as even."""
-    ratios, lines = [], []
+    """Lower cost is better. Per group (those where every contender has a cost), each framework's strength
+    is the cheapest cost over its own (1 for the cheapest); a time whose best-vs-best speedup against the
+    cheapest sits inside the noise band counts as even (1). Shares: the geometric mean of the strengths
+    over groups, normalised. With two frameworks: torch's share is tf_cost / (tf_cost + torch_cost)."""
+    frameworks = contenders(summary)
+    strengths: dict[str, list[float]] = {fw: [] for fw in frameworks}
+    lines = []
     for group, cells in summary.measured_groups().items():
         chosen = [c for c in cells if selects(c)]
-        torch_cost, tf_cost = best(chosen, "torch", cost), best(chosen, "tf", cost)
-        if not torch_cost or not tf_cost:
+        costs = {fw: best(chosen, fw, cost) for fw in frameworks}
+        if len(frameworks) < 2 or not all(costs.values()):
             continue
-        even = name not in ("memory", "fine-tuning memory", "compile cost") and within_noise(summary, group)
-        ratios.append(1.0 if even else tf_cost / torch_cost)
-        unstable = instability(summary, group) if even else ""
-        note = f" (inconclusive: {unstable})" if unstable else " (within noise)" if even else ""
-        lines.append(f"{group_label(chosen[0])}: torch {cost_text(torch_cost, unit)} vs tf "
-                     f"{cost_text(tf_cost, unit)}{note}")
-    if not ratios:
+        cheapest = min(costs, key=costs.get)
+        timed = name not in ("memory", "fine-tuning memory", "compile cost")
+        notes = []
+        for fw in frameworks:
+            even = timed and fw != cheapest and within_noise(summary, group, fw, cheapest)
+            strengths[fw].append(1.0 if even else costs[cheapest] / costs[fw])
+            unstable = instability(summary, group) if even else ""
+            notes.append(f"{fw} {cost_text(costs[fw], unit)}"
+                         + (f" (inconclusive: {unstable})" if unstable else " (within noise)" if even else ""))
+        lines.append(f"{group_label(chosen[0])}: " + " vs ".join(notes))
+    if not lines:
         return None
-    r = math.exp(sum(math.log(x) for x in ratios) / len(ratios))  # >1: torch cheaper
-    return Criterion(name, r / (1 + r), "; ".join(lines), measured=True)
+    means = {fw: math.exp(sum(math.log(x) for x in values) / len(values)) for fw, values in strengths.items()}
+    return Criterion(name, normalised(means), "; ".join(lines), measured=True)
 
 
 def cost_text(value: float, unit: str) -> str:
@@ -112,9 +153,10 @@ def cost_text(value: float, unit: str) -> str:
     return f"{value:.3g} {unit}"
 
 
-def within_noise(summary: RunSummary, group: str) -> bool:
-    headline = [r for r in summary.headline if r.group == group]
-    return bool(headline) and headline[0].ci.low <= 1 + NOISE_BAND and headline[0].ci.high >= 1 / (1 + NOISE_BAND)
+def within_noise(summary: RunSummary, group: str, framework: str, other: str) -> bool:
+    """Whether the two frameworks' best cells of the group are within the noise band of each other."""
+    ratio = summary.best_pair(group, framework, other)
+    return ratio is not None and ratio.ci.low <= 1 + NOISE_BAND and ratio.ci.high >= 1 / (1 + NOISE_BAND)
 
 
 def instability(summary: RunSummary, group: str) -> str:
@@ -159,7 +201,7 @@ def figures_criterion(name: str, figures: Figures, unit: str, higher_is_better: 
     if not ratios:
         return None
     r = geometric_mean(ratios)
-    return Criterion(name, r / (1 + r), "; ".join(lines), measured=True)
+    return Criterion(name, {"torch": r / (1 + r), "tf": 1 / (1 + r)}, "; ".join(lines), measured=True)
 
 
 def deployment_criteria(evidence: Evidence) -> dict[str, Criterion]:
@@ -176,26 +218,31 @@ def deployment_criteria(evidence: Evidence) -> dict[str, Criterion]:
     if "torch" in success and "tf" in success:
         rates = {fw: valid / attempted for fw, (valid, attempted) in success.items()}
         total = rates["torch"] + rates["tf"]
+        torch_share = rates["torch"] / total if total else 0.5
         found["export success"] = Criterion(
-            "export success", rates["torch"] / total if total else 0.5,
+            "export success", {"torch": torch_share, "tf": 1 - torch_share},
             "; ".join(f"{fw}: {valid} of {attempted} artefacts valid" for fw, (valid, attempted) in success.items()),
             measured=True)
     return {name: criterion for name, criterion in found.items() if criterion is not None}
 
 
 def advise(summary: RunSummary, scenario: str, evidence: Evidence | None = None) -> Advice:
+    """The scenario's weighted shares for every framework the run measured. A criterion counts only where
+    it covers them all: export and serving results exist for torch and tf only, so a run with Keras'
+    other backends is advised on its measured cells and the documented facts."""
     evidence = evidence or Evidence()
+    frameworks = contenders(summary) or list(NATIVE_FRAMEWORKS)
     available = measured_criteria(summary)
     available.update(deployment_criteria(evidence))
-    available.update({name: Criterion(name, share, f"documented fact: {text}", measured=False)
-                      for name, (share, text) in ECOSYSTEM_FACTS.items()})
+    available.update({name: Criterion(name, normalised({fw: strengths[fw] for fw in frameworks}),
+                                      f"documented fact: {text}", measured=False)
+                      for name, (strengths, text) in ECOSYSTEM_FACTS.items()})
+    available = {name: c for name, c in available.items() if set(c.shares) == set(frameworks)}
     weights = {name: w for name, w in SCENARIO_WEIGHTS[scenario].items() if name in available}
     total = sum(weights.values())
     used = [(available[name], w / total) for name, w in weights.items()]
-    torch_score = sum(c.torch_share * w for c, w in used)
-    tf_score = 1.0 - torch_score
-    winner = None
-    if abs(torch_score - tf_score) > DECISIVE_MARGIN:
-        winner = "torch" if torch_score > tf_score else "tf"
+    scores = {fw: sum(c.shares[fw] * w for c, w in used) for fw in frameworks}
+    ranked = sorted(scores, key=scores.get, reverse=True)
+    winner = ranked[0] if len(ranked) > 1 and scores[ranked[0]] - scores[ranked[1]] > DECISIVE_MARGIN else None
     notes = evidence.parity_notes(summary.workloads)
-    return Advice(scenario, winner, torch_score, tf_score, used, notes)
+    return Advice(scenario, winner, scores, used, notes)

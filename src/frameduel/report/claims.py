@@ -23,11 +23,18 @@ Rules, exactly:
   supported* when it is "slower" (tf wins) in more than half, and *inconclusive* otherwise.
 * "LoRA is a PyTorch-only story; TensorFlow has no official LoRA library": judged from the finetune cells
   (report/finetuning.py): *not supported* where Keras' built-in LoRA ran in more finetune groups than it failed.
+* "With the right backend, Keras 3 outperforms reference PyTorch implementations" (Keras' own benchmark):
+  per group with torch and a Keras backend, the fastest Keras backend's best mode (tf is Keras 3 on
+  TensorFlow; keras-torch, keras-jax) against torch's best mode: *supported* when Keras is "faster" in
+  more than half the groups, *not supported* when torch is.
+* "Keras' torch backend is slower than native PyTorch": keras-torch's best mode against torch's best mode
+  per group: *supported* when torch is "faster" in more than half, *not supported* when keras-torch is.
 * "DDP scales linearly across multiple GPUs": torch's data-parallel scaling rows (report/scaling.py), weak
   scaling where the run has it (the claim's usual sense: the batch per device held), else strong. A row is
   linear when its whole efficiency CI is at 0.9 or more, sublinear when it lies below 0.9, else unclear;
-  *supported* when more than half are linear, *not supported* when more than half are sublinear. Judged on the hardware present, which the evidence names: worker
-  processes on CPU cores are not GPUs, and the verdict says so.
+  *supported* when more than half are linear, *not supported* when more than half are sublinear. Judged on
+  the hardware present, which the evidence names: worker processes on CPU cores are not GPUs, and the
+  verdict says so.
 * "TensorFlow's graph compilation can achieve slightly better utilization in multi-GPU training": per
   (workload, scaling, workers), TF's best graph mode (function or xla) against torch's best mode, by
   scaling efficiency: TF better where its CI lies wholly above torch's, torch better where the reverse;
@@ -52,6 +59,9 @@ NO_EVIDENCE = "no cells in this run test this claim"
 SMALL_MODEL_CLAIM = "PyTorch has lower overhead on small models"
 SMALL_WORKLOADS: tuple[str, ...] = ("mlp",)  # besides these, every batch-1 inference group counts as small
 LINEAR_SCALING_CLAIM = "DDP scales linearly across multiple GPUs"
+KERAS_BEST_CLAIM = "With the right backend, Keras 3 outperforms reference PyTorch implementations"
+KERAS_TORCH_CLAIM = "Keras' torch backend is slower than native PyTorch"
+KERAS_BACKENDS: tuple[str, ...] = ("tf", "keras-torch", "keras-jax")  # "tf" runs the Keras models on TensorFlow
 GRAPH_UTILISATION_CLAIM = "TensorFlow's graph compilation can achieve slightly better utilization in multi-GPU training"
 GRAPH_MODES: tuple[str, ...] = ("function", "xla")
 
@@ -91,9 +101,40 @@ def check_claims(summary: RunSummary) -> list[ClaimResult]:
     results.append(check_small_model_claim(groups, summary.ratios))
     status, evidence = check_lora_claim(summary)
     results.append(ClaimResult(LORA_CLAIM, status, evidence))
+    results += [check_keras_best_claim(summary, groups), check_keras_torch_claim(summary, groups)]
     rows = scaling_rows(summary)
     results += [check_linear_scaling_claim(rows), check_graph_utilisation_claim(rows)]
     return results
+
+
+def keras_against_torch(summary: RunSummary, groups: dict[str, list[CellSummary]], claim: str,
+                        keras_frameworks: tuple[str, ...], keras_wins_supports: bool) -> ClaimResult:
+    """Per group: the fastest of keras_frameworks (best mode) against torch's best mode."""
+    found: list[tuple[str, str, Ratio]] = []
+    for group, cells in groups.items():
+        keras_best = [cell for fw in keras_frameworks if (cell := best_cell(cells, fw)) is not None]
+        if keras_best and best_cell(cells, "torch") is not None:
+            fastest = min(keras_best, key=lambda c: c.step.median).spec.framework
+            ratio = summary.best_pair(group, fastest, "torch")
+            if ratio is not None:
+                found.append((group, fastest, ratio))
+    if not found:
+        return ClaimResult(claim, "inconclusive", [NO_EVIDENCE])
+    verdicts = [ratio.verdict for *_, ratio in found]
+    keras_wins, torch_wins = verdicts.count("faster"), verdicts.count("slower")
+    headline = (f"{'/'.join(keras_frameworks)} (best) vs torch (best): Keras faster in {keras_wins}, torch faster "
+                f"in {torch_wins}, no meaningful difference in {len(found) - keras_wins - torch_wins} of {len(found)}")
+    lines = [f"{group}: {framework} vs torch {ratio_text(ratio)} {ratio.verdict}" for group, framework, ratio in found]
+    supporting, refuting = (keras_wins, torch_wins) if keras_wins_supports else (torch_wins, keras_wins)
+    return ClaimResult(claim, majority(supporting, refuting, len(found)), [headline, *lines])
+
+
+def check_keras_best_claim(summary: RunSummary, groups: dict[str, list[CellSummary]]) -> ClaimResult:
+    return keras_against_torch(summary, groups, KERAS_BEST_CLAIM, KERAS_BACKENDS, keras_wins_supports=True)
+
+
+def check_keras_torch_claim(summary: RunSummary, groups: dict[str, list[CellSummary]]) -> ClaimResult:
+    return keras_against_torch(summary, groups, KERAS_TORCH_CLAIM, ("keras-torch",), keras_wins_supports=False)
 
 
 def cell_of(cells: list[CellSummary], framework: str, mode: str) -> CellSummary | None:

@@ -12,8 +12,9 @@ matplotlib.use("Agg")  # headless: reports are written by CI jobs and servers to
 import matplotlib.pyplot as plt  # noqa: E402
 
 from frameduel.report.summary import CellSummary, RunSummary  # noqa: E402
+from frameduel.spec import FRAMEWORK_INFO
 
-FRAMEWORK_COLOURS = {"torch": "#ee4c2c", "tf": "#ff8f00"}
+FRAMEWORK_COLOURS = {name: info.colour for name, info in FRAMEWORK_INFO.items()}
 
 
 def to_data_uri(figure: plt.Figure) -> str:

@@ -6,6 +6,7 @@ The one place results are interpreted; the terminal table, --json and later repo
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -145,6 +146,12 @@ class Ratio:
         too_wide = self.ci.low < 1 / (1 + EQUIVALENCE_BAND) or self.ci.high > 1 + EQUIVALENCE_BAND
         return "inconclusive" if self.unstable or too_wide else "no meaningful difference"
 
+    def inverse(self) -> Ratio:
+        """The same comparison the other way round: baseline against faster."""
+        return dataclasses.replace(self, label=" vs ".join(reversed(self.label.split(" vs "))), faster=self.baseline,
+                                   baseline=self.faster, value=1 / self.value,
+                                   ci=Interval(1 / self.ci.high, 1 / self.ci.low))
+
     def to_dict(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "verdict": self.verdict}
 
@@ -162,8 +169,27 @@ class RunSummary:
 
     @property
     def headline(self) -> list[Ratio]:
-        """Framework against framework, each at its best mode: one ratio per group that has both."""
-        return [ratio for ratio in self.ratios if " best (" in ratio.label]
+        """Framework against framework, each at its best mode: per group, its first framework (torch, where
+        measured) against each other one. Every other pair is in `ratios` too."""
+        cells = {cell.spec.key: cell for cell in self.cells}
+        firsts: dict[str, str] = {}
+        for ratio in self.ratios:
+            if " best (" in ratio.label:
+                firsts.setdefault(ratio.group, cells[ratio.faster].spec.framework)
+        return [ratio for ratio in self.ratios
+                if " best (" in ratio.label and cells[ratio.faster].spec.framework == firsts[ratio.group]]
+
+    def best_pair(self, group: str, a: str, b: str) -> Ratio | None:
+        """a's best cell against b's best cell in the group (value > 1: a is faster), computed either way round."""
+        cells = {cell.spec.key: cell for cell in self.cells}
+        for ratio in self.ratios:
+            if ratio.group == group and " best (" in ratio.label:
+                pair = (cells[ratio.faster].spec.framework, cells[ratio.baseline].spec.framework)
+                if pair == (a, b):
+                    return ratio
+                if pair == (b, a):
+                    return ratio.inverse()
+        return None
 
     @property
     def workloads(self) -> list[str]:
@@ -336,8 +362,9 @@ def group_ratios(group: str, cells: list[CellSummary]) -> list[Ratio]:
         for mode in MODES[framework]:
             if eager is not None and mode != "eager" and mode in modes:
                 ratios.append(speedup(group, f"{framework} {mode} vs {framework} eager", modes[mode], eager))
-    if len(by_framework) == 2:
-        (fw_a, modes_a), (fw_b, modes_b) = sorted(by_framework.items(), key=lambda i: FRAMEWORKS.index(i[0]))
+    # Every pair of frameworks, in display order (torch first): eager against eager, best against best.
+    for fw_a, fw_b in itertools.combinations(sorted(by_framework, key=FRAMEWORKS.index), 2):
+        modes_a, modes_b = by_framework[fw_a], by_framework[fw_b]
         if "eager" in modes_a and "eager" in modes_b:
             ratios.append(speedup(group, f"{fw_a} eager vs {fw_b} eager", modes_a["eager"], modes_b["eager"]))
         best_a = min(modes_a.values(), key=lambda c: c.step.median)

@@ -16,24 +16,27 @@ from frameduel.report.summary import CellSummary, Ratio, RunSummary, group_label
 @dataclass(frozen=True)
 class Verdict:
     group: str  # e.g. "mlp/small train b32"
-    ratio: Ratio  # torch best vs tf best: > 1 means torch is faster
-    torch: CellSummary
-    tf: CellSummary
+    ratio: Ratio  # first's best vs second's best: > 1 means first is faster
+    first: CellSummary
+    second: CellSummary
     flags: list[str] = field(default_factory=list)
+    prefix: str = ""  # "best of 4: " on the line that names the fastest of several frameworks
 
     @property
     def winner(self) -> str | None:
-        return {"faster": "torch", "slower": "tf"}.get(self.ratio.verdict)
+        return {"faster": self.first.spec.framework, "slower": self.second.spec.framework}.get(self.ratio.verdict)
 
     def line(self) -> str:
-        r, torch, tf = self.ratio, f"torch {self.torch.spec.mode}", f"tf {self.tf.spec.mode}"
-        if self.winner == "torch":
-            text = f"{torch} is {r.value:.3g}x faster than {tf} [{r.ci.low:.3g}, {r.ci.high:.3g}]"
-        elif self.winner == "tf":
-            text = f"{tf} is {1 / r.value:.3g}x faster than {torch} [{1 / r.ci.high:.3g}, {1 / r.ci.low:.3g}]"
+        r = self.ratio
+        first = f"{self.first.spec.framework} {self.first.spec.mode}"
+        second = f"{self.second.spec.framework} {self.second.spec.mode}"
+        if r.verdict == "faster":
+            text = f"{first} is {r.value:.3g}x faster than {second} [{r.ci.low:.3g}, {r.ci.high:.3g}]"
+        elif r.verdict == "slower":
+            text = f"{second} is {1 / r.value:.3g}x faster than {first} [{1 / r.ci.high:.3g}, {1 / r.ci.low:.3g}]"
         else:
-            text = f"{r.verdict}: {torch} vs {tf} {r.value:.3g}x [{r.ci.low:.3g}, {r.ci.high:.3g}]"
-        return f"{self.group}: {text}" + (f" ({'; '.join(self.flags)})" if self.flags else "")
+            text = f"{r.verdict}: {first} vs {second} {r.value:.3g}x [{r.ci.low:.3g}, {r.ci.high:.3g}]"
+        return f"{self.group}: {self.prefix}{text}" + (f" ({'; '.join(self.flags)})" if self.flags else "")
 
 
 def cell_flags(cell: CellSummary) -> list[str]:
@@ -47,14 +50,37 @@ def cell_flags(cell: CellSummary) -> list[str]:
 
 
 def verdicts(summary: RunSummary, evidence: Evidence | None = None) -> list[Verdict]:
-    """One Verdict per group that has both frameworks measured, in the run's order."""
+    """Per group with two or more frameworks measured, in the run's order: its first framework (torch)
+    against each other one, each at its best mode; with three or more, also the fastest of them all
+    against the runner-up."""
     cells = {cell.spec.key: cell for cell in summary.cells}
     unproven = set(evidence.unproven_workloads(summary.workloads)) if evidence else set()
-    found = []
-    for ratio in summary.headline:
-        torch, tf = cells[ratio.faster], cells[ratio.baseline]
-        flags = cell_flags(torch) + cell_flags(tf)
-        if evidence is not None and torch.spec.workload in unproven:
+
+    def verdict(ratio: Ratio, prefix: str = "") -> Verdict:
+        first, second = cells[ratio.faster], cells[ratio.baseline]
+        flags = cell_flags(first) + cell_flags(second)
+        if evidence is not None and first.spec.workload in unproven:
             flags.append("parity not proven")
-        found.append(Verdict(group_label(torch), ratio, torch, tf, flags))
+        return Verdict(group_label(first), ratio, first, second, flags, prefix)
+
+    by_group: dict[str, list[Ratio]] = {}
+    for ratio in summary.headline:
+        by_group.setdefault(ratio.group, []).append(ratio)
+    found = []
+    for group, ratios in by_group.items():
+        found += [verdict(ratio) for ratio in ratios]
+        best = best_per_framework(summary.measured_groups()[group])
+        pair = summary.best_pair(group, best[0][0], best[1][0]) if len(best) >= 3 else None
+        if pair is not None:
+            found.append(verdict(pair, f"best of {len(best)}: "))
     return found
+
+
+def best_per_framework(cells: list[CellSummary]) -> list[tuple[str, CellSummary]]:
+    """(framework, its fastest cell), fastest first."""
+    best: dict[str, CellSummary] = {}
+    for cell in cells:
+        current = best.get(cell.spec.framework)
+        if current is None or cell.step.median < current.step.median:
+            best[cell.spec.framework] = cell
+    return sorted(best.items(), key=lambda item: item[1].step.median)

@@ -11,8 +11,9 @@ from typing import Any
 from frameduel import environment
 from frameduel.checkpoints import model_config
 from frameduel.errors import FrameduelError
+from frameduel.frameworks import DATA_PARALLEL_MODULES, check_framework
 from frameduel.runner.cores import available_cores, core_slots
-from frameduel.spec import FRAMEWORKS, MODES, PRECISIONS, SIZES, TASKS, MeasureBudget, RunSpec, check_choice
+from frameduel.spec import MODES, NATIVE_FRAMEWORKS, PRECISIONS, SIZES, TASKS, MeasureBudget, RunSpec, check_choice
 from frameduel.workloads import Workload, get_workload
 
 
@@ -61,7 +62,7 @@ class MatrixRequest:
     """The user's selection; None means "the preset's / this machine's default"."""
 
     workloads: tuple[str, ...] = ("mlp", "cnn")
-    frameworks: tuple[str, ...] = FRAMEWORKS
+    frameworks: tuple[str, ...] = NATIVE_FRAMEWORKS
     modes: tuple[str, ...] | None = None
     tasks: tuple[str, ...] | None = None  # None: every task each workload supports
     precisions: tuple[str, ...] = ("fp32",)
@@ -186,7 +187,7 @@ def build_plan(request: MatrixRequest) -> Plan:
     preset = PRESETS[check_choice("preset", request.preset, list(PRESETS))]
     workloads = {name: get_workload(name) for name in request.workloads}
     for fw in request.frameworks:
-        check_choice("framework", fw, FRAMEWORKS)
+        check_framework(fw)
     tasks_of = tasks_per_workload(workloads, request.tasks)
     check_modes(request.frameworks, request.modes)
     device = request.device or environment.default_device()
@@ -217,6 +218,8 @@ def build_plan(request: MatrixRequest) -> Plan:
         for task in tasks_of[workload]:
             for (batch_size, workers), fw in itertools.product(batches_and_workers(preset, task, request),
                                                                 request.frameworks):
+                if workers > 1 and fw not in DATA_PARALLEL_MODULES:
+                    continue  # data parallel is torch's DDP and TF's strategies; Keras' other backends train alone
                 for mode in modes_for(fw, request.modes):
                     specs.append(RunSpec(workload=workload, framework=fw, mode=mode, task=task,
                                          precision=precision, batch_size=batch_size, device=device,

@@ -22,6 +22,7 @@ import psutil
 
 from frameduel.checkpoints import model_config
 from frameduel.checkpoints.adapters import adapter_file_bytes
+from frameduel.errors import Unsupported
 from frameduel.frameworks import load_backend
 from frameduel.runner import data_parallel
 from frameduel.runner.process import write_result
@@ -81,6 +82,8 @@ def measure_cell(spec: RunSpec, budget: MeasureBudget, backend: ModuleType | Non
             process["setup_s"] = time.perf_counter() - setup_started
             measurement = step_measurement(spec, measure(step, budget, per_call=is_latency_cell(spec)))
             measurement.model_facts = model_facts(backend, workload, spec, step.model)
+    except Unsupported as exc:  # the framework cannot run the cell: a reason, not a failure
+        return Measurement(spec=spec, status="unsupported", error=str(exc), wall_s=time.perf_counter() - started)
     except Exception as exc:  # noqa: BLE001 - any failure becomes this cell's status
         status = "oom" if backend.is_out_of_memory(exc) else "failed"
         return Measurement(spec=spec, status=status, error=error_line(exc), peak_rss_mb=peak_rss_mb(),

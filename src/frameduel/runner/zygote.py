@@ -28,23 +28,21 @@ import traceback
 from typing import Any, BinaryIO
 
 from frameduel.runner.launch import PARENT_PID_ENV, die_with_parent
-from frameduel.spec import FRAMEWORKS, check_choice
+from frameduel.spec import FRAMEWORK_INFO, FRAMEWORKS, check_choice
 
-# What each zygote imports before it forks: the backend, its model files and the worker itself.
-PRELOAD = {
-    "torch": ("frameduel.frameworks.torch_backend",),
-    "tf": ("frameduel.frameworks.tf_backend",),
-}
+# What each zygote imports before it forks: the framework's backend (first: a Keras backend module sets
+# KERAS_BACKEND before Keras is imported), its model files and the worker itself.
 COMMON_PRELOAD = ("frameduel.runner.worker", "frameduel.runner.timing")
 
 
 def preload(framework: str) -> None:
+    from frameduel.frameworks import model_module_name
     from frameduel.workloads import WORKLOADS
 
-    for module in (*PRELOAD[framework], *COMMON_PRELOAD):
+    for module in (FRAMEWORK_INFO[framework].backend_module, *COMMON_PRELOAD):
         importlib.import_module(module)
     for workload in WORKLOADS.values():
-        importlib.import_module(workload.model_modules[framework])
+        importlib.import_module(model_module_name(workload, framework))
 
 
 def reply(channel: BinaryIO, message: dict[str, Any]) -> None:

@@ -1,0 +1,14 @@
+"""Keras 3 on its JAX backend (framework "keras-jax"): keras_backend's step, Keras' JAX trainer.
+
+KERAS_BACKEND is set here, before Keras is first imported in this process: Keras picks its backend at
+import, so one worker process runs one backend.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ["KERAS_BACKEND"] = "jax"
+
+from frameduel.frameworks.keras_backend import *  # noqa: E402, F403 - the backend contract's names, unchanged
+from frameduel.frameworks.keras_backend import __all__  # noqa: E402, F401
