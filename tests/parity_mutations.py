@@ -125,6 +125,12 @@ MUTATIONS = [
     Mutation("lora-dropout", "LoRA dropout left on in PEFT", "gpt", "tf-to-torch",
              "frameworks/torch_lora.py", 'lora_dropout=0.0, bias="none")', 'lora_dropout=0.1, bias="none")',
              r"^layer blocks\.0\.attn\.c_attn \(stressed train step\)", task="finetune"),  # B = 0 before
+    # Keras on another backend: its step is Keras' own trainer, configured by keras_backend.py.
+    Mutation("keras-loss-sum", "loss reduction: summed over the batch instead of averaged (Keras' trainer)",
+             "transformer", "torch-to-keras-jax", "frameworks/keras_backend.py",
+             "SparseCategoricalCrossentropy(from_logits=True, dtype=full_precision())",
+             'SparseCategoricalCrossentropy(from_logits=True, dtype=full_precision(), reduction="sum")',
+             r"^loss sgd loss \(step 1\)"),
     Mutation("lora-biases-trained", "LoRA base not frozen: Keras trains the biases (PEFT's bias='none' does not)",
              "gpt", "torch-to-tf", "frameworks/tf_lora.py", "        variable.trainable = False\n",
              '        variable.trainable = "bias" in variable.path\n', r"^parameters trainable", task="finetune"),
@@ -164,8 +170,11 @@ def run_mutation(mutation: Mutation) -> Outcome:
     with tempfile.TemporaryDirectory(prefix=f"frameduel-mutation-{mutation.id}-") as tmp:
         src = mutated_copy(mutation, Path(tmp))
         env = {**os.environ, "PYTHONPATH": str(src), "FRAMEDUEL_DB": str(Path(tmp) / "results.sqlite")}
-        command = [sys.executable, "-m", "frameduel.cli", "parity", mutation.workload, "--direction",
-                   mutation.direction, "--tasks", mutation.task, "--no-modes", "--json"]
+        source, _, target = mutation.direction.partition("-to-")
+        chosen = ["--direction", mutation.direction] if target in ("torch", "tf") else \
+            ["--frameworks", f"{source},{target}"]  # Keras on torch or JAX: held to torch, one direction
+        command = [sys.executable, "-m", "frameduel.cli", "parity", mutation.workload, *chosen,
+                   "--tasks", mutation.task, "--no-modes", "--json"]
         done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600, cwd=tmp)
     try:
         report = json.loads(done.stdout)["directions"][0]

@@ -21,7 +21,7 @@ import psutil
 
 from frameduel.errors import FrameduelError
 
-PACKAGES = ("torch", "tensorflow", "tensorflow-cpu", "keras", "numpy", "frameduel")
+PACKAGES = ("torch", "tensorflow", "tensorflow-cpu", "keras", "jax", "jaxlib", "numpy", "frameduel")
 THREAD_ENV_VARS = (
     "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OPENBLAS_CORETYPE",
     "TF_ENABLE_ONEDNN_OPTS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "CUDA_VISIBLE_DEVICES",

@@ -49,8 +49,13 @@ def widen_lora_kernels(layer: keras.layers.Dense) -> None:
             # The tracker knows variables by id(): untrack the old one while it is still alive, else the
             # new one may be born at its address and be taken for it (and never trained).
             layer._tracker.untrack(old)
-            setattr(layer, name, keras.Variable(old.numpy().astype("float64"), dtype="float64", trainable=True,
-                                                name=name))
+            # add_weight names it under the layer ("dense_3/lora_kernel_a"): Keras' torch backend registers
+            # a model's parameters by path, and two adapters both named "lora_kernel_a" would be one
+            # parameter there, the other never zeroed between steps.
+            new = layer.add_weight(name=name, shape=tuple(old.shape), initializer="zeros", dtype="float64",
+                                   trainable=True)
+            new.assign(old.numpy().astype("float64"))
+            setattr(layer, name, new)
             del old
     finally:
         layer._tracker.lock()

@@ -42,7 +42,7 @@ def directions_for(frameworks: tuple[str, ...], direction: str = "both") -> tupl
     torch to each Keras backend asked for."""
     native = NATIVE_DIRECTIONS if direction == "both" else (direction,)
     chosen = [d for d in native if set(DIRECTIONS[d]) <= set(frameworks)]
-    chosen += [f"torch-to-{fw}" for fw in frameworks if fw.startswith("keras-")]
+    chosen += [f"torch-to-{fw}" for fw in frameworks if fw.startswith("keras-") and "torch" in frameworks]
     if not chosen:
         raise FrameduelError(f"--frameworks {','.join(frameworks)} gives nothing to compare: parity checks torch "
                              "against tf, keras-torch or keras-jax; name torch and at least one of them")
