@@ -95,7 +95,6 @@ def jax_native() -> Native:
         if spec.device == "cpu" and spec.threads < len(cores):
             # XLA's CPU client sizes its thread pool from the cores it may run on; it has no thread setting.
             os.sched_setaffinity(0, cores[:spec.threads])
-        keras.utils.set_random_seed(spec.seed)
         return {"framework_version": jax.__version__, "keras_version": keras.__version__, "keras_backend": BACKEND,
                 "device_name": str(jax.devices()[0]), "cpu_affinity": sorted(os.sched_getaffinity(0))}
 
