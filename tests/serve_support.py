@@ -1,4 +1,5 @@
-"""Model-server test support: a real ONNX model repository and a real uvicorn server on 127.0.0.1.
+"""Model-server test support: a real ONNX model repository, and a real server on 127.0.0.1 (uvicorn in a
+thread, or a `frameduel serve` process when gRPC is wanted too).
 
 The model is an affine map built with onnx.helper (y = x @ W + b, x: (B, 4) float32), so expected
 outputs are exact and building it takes milliseconds; versions differ in b, so a test can tell which
@@ -8,10 +9,13 @@ version answered.
 from __future__ import annotations
 
 import socket
+import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -22,6 +26,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from frameduel.export.manifest import Manifest, TensorSpec, write_manifest
 from frameduel.serve.app import ServerConfig, create_app
+from tests.conftest import cli_command
 
 FEATURES, CLASSES = 4, 3
 WEIGHT = np.arange(FEATURES * CLASSES, dtype=np.float32).reshape(FEATURES, CLASSES) / 10
@@ -91,3 +96,50 @@ def infer_json(x: np.ndarray) -> dict:
 
 def client(url: str, **kwargs: object) -> httpx.Client:
     return httpx.Client(base_url=url, timeout=30, **kwargs)
+
+
+@dataclass(frozen=True)
+class ServerProcess:
+    http: str  # base URL of the REST face
+    grpc: str  # HOST:PORT of the gRPC face
+
+
+def free_port() -> int:
+    """A port free now; a server started right after binds it (the short race is harmless on loopback)."""
+    with free_socket() as sock:
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def serving_process(repository: Path, *options: str) -> Iterator[ServerProcess]:
+    """`frameduel serve --grpc-port` in a process of its own, ready; always stopped afterwards."""
+    port, grpc_port = free_port(), free_port()
+    log = tempfile.TemporaryFile("w+")  # a file, not a pipe: a pipe nobody reads would block a chatty server
+    server = subprocess.Popen(cli_command("serve", "--repository", str(repository), "--port", str(port),
+                                          "--grpc-port", str(grpc_port), *options),
+                              stdout=subprocess.DEVNULL, stderr=log, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not ready(f"http://127.0.0.1:{port}"):
+            if server.poll() is not None or time.monotonic() > deadline:
+                server.kill()
+                server.wait()
+                log.seek(0)
+                raise RuntimeError(f"the test server did not start: {log.read()[-2000:]}")
+            time.sleep(0.1)
+        yield ServerProcess(f"http://127.0.0.1:{port}", f"127.0.0.1:{grpc_port}")
+    finally:
+        server.terminate()  # uvicorn stops gracefully on SIGTERM, gRPC with it
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        log.close()
+
+
+def ready(base: str) -> bool:
+    try:
+        return httpx.get(f"{base}/v2/health/ready", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False

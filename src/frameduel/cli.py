@@ -765,29 +765,34 @@ def serve(
     max_queue_delay_us: int = typer.Option(2000, help="longest the oldest request waits for a batch to fill"),
     max_queue_size: int = typer.Option(1024, help="samples allowed to wait per model version; more get 429"),
     timeout_s: float = typer.Option(30.0, help="a request still queued this long after arrival gets 503"),
+    grpc_port: int | None = typer.Option(None, help="also serve the v2 gRPC API (inference.GRPCInferenceService) "
+                                         "on this port, same host"),
 ) -> None:
-    """Serve a model repository over the KServe v2 / Open Inference Protocol REST API."""
+    """Serve a model repository over the KServe v2 / Open Inference Protocol REST API (and gRPC with --grpc-port)."""
     # Imported here: the server's packages (the [serve] extra) are only needed by this command.
     from frameduel.serve.app import ServerConfig, default_threads, run_server
     from frameduel.serve.batcher import BatchingConfig
 
     batching = BatchingConfig(max_batch_size, max_queue_delay_us, max_queue_size, timeout_s)
-    config = ServerConfig(repository, host, port, token, threads or default_threads(), batching)
-    console.print(f"serving {repository} at http://{host}:{port}/v2 (Ctrl-C stops)", highlight=False)
+    config = ServerConfig(repository, host, port, token, threads or default_threads(), batching, grpc_port=grpc_port)
+    also = f" and grpc://{host}:{grpc_port}" if grpc_port is not None else ""
+    console.print(f"serving {repository} at http://{host}:{port}/v2{also} (Ctrl-C stops)", highlight=False)
     run_server(config)
 
 
 @app.command()
 @user_errors
 def loadtest(
-    url: str = typer.Argument(..., help="model URL: http://HOST:PORT/v2/models/NAME[/versions/V]"),
+    url: str = typer.Argument(..., help="model URL: http://HOST:PORT/v2/models/NAME[/versions/V], or "
+                              "grpc://HOST:PORT/NAME[/versions/V] for the gRPC API"),
     concurrency: int = typer.Option(8, help="closed loop: clients with one request in flight; open: connections"),
     duration: float = typer.Option(10.0, help="measured seconds, after the warm-up"),
     warmup: float = typer.Option(1.0, help="seconds of load before measuring"),
     mode: str = typer.Option("closed", help="closed (fixed concurrency) or open (Poisson arrivals at --rate)"),
     rate: float | None = typer.Option(None, help="open loop: mean requests per second"),
     batch: int = typer.Option(1, help="samples per request"),
-    json_tensors: bool = typer.Option(False, "--json-tensors", help="JSON tensors instead of the binary extension"),
+    json_tensors: bool = typer.Option(False, "--json-tensors", help="JSON tensors instead of the binary extension "
+                                      "(gRPC: typed contents instead of raw)"),
     token: str | None = typer.Option(None, "--token", envvar="FRAMEDUEL_SERVE_TOKEN", help="bearer token"),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
     db: Path | None = DbOption,

@@ -2,16 +2,16 @@
 
 Every error a client can cause leaves as a 4xx JSON ``{"error": "..."}``; 5xx is reserved for the
 server's own state (a version unloading, a request timing out in the queue, a runtime failure).
+What a request does beyond HTTP lives in service.py, shared with the gRPC face (grpc_app.py), which
+the same lifespan starts when ``grpc_port`` is set.
 """
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 import os
 import socket
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -35,23 +35,23 @@ from frameduel.serve.protocol import (
     ServeError,
     encode_infer_response,
     parse_infer_request,
-    tensor_metadata,
 )
-from frameduel.serve.repository import LoadedVersion, ModelRepository, parse_version
+from frameduel.serve.repository import ModelRepository
+from frameduel.serve.service import Inferred, ModelService, token_matches
 
 log = logging.getLogger("frameduel.serve")
-EXTENSIONS = ("binary_tensor_data", "model_repository")
 
 
 @dataclass(frozen=True)
 class ServerConfig:
     repository: Path
-    host: str = "127.0.0.1"  # loopback unless the user asks for more
+    host: str = "127.0.0.1"  # loopback unless the user asks for more; gRPC binds the same host
     port: int = 8000
-    token: str | None = None  # bearer token required on every route but health, when set
+    token: str | None = None  # bearer token required on every route but health, when set (gRPC too)
     threads: int | None = None  # runtime intra-op threads per model version
     batching: BatchingConfig = field(default_factory=BatchingConfig)
-    max_body_bytes: int = 64 * 2**20  # larger bodies get 413 before they are read into memory
+    max_body_bytes: int = 64 * 2**20  # larger bodies get 413 before they are read into memory (gRPC: messages)
+    grpc_port: int | None = None  # also serve the v2 gRPC API on this port (None: REST only)
 
 
 def default_threads() -> int:
@@ -66,29 +66,14 @@ def error_response(status: int, message: str) -> JSONResponse:
 async def read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length", "")
     if declared.isascii() and declared.isdigit() and int(declared) > limit:
-        raise ServeError(f"the body is {declared} bytes; the limit is {limit}", 413, "too_large")
+        raise ServeError(f"the body is {declared} bytes; the limit is {limit}", "too_large")
     chunks, size = [], 0
     async for chunk in request.stream():  # counted as it arrives: chunked bodies have no declared length
         size += len(chunk)
         if size > limit:
-            raise ServeError(f"the body exceeds the limit of {limit} bytes", 413, "too_large")
+            raise ServeError(f"the body exceeds the limit of {limit} bytes", "too_large")
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-def model_metadata(repository: ModelRepository, loaded: LoadedVersion, all_versions: bool) -> dict[str, Any]:
-    manifest = loaded.manifest
-    versions = sorted(repository.loaded.get(loaded.name, {})) if all_versions else [loaded.version]
-    return {
-        "name": loaded.name,
-        "versions": [str(v) for v in versions],
-        "platform": f"{manifest.runtime}_{manifest.format}",
-        "inputs": tensor_metadata(manifest.inputs),
-        "outputs": tensor_metadata(manifest.outputs),
-        # What the artefact was exported from, so a load test can be attributed to a framework.
-        "parameters": {"workload": manifest.workload, "size": manifest.size, "framework": manifest.framework,
-                       "format": manifest.format},
-    }
 
 
 async def request_parameters(request: Request) -> dict[str, Any]:
@@ -106,16 +91,8 @@ async def request_parameters(request: Request) -> dict[str, Any]:
     return parameters
 
 
-def is_version(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-
-def version_list(value: Any) -> list[int] | None:
-    """The load parameter "versions": absent, one version number or a non-empty list of them."""
-    values = [value] if is_version(value) else value
-    if values is not None and (not isinstance(values, list) or not values or not all(map(is_version, values))):
-        raise ServeError("parameter 'versions' must be a version number or a non-empty list of them")
-    return values
+def encode_rest(done: Inferred) -> tuple[bytes, dict[str, str]]:
+    return encode_infer_response(done.loaded.name, done.loaded.version, done.request, done.outputs)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -134,35 +111,50 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(400, f"invalid request: {where} {first.get('msg', '')}".strip())
 
 
+@asynccontextmanager
+async def serving(service: ModelService, config: ServerConfig) -> AsyncIterator[None]:
+    """The FastAPI lifespan: models load, the gRPC face (if asked for) runs beside REST, both stop together.
+
+    gRPC runs as grpc.aio on uvicorn's own event loop rather than in a thread: the batchers' futures belong
+    to this loop, so gRPC handlers await them directly, with no hop between threads per request.
+    """
+    grpc_server = None
+    if config.grpc_port is not None:
+        from frameduel.serve.grpc_app import start_grpc_server  # grpcio is only imported when asked for
+
+        grpc_server = await start_grpc_server(service, config.host, config.grpc_port, config.token,
+                                              config.max_body_bytes)
+    await service.start()
+    try:
+        yield
+    finally:
+        if grpc_server is not None:
+            await grpc_server.stop(grace=5.0)  # in-flight calls finish before the batchers close
+        await service.stop()
+
+
 def create_app(config: ServerConfig) -> FastAPI:
     metrics = ServerMetrics()
     repository = ModelRepository(config.repository, config.batching, metrics, config.threads)
-    state = {"ready": False}
+    service = ModelService(repository, metrics)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        for name in repository.models_on_disk():
-            try:
-                await repository.load(name)
-            except ServeError as exc:  # one broken model must not keep the others from serving
-                log.warning("not serving %s: %s", name, exc)
-        state["ready"] = True
-        yield
-        state["ready"] = False
-        await repository.close()
+        async with serving(service, config):
+            yield
 
     app = FastAPI(title="frameduel model server (KServe v2 / Open Inference Protocol)", version=__version__,
                   lifespan=lifespan)
     app.state.repository = repository
     app.state.metrics = metrics
+    app.state.service = service
     install_error_handlers(app)
     bearer = HTTPBearer(auto_error=False)
 
     async def authorized(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
         if config.token is None:
             return
-        given = credentials.credentials if credentials else ""
-        if not hmac.compare_digest(given.encode(), config.token.encode()):  # constant time: no guessing by timing
+        if not token_matches(credentials.credentials if credentials else "", config.token):
             raise HTTPException(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
 
     guarded = [Depends(authorized)] if config.token else []  # no per-request dependency work without a token
@@ -173,36 +165,31 @@ def create_app(config: ServerConfig) -> FastAPI:
 
     @app.get("/v2/health/ready")
     async def ready() -> JSONResponse:  # OIP: 200 means true, a 4xx means false
-        return JSONResponse({"ready": state["ready"]}, status_code=200 if state["ready"] else 400)
+        return JSONResponse({"ready": service.ready}, status_code=200 if service.ready else 400)
 
     @app.get("/v2", dependencies=guarded)
     async def server_metadata() -> dict[str, Any]:
-        return {"name": "frameduel", "version": __version__, "extensions": list(EXTENSIONS)}
+        return service.server_metadata()
 
     @app.get("/v2/models/{model}", dependencies=guarded)
     async def metadata(model: str) -> dict[str, Any]:
-        return model_metadata(repository, repository.get(model), all_versions=True)
+        return service.model_metadata(model, None)
 
     @app.get("/v2/models/{model}/versions/{version}", dependencies=guarded)
     async def version_metadata(model: str, version: str) -> dict[str, Any]:
-        return model_metadata(repository, repository.get(model, parse_version(version)), all_versions=False)
+        return service.model_metadata(model, version)
 
-    async def readiness(model: str, version: int | None) -> JSONResponse:
-        try:
-            repository.get(model, version)
-        except ServeError as exc:
-            if exc.reason != "not_loaded":
-                raise
-            return JSONResponse({"name": model, "ready": False}, status_code=400)
-        return JSONResponse({"name": model, "ready": True})
+    def readiness(model: str, version: str | None) -> JSONResponse:
+        is_ready = service.model_ready(model, version)
+        return JSONResponse({"name": model, "ready": is_ready}, status_code=200 if is_ready else 400)
 
     @app.get("/v2/models/{model}/ready", dependencies=guarded)
     async def model_ready(model: str) -> JSONResponse:
-        return await readiness(model, None)
+        return readiness(model, None)
 
     @app.get("/v2/models/{model}/versions/{version}/ready", dependencies=guarded)
     async def model_version_ready(model: str, version: str) -> JSONResponse:
-        return await readiness(model, parse_version(version))
+        return readiness(model, version)
 
     infer_body = {"requestBody": {"required": True, "content": {
         "application/json": {"schema": INFER_REQUEST_SCHEMA},
@@ -210,30 +197,15 @@ def create_app(config: ServerConfig) -> FastAPI:
     }}}
 
     async def infer(request: Request, model: str, version: str | None) -> Response:
-        start = time.perf_counter()
-        labels = ("", "")  # until the model resolves: unknown names never become label values
         try:
             body = await read_body(request, config.max_body_bytes)
-            # Resolve the version only now: from here to the batcher's queue nothing awaits, so a version
-            # swap (new loaded, then old closed) cannot slip in between and fail the request with 503.
-            loaded = repository.get(model, None if version is None else parse_version(version))
-            labels = (loaded.name, str(loaded.version))
-            parsed = parse_infer_request(body, request.headers.get(HEADER_LENGTH))
-            loaded.check(parsed.inputs)
-            unknown = sorted(set(parsed.outputs or ()) - {spec.name for spec in loaded.manifest.outputs})
-            if unknown:
-                names = [spec.name for spec in loaded.manifest.outputs]
-                raise ServeError(f"unknown outputs {unknown}; the model has {names}")
-            result = await loaded.batcher.submit(parsed.inputs)
-            body, headers = encode_infer_response(loaded.name, loaded.version, parsed, result.outputs)
-        except FrameduelError as exc:
-            status, reason = getattr(exc, "status", 400), getattr(exc, "reason", "bad_request")
-            metrics.observe_request(*labels, status, reason)
-            return error_response(status, str(exc))
-        total = time.perf_counter() - start
-        metrics.observe_request(*labels, 200, phases={"queue": result.queue_s, "compute": result.compute_s,
-                                                       "total": total})
-        return Response(body, headers=headers)
+        except ServeError as exc:
+            service.count_failure("rest", exc)
+            raise
+        header_length = request.headers.get(HEADER_LENGTH)
+        answer, headers = await service.infer("rest", model, version,
+                                              lambda: parse_infer_request(body, header_length), encode_rest)
+        return Response(answer, headers=headers)
 
     @app.post("/v2/models/{model}/infer", dependencies=guarded, openapi_extra=infer_body)
     async def infer_default(request: Request, model: str) -> Response:
@@ -245,7 +217,7 @@ def create_app(config: ServerConfig) -> FastAPI:
 
     @app.post("/v2/repository/index", dependencies=guarded)
     async def repository_index() -> list[dict[str, Any]]:
-        return repository.index()
+        return service.index()
 
     load_body = {"requestBody": {"required": False, "content": {"application/json": {"schema": {
         "type": "object", "properties": {"parameters": {"type": "object"}}}}}}}
@@ -253,17 +225,14 @@ def create_app(config: ServerConfig) -> FastAPI:
     @app.post("/v2/repository/models/{model}/load", dependencies=guarded, openapi_extra=load_body)
     async def load(request: Request, model: str) -> dict[str, Any]:
         """Serve the newest version, or exactly {"parameters": {"versions": [...]}}; new load before old unload."""
-        versions = version_list((await request_parameters(request)).get("versions"))
-        return {"name": model, "versions": [str(v) for v in await repository.load(model, versions)]}
+        versions = await service.load(model, await request_parameters(request))
+        return {"name": model, "versions": [str(v) for v in versions]}
 
     @app.post("/v2/repository/models/{model}/unload", dependencies=guarded, openapi_extra=load_body)
     async def unload(request: Request, model: str) -> dict[str, Any]:
         """Unload every version, or only {"parameters": {"version": N}}; queued requests finish first."""
-        version = (await request_parameters(request)).get("version")
-        if version is not None and not is_version(version):
-            raise ServeError("parameter 'version' must be a version number")
-        await repository.unload(model, version)
-        return {"name": model, "versions": [str(v) for v in sorted(repository.loaded.get(model, {}))]}
+        remaining = await service.unload(model, await request_parameters(request))
+        return {"name": model, "versions": [str(v) for v in remaining]}
 
     @app.get("/metrics", dependencies=guarded)
     async def prometheus() -> Response:
@@ -272,14 +241,14 @@ def create_app(config: ServerConfig) -> FastAPI:
     return app
 
 
-def check_address(host: str, port: int) -> None:
+def check_address(host: str, port: int, option: str = "--port") -> None:
     """Fail with the fix in one line before loading any model, rather than uvicorn's log line after it."""
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: TIME_WAIT is no conflict
         try:
             probe.bind((host, port))
         except OSError as exc:
-            raise FrameduelError(f"cannot listen on {host}:{port} ({exc.strerror}); pass a free --port, or "
+            raise FrameduelError(f"cannot listen on {host}:{port} ({exc.strerror}); pass a free {option}, or "
                                  "--host with an address of this machine") from None
 
 
@@ -288,5 +257,9 @@ def run_server(config: ServerConfig) -> None:
     import uvicorn  # imported here so that building the app in tests needs no server
 
     check_address(config.host, config.port)
+    if config.grpc_port is not None:
+        if config.grpc_port == config.port:
+            raise FrameduelError(f"--grpc-port {config.grpc_port} is the REST --port too; give gRPC a port of its own")
+        check_address(config.host, config.grpc_port, "--grpc-port")
 
     uvicorn.run(create_app(config), host=config.host, port=config.port, log_level="warning", access_log=False)

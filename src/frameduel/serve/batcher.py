@@ -137,12 +137,12 @@ class DynamicBatcher:
         """Queue one request (already validated; any batch size >= 1) and wait for its outputs."""
         size = next(iter(inputs.values())).shape[0]
         if self.closing:
-            raise ServeError("this model version is unloading; retry to reach the current one", 503, "unavailable")
+            raise ServeError("this model version is unloading; retry to reach the current one", "unavailable")
         if size > self.config.max_queue_size:
             raise ServeError(f"a request of {size} samples exceeds the queue of {self.config.max_queue_size}; "
-                             "send fewer samples per request", 413, "too_large")
+                             "send fewer samples per request", "too_large")
         if self.queued + size > self.config.max_queue_size:
-            raise ServeError(f"queue full ({self.queued} samples waiting); retry later", 429, "overloaded")
+            raise ServeError(f"queue full ({self.queued} samples waiting); retry later", "overloaded")
         pending = _Pending(inputs, size, time.perf_counter(), asyncio.get_running_loop().create_future())
         # Wake the worker only when there is something new for it to decide: a first request, or a full batch.
         if not self.queue or self.queued < self.config.max_batch_size <= self.queued + size:
@@ -189,7 +189,7 @@ class DynamicBatcher:
             if pending.taken == 0 and now - pending.enqueued > self.config.timeout_s:
                 self.queue.popleft()
                 self.queued -= pending.size
-                pending.fail(ServeError(f"timed out after {self.config.timeout_s:g} s in the queue", 503, "timeout"))
+                pending.fail(ServeError(f"timed out after {self.config.timeout_s:g} s in the queue", "timeout"))
                 continue
             count = min(room, pending.size - pending.taken)
             pieces.append((pending, pending.taken, pending.taken + count))
@@ -209,7 +209,7 @@ class DynamicBatcher:
         try:
             splits, compute_s = await loop.run_in_executor(self.executor, _run_batch, self.infer, pieces, padded)
         except Exception as exc:  # a runtime failure fails every request in the batch, never the server
-            error = ServeError(f"the runtime failed on this batch: {exc}", 500, "compute_error")
+            error = ServeError(f"the runtime failed on this batch: {exc}", "compute_error")
             for pending, _, _ in pieces:
                 pending.fail(error)
                 if pending in self.queue:  # its later pieces would answer a request that already failed

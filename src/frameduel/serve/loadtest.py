@@ -5,8 +5,11 @@ the server (the throughput figure). Open loop: requests arrive at ``rate`` per s
 gaps whatever the server does, and latency counts from the scheduled arrival, so a slow server shows
 up as queueing instead of silently lowering the load (no coordinated omission).
 
-The hot loop speaks HTTP/1.1 keep-alive over asyncio streams itself: a general client costs several
-times more CPU per request, and on a small machine the load generator would otherwise measure itself.
+The URL picks the protocol: ``http://HOST:PORT/v2/models/NAME[/versions/V]`` for REST, or
+``grpc://HOST:PORT/NAME[/versions/V]`` for the v2 gRPC API (grpc_load.py). Either way the request is
+built and checked once, then sent as the same bytes by every client. The HTTP hot loop speaks HTTP/1.1
+keep-alive over asyncio streams itself: a general client costs several times more CPU per request,
+and on a small machine the load generator would otherwise measure itself.
 
 Stored results (``Store.save_result("loadtest", key, data, ...)``, key ``"<model>/<version> <mode>
 c<concurrency> b<batch>"``) have these fields:
@@ -14,7 +17,8 @@ c<concurrency> b<batch>"``) have these fields:
     model, version  what answered (version as the server reported it)
     source          the artefact's origin from the model metadata: workload, size, framework, format
     requests        successful requests completed in the measured period (after warm-up)
-    errors          {status code or "connection": count} over the measured period
+    errors          {status: count} over the measured period: HTTP status code or "connection"; gRPC status
+                    code name (RESOURCE_EXHAUSTED, UNAVAILABLE, ...)
     throughput_rps  successful requests per second;  throughput_sps: samples per second
     latency_ms      {"p50", "p90", "p99", "mean", "max"} of successful requests, milliseconds
     windows_sps     samples per second in consecutive windows of window_s (stability over time)
@@ -27,9 +31,10 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import httpx
@@ -48,14 +53,14 @@ MAX_WAITING_PER_CONNECTION = 16  # open loop: arrivals queued beyond this per co
 
 @dataclass(frozen=True)
 class LoadTestConfig:
-    url: str  # the model's URL: http://HOST:PORT/v2/models/NAME[/versions/V] (a trailing /infer is fine)
+    url: str  # http://HOST:PORT/v2/models/NAME[/versions/V] (a trailing /infer is fine), or grpc://HOST:PORT/NAME...
     concurrency: int = 8  # closed loop: clients; open loop: connections
     duration_s: float = 10.0  # measured period, after warm-up
     warmup_s: float = 1.0
     mode: str = "closed"
     rate: float | None = None  # open loop: mean arrivals per second
     batch: int = 1  # samples per request
-    binary: bool = True  # binary-tensor extension for inputs and outputs (JSON otherwise)
+    binary: bool = True  # binary-tensor extension (gRPC: raw contents) for inputs and outputs; JSON (typed) if not
     window_s: float = 1.0
     token: str | None = field(default=None, repr=False)
     seed: int = 0
@@ -72,29 +77,46 @@ class LoadTestConfig:
         return {k: v for k, v in asdict(self).items() if k != "token"}  # never store the secret
 
 
+class Connection(Protocol):
+    """One client's link to the server, sending the one prepared request again and again."""
+
+    async def send(self) -> str | None:
+        """Send the request once; None on success, else the failure's status (see ``errors``)."""
+
+    async def close(self) -> None: ...
+
+
 @dataclass(frozen=True)
 class Target:
-    base: str  # scheme://host:port
-    host: str
-    port: int
-    infer_path: str
     model: str
-    metadata: dict[str, Any]
+    metadata: dict[str, Any]  # as the REST model metadata has it
+    connect: Callable[[], Connection]  # a new connection (on the running event loop)
 
 
 @dataclass(frozen=True)
 class Outcome:
     end: float  # perf_counter at completion
     latency_s: float
-    status: int  # 0: connection failure
+    error: str | None  # None: success
+
+
+MODEL_URLS = "http://HOST:PORT/v2/models/NAME[/versions/V] or grpc://HOST:PORT/NAME[/versions/V]"
 
 
 def resolve_target(config: LoadTestConfig) -> Target:
-    """Check the URL names a served model (one clear error otherwise) and fetch its metadata."""
+    """Check the URL names a served model (one clear error otherwise), fetch its metadata, try one request."""
+    if config.url.startswith("grpc://"):
+        from frameduel.serve.grpc_load import grpc_target  # grpcio and the stubs only load for gRPC
+
+        return grpc_target(config)
+    return http_target(config)
+
+
+def http_target(config: LoadTestConfig) -> Target:
     parts = urlsplit(config.url.rstrip("/").removesuffix("/infer"))
     segments = parts.path.strip("/").split("/")
     if parts.scheme != "http" or not parts.hostname or segments[:2] != ["v2", "models"] or len(segments) not in (3, 5):
-        raise FrameduelError(f"'{config.url}' is not a model URL; use http://HOST:PORT/v2/models/NAME[/versions/V]")
+        raise FrameduelError(f"'{config.url}' is not a model URL; use {MODEL_URLS}")
     base = f"http://{parts.netloc}"
     model_path = parts.path.rstrip("/").removesuffix("/infer")
     try:
@@ -103,7 +125,9 @@ def resolve_target(config: LoadTestConfig) -> Target:
         raise FrameduelError(f"cannot reach {base}: {exc}; is `frameduel serve` running there?") from None
     if response.status_code != 200:
         raise FrameduelError(f"{base + model_path} answered {response.status_code}: {error_text(response)}")
-    return Target(base, parts.hostname, parts.port or 80, model_path + "/infer", segments[2], response.json())
+    metadata = response.json()
+    request = request_bytes(base, parts.hostname, parts.port or 80, model_path + "/infer", metadata, config)
+    return Target(segments[2], metadata, lambda: HttpConnection(parts.hostname, parts.port or 80, request))
 
 
 def auth_headers(token: str | None) -> dict[str, str]:
@@ -129,32 +153,37 @@ def make_inputs(metadata: dict[str, Any], batch: int, seed: int) -> dict[str, np
     return inputs
 
 
-def request_bytes(target: Target, config: LoadTestConfig) -> bytes:
+def request_bytes(base: str, host: str, port: int, infer_path: str, metadata: dict[str, Any],
+                  config: LoadTestConfig) -> bytes:
     """One complete HTTP/1.1 request, built once and sent as it is by every client."""
-    body, headers = encode_infer_request(make_inputs(target.metadata, config.batch, config.seed), config.binary,
+    body, headers = encode_infer_request(make_inputs(metadata, config.batch, config.seed), config.binary,
                                          binary_outputs=config.binary)
     headers |= auth_headers(config.token)
-    response = httpx.post(target.base + target.infer_path, content=body, headers=headers, timeout=60)
+    response = httpx.post(base + infer_path, content=body, headers=headers, timeout=60)
     if response.status_code != 200:  # fail before the run, with the server's own words
         raise FrameduelError(f"the first request failed ({response.status_code}): {error_text(response)}")
-    lines = [f"POST {target.infer_path} HTTP/1.1", f"host: {target.host}:{target.port}",
+    lines = [f"POST {infer_path} HTTP/1.1", f"host: {host}:{port}",
              f"content-length: {len(body)}", *(f"{k}: {v}" for k, v in headers.items())]
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
-class Connection:
+class HttpConnection:
     """One keep-alive HTTP/1.1 connection that sends a fixed request and reads Content-Length responses."""
 
-    def __init__(self, target: Target, request: bytes) -> None:
-        self.target, self.request = target, request
+    def __init__(self, host: str, port: int, request: bytes) -> None:
+        self.host, self.port, self.request = host, port, request
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
 
-    async def send(self) -> int:
+    async def send(self) -> str | None:
+        status = await self.exchange()
+        return None if status == 200 else str(status) if status else "connection"
+
+    async def exchange(self) -> int:
         """Send the request once; return the status code, 0 when the connection failed."""
         try:
             if self.writer is None:
-                self.reader, self.writer = await asyncio.open_connection(self.target.host, self.target.port)
+                self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
             self.writer.write(self.request)
             status_line = await self.reader.readuntil(b"\r\n")
             length, close = 0, False
@@ -165,45 +194,48 @@ class Connection:
                 close = close or (name == "connection" and value.strip().lower() == "close")
             await self.reader.readexactly(length)
             if close:
-                self.close()
+                self.drop()
             return int(status_line.split()[1])
         except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError, IndexError):
-            self.close()
+            self.drop()
             return 0
 
-    def close(self) -> None:
+    def drop(self) -> None:
         if self.writer is not None:
             self.writer.close()
         self.reader = self.writer = None
 
+    async def close(self) -> None:
+        self.drop()
 
-async def closed_loop(target: Target, request: bytes, config: LoadTestConfig, stop: float) -> list[Outcome]:
+
+async def closed_loop(target: Target, config: LoadTestConfig, stop: float) -> list[Outcome]:
     outcomes: list[Outcome] = []
 
     async def client() -> None:
-        connection = Connection(target, request)
+        connection = target.connect()
         while (start := time.perf_counter()) < stop:
-            status = await connection.send()
+            error = await connection.send()
             end = time.perf_counter()
-            outcomes.append(Outcome(end, end - start, status))
-        connection.close()
+            outcomes.append(Outcome(end, end - start, error))
+        await connection.close()
 
     await asyncio.gather(*(client() for _ in range(config.concurrency)))
     return outcomes
 
 
-async def open_loop(target: Target, request: bytes, config: LoadTestConfig, stop: float) -> tuple[list[Outcome], int]:
+async def open_loop(target: Target, config: LoadTestConfig, stop: float) -> tuple[list[Outcome], int]:
     outcomes: list[Outcome] = []
     idle: asyncio.Queue[Connection] = asyncio.Queue()
     for _ in range(config.concurrency):
-        idle.put_nowait(Connection(target, request))
+        idle.put_nowait(target.connect())
     rng, tasks, dropped = random.Random(config.seed), set(), 0
 
     async def arrive(scheduled: float) -> None:
         connection = await idle.get()
-        status = await connection.send()
+        error = await connection.send()
         end = time.perf_counter()
-        outcomes.append(Outcome(end, end - scheduled, status))  # from the arrival: waiting counts
+        outcomes.append(Outcome(end, end - scheduled, error))  # from the arrival: waiting counts
         idle.put_nowait(connection)
 
     arrival = time.perf_counter()
@@ -217,19 +249,18 @@ async def open_loop(target: Target, request: bytes, config: LoadTestConfig, stop
         task.add_done_callback(tasks.discard)
     await asyncio.gather(*tasks)
     while not idle.empty():
-        idle.get_nowait().close()
+        await idle.get_nowait().close()
     return outcomes, dropped
 
 
 def summarize_outcomes(outcomes: list[Outcome], config: LoadTestConfig, begin: float) -> dict[str, Any]:
     """Figures over the measured period [begin, begin + duration_s)."""
     measured = [o for o in outcomes if begin <= o.end < begin + config.duration_s]
-    ok = [o for o in measured if o.status == 200]
+    ok = [o for o in measured if o.error is None]
     errors: dict[str, int] = {}
     for o in measured:
-        if o.status != 200:
-            key = str(o.status) if o.status else "connection"
-            errors[key] = errors.get(key, 0) + 1
+        if o.error is not None:
+            errors[o.error] = errors.get(o.error, 0) + 1
     windows = np.zeros(max(1, int(config.duration_s / config.window_s)))
     for o in ok:
         windows[min(len(windows) - 1, int((o.end - begin) / config.window_s))] += config.batch / config.window_s
@@ -251,14 +282,13 @@ def summarize_outcomes(outcomes: list[Outcome], config: LoadTestConfig, begin: f
 def run_loadtest(config: LoadTestConfig) -> dict[str, Any]:
     """Run one load test against a live server; returns the stored-result document described above."""
     target = resolve_target(config)
-    request = request_bytes(target, config)
 
     async def drive() -> tuple[list[Outcome], int, float]:
         begin = time.perf_counter() + config.warmup_s
         stop = begin + config.duration_s
         if config.mode == "closed":
-            return await closed_loop(target, request, config, stop), 0, begin
-        outcomes, dropped = await open_loop(target, request, config, stop)
+            return await closed_loop(target, config, stop), 0, begin
+        outcomes, dropped = await open_loop(target, config, stop)
         return outcomes, dropped, begin
 
     outcomes, dropped, begin = asyncio.run(drive())

@@ -2,6 +2,8 @@
 
 Label values for ``model`` only ever come from loaded models: a request naming an unknown model is
 counted under ``model=""``, so clients cannot grow the label set (and the server's memory) at will.
+Request metrics carry ``protocol`` ("rest" or "grpc"); ``code`` is that protocol's status (HTTP status
+code, or gRPC status code name such as ``OK`` or ``RESOURCE_EXHAUSTED``).
 """
 
 from __future__ import annotations
@@ -22,12 +24,13 @@ class ServerMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         labels = ("model", "version")
-        self.requests = Counter("frameduel_infer_requests", "Infer requests by outcome (HTTP status code)",
-                                (*labels, "code"), registry=self.registry)
+        request_labels = ("protocol", *labels)
+        self.requests = Counter("frameduel_infer_requests", "Infer requests by protocol and outcome (its status code)",
+                                (*request_labels, "code"), registry=self.registry)
         self.failures = Counter("frameduel_infer_failures", "Failed infer requests by reason",
-                                (*labels, "reason"), registry=self.registry)
+                                (*request_labels, "reason"), registry=self.registry)
         self.latency = Histogram("frameduel_infer_latency_seconds", "Infer request latency by phase",
-                                 (*labels, "phase"), buckets=LATENCY_BUCKETS, registry=self.registry)
+                                 (*request_labels, "phase"), buckets=LATENCY_BUCKETS, registry=self.registry)
         self.batch_size = Histogram("frameduel_batch_size", "Real samples per executed batch",
                                     labels, buckets=BATCH_BUCKETS, registry=self.registry)
         self.padding = Counter("frameduel_batch_padding_samples", "Padding rows added to reach an allowed batch size",
@@ -36,13 +39,13 @@ class ServerMetrics:
         self.queue_depth = Gauge("frameduel_queue_depth_samples", "Samples waiting in the batch queue",
                                  labels, registry=self.registry)
 
-    def observe_request(self, model: str, version: str, code: int, reason: str | None = None,
+    def observe_request(self, protocol: str, model: str, version: str, code: str, reason: str | None = None,
                         phases: dict[str, float] | None = None) -> None:
-        self.requests.labels(model, version, str(code)).inc()
+        self.requests.labels(protocol, model, version, code).inc()
         if reason is not None:
-            self.failures.labels(model, version, reason).inc()
+            self.failures.labels(protocol, model, version, reason).inc()
         for phase, seconds in (phases or {}).items():
-            self.latency.labels(model, version, phase).observe(seconds)
+            self.latency.labels(protocol, model, version, phase).observe(seconds)
 
     def observe_batch(self, model: str, version: str, stats: BatchStats) -> None:
         self.batch_size.labels(model, version).observe(stats.samples)

@@ -6,7 +6,7 @@ the ``Inference-Header-Content-Length`` header gives the JSON part's length, and
 the same layout for outputs that ask for it (``"binary_data": true`` on an output, or the request
 parameter ``binary_data_output``).
 
-Everything a client can get wrong raises ``ServeError`` with a 4xx status and a one-line message.
+Everything a client can get wrong raises ``ServeError`` with a reason (a 4xx status) and a one-line message.
 """
 
 from __future__ import annotations
@@ -44,13 +44,32 @@ NUMPY_DATATYPES: dict[str, str] = {numpy: v2 for v2, numpy in DATATYPES.items()}
 ACCEPTED_KINDS: dict[str, str] = {"b": "b", "i": "biu", "u": "biu", "f": "biuf"}
 
 
-class ServeError(FrameduelError):
-    """A request the server refuses. status is the HTTP code; reason labels the failure in /metrics."""
+# Why a request failed -> the status each transport answers with: (HTTP status code, gRPC status code name).
+# One table, so the two faces cannot drift apart; gRPC codes are names here so the REST side never imports grpc.
+REASONS: dict[str, tuple[int, str]] = {
+    "bad_request": (400, "INVALID_ARGUMENT"),
+    "too_large": (413, "INVALID_ARGUMENT"),  # a retry never helps; fewer samples per request do
+    "unknown_model": (404, "NOT_FOUND"),  # no such model or version on disk
+    "not_loaded": (404, "UNAVAILABLE"),  # on disk but not serving: a load makes it ready
+    "load_failed": (400, "FAILED_PRECONDITION"),  # the artefact on disk does not load
+    "overloaded": (429, "RESOURCE_EXHAUSTED"),  # the batch queue is full
+    "unavailable": (503, "UNAVAILABLE"),  # the version is unloading
+    "timeout": (503, "UNAVAILABLE"),  # still queued after timeout_s: the server is behind
+    "compute_error": (500, "INTERNAL"),  # the runtime failed: the server's fault, never the client's
+}
 
-    def __init__(self, message: str, status: int = 400, reason: str = "bad_request") -> None:
+
+class ServeError(FrameduelError):
+    """A request the server refuses; reason (a key of REASONS) labels it in /metrics and picks its status."""
+
+    def __init__(self, message: str, reason: str = "bad_request") -> None:
         super().__init__(message)
-        self.status = status
         self.reason = reason
+
+    @property
+    def status(self) -> int:
+        """The HTTP status code."""
+        return REASONS[self.reason][0]
 
 
 @dataclass(frozen=True)
@@ -84,29 +103,42 @@ def _field(data: dict[str, Any], key: str, kind: type, where: str, required: boo
     return value
 
 
-def _shape(raw: Any, where: str) -> tuple[int, ...]:
+def checked_shape(raw: Any, where: str) -> tuple[int, ...]:
     if not isinstance(raw, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in raw):
         raise ServeError(f"{where}: 'shape' must be a list of non-negative integers")
     return tuple(raw)
 
 
+def served_dtype(datatype: str, where: str) -> np.dtype:
+    if datatype not in DATATYPES:
+        raise ServeError(f"{where}: datatype '{datatype}' is not served; use one of {', '.join(DATATYPES)}")
+    return np.dtype(DATATYPES[datatype])
+
+
+def checked_values(values: np.ndarray, shape: tuple[int, ...], dtype: np.dtype, where: str,
+                   source: str = "data") -> np.ndarray:
+    """Values as a JSON list or typed gRPC contents sent them -> an array of shape; strict about conversions."""
+    if values.size != math.prod(shape):
+        raise ServeError(f"{where}: '{source}' holds {values.size} values, shape {list(shape)} needs "
+                         f"{math.prod(shape)}")
+    if values.size and values.dtype.kind not in ACCEPTED_KINDS[dtype.kind]:
+        raise ServeError(f"{where}: '{source}' holds {values.dtype.kind!r}-kind values, not valid {datatype_of(dtype)}")
+    if dtype.kind in "iu" and values.size:
+        info = np.iinfo(dtype)
+        if values.min() < info.min or values.max() > info.max:
+            raise ServeError(f"{where}: '{source}' has values outside the {datatype_of(dtype)} range")
+    return values.astype(dtype).reshape(shape)
+
+
 def _json_tensor(data: Any, shape: tuple[int, ...], dtype: np.dtype, where: str) -> np.ndarray:
-    """JSON data (flat or nested, row-major) -> an array of shape; strict about what converts to what."""
+    """JSON data (flat or nested, row-major) -> an array of shape."""
     if not isinstance(data, list):
         raise ServeError(f"{where}: 'data' must be a list")
     try:
         parsed = np.asarray(data)
     except (ValueError, OverflowError):  # ragged nesting, integers beyond 64 bits
         raise ServeError(f"{where}: 'data' is not a regular array of numbers") from None
-    if parsed.size != math.prod(shape):
-        raise ServeError(f"{where}: 'data' holds {parsed.size} values, shape {list(shape)} needs {math.prod(shape)}")
-    if parsed.size and parsed.dtype.kind not in ACCEPTED_KINDS[dtype.kind]:
-        raise ServeError(f"{where}: 'data' holds {parsed.dtype.kind!r}-kind values, not valid {datatype_of(dtype)}")
-    if dtype.kind in "iu" and parsed.size:
-        info = np.iinfo(dtype)
-        if parsed.min() < info.min or parsed.max() > info.max:
-            raise ServeError(f"{where}: 'data' has values outside the {datatype_of(dtype)} range")
-    return parsed.astype(dtype).reshape(shape)
+    return checked_values(parsed, shape, dtype, where)
 
 
 def _input_tensor(spec: Any, index: int, binary: memoryview, offset: int) -> tuple[str, np.ndarray, int]:
@@ -115,11 +147,9 @@ def _input_tensor(spec: Any, index: int, binary: memoryview, offset: int) -> tup
     if not isinstance(spec, dict):
         raise ServeError(f"{where} must be an object with name, shape, datatype and data")
     name = _field(spec, "name", str, where)
-    shape = _shape(spec.get("shape"), where)
+    shape = checked_shape(spec.get("shape"), where)
     datatype = _field(spec, "datatype", str, where)
-    if datatype not in DATATYPES:
-        raise ServeError(f"{where}: datatype '{datatype}' is not served; use one of {', '.join(DATATYPES)}")
-    dtype = np.dtype(DATATYPES[datatype])
+    dtype = served_dtype(datatype, where)
     parameters = _field(spec, "parameters", dict, where, required=False) or {}
     size = _field(parameters, "binary_data_size", int, f"{where}.parameters", required=False)
     if size is None:

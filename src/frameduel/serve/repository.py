@@ -76,7 +76,7 @@ class ModelRepository:
     def versions_on_disk(self, name: str) -> list[int]:
         directory = self.root / name
         if not MODEL_NAME.fullmatch(name) or not directory.is_dir():
-            raise ServeError(f"unknown model '{name}'; GET /v2/repository/index lists the models", 404, "unknown_model")
+            raise ServeError(f"unknown model '{name}'; the repository index lists the models", "unknown_model")
         return sorted(int(p.name) for p in directory.iterdir() if p.name.isdigit() and (p / MANIFEST_FILE).is_file())
 
     def model_config(self, name: str) -> BatchingConfig:
@@ -101,12 +101,12 @@ class ModelRepository:
         async with self.lock:
             available = self.versions_on_disk(name)
             if not available:
-                raise ServeError(f"model '{name}' has no version directories with a {MANIFEST_FILE}", 404,
+                raise ServeError(f"model '{name}' has no version directories with a {MANIFEST_FILE}",
                                  "unknown_model")
             wanted = sorted(set(versions)) if versions else [available[-1]]
             missing = sorted(set(wanted) - set(available))
             if missing:
-                raise ServeError(f"model '{name}' has no versions {missing} on disk; it has {available}", 404,
+                raise ServeError(f"model '{name}' has no versions {missing} on disk; it has {available}",
                                  "unknown_model")
             current = self.loaded.get(name, {})
             serving = {v: current[v] if v in current else await self._load_version(name, v) for v in wanted}
@@ -133,10 +133,10 @@ class ModelRepository:
             batching = self.model_config(name).for_artefact(runtime.manifest.batch_sizes, runtime.manifest.max_batch)
         except FrameduelError as exc:
             self.errors[(name, version)] = str(exc)
-            raise ServeError(f"cannot load {name} version {version}: {exc}", 400, "load_failed") from None
+            raise ServeError(f"cannot load {name} version {version}: {exc}", "load_failed") from None
         except ImportError as exc:  # the runtime's package is not installed
             self.errors[(name, version)] = str(exc)
-            raise ServeError(f"cannot load {name} version {version}: {exc}; install frameduel[export]", 400,
+            raise ServeError(f"cannot load {name} version {version}: {exc}; install frameduel[export]",
                              "load_failed") from None
         self.errors.pop((name, version), None)
         labels = (name, str(version))
@@ -160,16 +160,17 @@ class ModelRepository:
 
     # -- lookups -----------------------------------------------------------------------------------
     def get(self, name: str, version: int | None = None) -> LoadedVersion:
-        versions = self.loaded.get(name)
-        if not versions:
-            self.versions_on_disk(name)  # 404 when the model does not exist at all
-            raise ServeError(f"model '{name}' is not loaded; POST /v2/repository/models/{name}/load", 404, "not_loaded")
-        if version is None:
+        versions = self.loaded.get(name, {})
+        if version is None and versions:
             return versions[max(versions)]
-        if version not in versions:
-            raise ServeError(f"model '{name}' version {version} is not loaded; loaded: {sorted(versions)}", 404,
-                             "not_loaded")
-        return versions[version]
+        if version in versions:
+            return versions[version]
+        on_disk = self.versions_on_disk(name)  # unknown_model when the model does not exist at all
+        if version is not None and version not in on_disk:
+            raise ServeError(f"model '{name}' has no version {version}; it has {on_disk}", "unknown_model")
+        what = f"model '{name}'" if version is None else f"model '{name}' version {version}"
+        raise ServeError(f"{what} is not loaded; load it through the repository extension (REST: POST "
+                         f"/v2/repository/models/{name}/load; gRPC: RepositoryModelLoad)", "not_loaded")
 
     def index(self) -> list[dict[str, Any]]:
         """Every version on disk with its state, as the repository extension's index lists them."""
