@@ -7,7 +7,10 @@ Prints, from one run, the two ratios issue 6 asks for, with the raw figures behi
   2. dynamic batching / unbatched (max_batch_size=1), single-sample requests at concurrency 32
                                                                                       target >= 3
 
-Both ratios are printed per runtime (ONNX Runtime, torch.export, SavedModel, LiteRT), because what
+Each load test runs over REST (binary tensors) and over gRPC (raw contents) against the same server
+process, so the two protocols' rows sit side by side with the same model, batcher and runtime.
+
+Both ratios are printed per runtime and protocol (ONNX Runtime, torch.export, SavedModel, LiteRT), because what
 batching can buy is bounded by what a larger batch buys the runtime itself ("offline b32 / b1"): an
 ONNX Runtime or LiteRT call of a small CNN costs about the same per sample at batch 1 and 32, while
 eager framework runtimes pay a fixed per-call overhead that batching amortises.
@@ -18,6 +21,7 @@ server on one machine would. On a machine shared with other work the figures are
 on a quiet one before quoting them.
 
     .venv/bin/python benchmarks/serving.py [--sizes tiny,small] [--formats onnx,torch-export] [--duration 8]
+                                           [--protocols rest,grpc]
 """
 
 from __future__ import annotations
@@ -42,6 +46,10 @@ MAX_BATCH = 32  # the server's max batch size, and the offline batch size it is 
 THREADS = 1  # runtime threads: the second core goes to the server's event loop and the load generator
 # format -> the framework that exports it. Each runtime's per-call overhead decides how much batching buys.
 FORMAT_SOURCES = {"onnx": "torch", "torch-export": "torch", "savedmodel": "tf", "tflite": "tf"}
+PROTOCOLS = ("rest", "grpc")
+# (label, model, concurrency, samples per request or None for --request-batch): the load tests per protocol.
+RUNS = (("served", "cnn-batched", 8, None), ("batched c32", "cnn-batched", 32, 1),
+        ("unbatched c32", "cnn-unbatched", 32, 1))
 
 # The runtime called directly, in a child process of its own (torch or TF never load in this one).
 OFFLINE = """
@@ -78,10 +86,11 @@ def build_repository(artefact: Path, repo: Path) -> None:
             (repo / name / "serving.json").write_text(json.dumps(settings))
 
 
-def start_server(repo: Path, port: int) -> subprocess.Popen:
+def start_server(repo: Path, port: int, grpc_port: int) -> subprocess.Popen:
     server = subprocess.Popen(
         [sys.executable, "-m", "frameduel.cli", "serve", "--repository", str(repo), "--port", str(port),
-         "--threads", str(THREADS), "--max-batch-size", str(MAX_BATCH), "--max-queue-delay-us", "2000"],
+         "--grpc-port", str(grpc_port), "--threads", str(THREADS), "--max-batch-size", str(MAX_BATCH),
+         "--max-queue-delay-us", "2000"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -110,30 +119,33 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def model_url(protocol: str, port: int, grpc_port: int, model: str) -> str:
+    if protocol == "grpc":
+        return f"grpc://127.0.0.1:{grpc_port}/{model}"
+    return f"http://127.0.0.1:{port}/v2/models/{model}"
+
+
 def measure_format(args: argparse.Namespace, size: str, fmt: str, work: Path) -> dict:
-    """Offline b32 and b1, then the three load tests against a server of this format's artefact alone."""
+    """Offline b32 and b1, then the load tests per protocol against a server of this format's artefact alone."""
     work = work / f"{size}-{fmt}"
     artefact = export_cnn(size, fmt, work)
     build_repository(artefact, work / "repo")
     figures = {"offline": offline(artefact, MAX_BATCH, args.duration / 2),
                "offline_1": offline(artefact, 1, args.duration / 2), "runs": {}}
-    port = free_port()
-    server = start_server(work / "repo", port)
+    port, grpc_port = free_port(), free_port()
+    server = start_server(work / "repo", port, grpc_port)
     base = f"http://127.0.0.1:{port}"
     try:
-        for label, model, concurrency, batch in (
-            ("served", "cnn-batched", 8, args.request_batch),
-            ("batched c32", "cnn-batched", 32, 1),
-            ("unbatched c32", "cnn-unbatched", 32, 1),
-        ):
-            samples, batches = batch_totals(base, model)
-            run = run_loadtest(LoadTestConfig(f"{base}/v2/models/{model}", concurrency, args.duration,
-                                              warmup_s=2.0, batch=batch))
-            after = batch_totals(base, model)
-            run["mean_batch"] = (after[0] - samples) / max(1.0, after[1] - batches)
-            figures["runs"][label] = run
-            if args.db:
-                save_loadtest(Store(args.db), run)
+        for protocol in args.protocols:
+            for label, model, concurrency, batch in RUNS:
+                samples, batches = batch_totals(base, model)
+                run = run_loadtest(LoadTestConfig(model_url(protocol, port, grpc_port, model), concurrency,
+                                                  args.duration, warmup_s=2.0, batch=batch or args.request_batch))
+                after = batch_totals(base, model)
+                run["mean_batch"] = (after[0] - samples) / max(1.0, after[1] - batches)
+                figures["runs"][(protocol, label)] = run
+                if args.db:
+                    save_loadtest(Store(args.db), run)
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -147,9 +159,13 @@ def main() -> None:
                         help=f"comma-separated, from: {', '.join(FORMAT_SOURCES)}")
     parser.add_argument("--duration", type=float, default=8.0, help="measured seconds per load test")
     parser.add_argument("--request-batch", type=int, default=16, help="samples per request for ratio 1")
+    parser.add_argument("--protocols", default=",".join(PROTOCOLS), help="comma-separated, from: rest, grpc")
     parser.add_argument("--db", type=Path, help="also store the load-test results here")
     args = parser.parse_args()
     formats, sizes = [f for f in args.formats.split(",") if f], [s for s in args.sizes.split(",") if s]
+    args.protocols = [p for p in args.protocols.split(",") if p]
+    if not args.protocols or set(args.protocols) - set(PROTOCOLS):
+        parser.error(f"--protocols takes a comma-separated subset of: {', '.join(PROTOCOLS)}")
     if unknown := set(formats) - set(FORMAT_SOURCES):
         parser.error(f"unknown formats {sorted(unknown)}; choose from: {', '.join(FORMAT_SOURCES)}")
     if unknown := set(sizes) - {"tiny", "small"}:
@@ -160,31 +176,39 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for size in sizes:
             for fmt in formats:
-                ratios[(size, fmt)] = report(size, fmt, measure_format(args, size, fmt, Path(tmp)))
-    print("\nsummary: size, runtime -> ratio 1 (served / offline b32, target >= 0.9), "
+                ratios |= {(size, fmt, protocol): pair
+                           for protocol, pair in report(size, fmt, measure_format(args, size, fmt, Path(tmp))).items()}
+    print("\nsummary: size, runtime, protocol -> ratio 1 (served / offline b32, target >= 0.9), "
           "ratio 2 (batched / unbatched at c32, target >= 3)")
-    for (size, fmt), (served, batching) in ratios.items():
-        print(f"  {size:5s} {fmt:12s} {served:5.2f} {verdict(served >= 0.9)}   "
+    for (size, fmt, protocol), (served, batching) in ratios.items():
+        print(f"  {size:5s} {fmt:12s} {protocol:4s} {served:5.2f} {verdict(served >= 0.9)}   "
               f"{batching:5.2f} {verdict(batching >= 3)}")
 
 
-def report(size: str, fmt: str, figures: dict) -> tuple[float, float]:
+def report(size: str, fmt: str, figures: dict) -> dict[str, tuple[float, float]]:
+    """Print one format's figures; -> protocol: (ratio 1, ratio 2)."""
     offline, offline_1, runs = figures["offline"], figures["offline_1"], figures["runs"]
     print(f"\nCNN {size}, {fmt} (exported from {FORMAT_SOURCES[fmt]}): offline b{MAX_BATCH} "
           f"{offline['throughput_sps']:.0f} "
           f"samples/s, offline b1 {offline_1['throughput_sps']:.0f} samples/s")
-    for label, run in runs.items():
+    for (protocol, label), run in runs.items():
         latency = run["latency_ms"]
-        print(f"  {label:14s} c{run['config']['concurrency']:<3d} b{run['config']['batch']:<2d} "
+        print(f"  {protocol:4s} {label:14s} c{run['config']['concurrency']:<3d} b{run['config']['batch']:<2d} "
               f"{run['throughput_sps']:8.0f} samples/s  p50 {latency['p50']:.1f} ms  p99 {latency['p99']:.1f} ms  "
               f"errors {run['errors'] or 0}  stable {run['stable']}, mean executed batch {run['mean_batch']:.1f}")
-    served = runs["served"]["throughput_sps"] / offline["throughput_sps"]
-    batching = runs["batched c32"]["throughput_sps"] / runs["unbatched c32"]["throughput_sps"]
+    ratios = {}
+    for protocol in dict.fromkeys(protocol for protocol, _ in runs):
+        served = runs[(protocol, "served")]["throughput_sps"] / offline["throughput_sps"]
+        batched, unbatched = runs[(protocol, "batched c32")], runs[(protocol, "unbatched c32")]
+        batching = batched["throughput_sps"] / unbatched["throughput_sps"]
+        print(f"  {protocol:4s} ratio 1  served / offline batched    = {served:.2f}  "
+              f"(target >= 0.9: {verdict(served >= 0.9)})")
+        print(f"  {protocol:4s} ratio 2  batched / unbatched at c32  = {batching:.2f}  "
+              f"(target >= 3: {verdict(batching >= 3)})")
+        ratios[protocol] = (served, batching)
     compute_gain = offline["throughput_sps"] / offline_1["throughput_sps"]
-    print(f"  ratio 1  served / offline batched    = {served:.2f}  (target >= 0.9: {verdict(served >= 0.9)})")
-    print(f"  ratio 2  batched / unbatched at c32  = {batching:.2f}  (target >= 3: {verdict(batching >= 3)})")
     print(f"  for scale: offline b{MAX_BATCH} / offline b1 = {compute_gain:.2f} (what batching buys the runtime alone)")
-    return served, batching
+    return ratios
 
 
 def verdict(passed: bool) -> str:
