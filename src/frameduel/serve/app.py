@@ -124,8 +124,8 @@ async def serving(service: ModelService, config: ServerConfig) -> AsyncIterator[
 
         grpc_server = await start_grpc_server(service, config.host, config.grpc_port, config.token,
                                               config.max_body_bytes)
-    await service.start()
     try:
+        await service.start()
         yield
     finally:
         if grpc_server is not None:
