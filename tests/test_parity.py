@@ -18,9 +18,15 @@ LORA_TASKS = {"gpt": "finetune-r4a8-c_attn+c_proj+c_fc",
               "llama": "finetune-r4a8-q_proj+k_proj+v_proj+o_proj+gate_proj+up_proj+down_proj"}
 
 
+# The modes check (torch.compile, tf.function, XLA against eager) of every workload costs ~3 minutes
+# here: it runs for a dense, a convolutional and an attention model with LoRA; the others prove float64.
+MODES_CHECKED = ("mlp", "cnn", "gpt")
+
+
 @pytest.mark.parametrize("workload", WORKLOADS)
 def test_parity_holds_both_ways_in_float64_and_every_mode(workload, db_path):
-    result = run_cli("parity", workload, "--size", "tiny", "--json", "--db", str(db_path))
+    modes_flag = [] if workload in MODES_CHECKED else ["--no-modes"]
+    result = run_cli("parity", workload, "--size", "tiny", "--json", "--db", str(db_path), *modes_flag)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr
     output = json.loads(result.stdout)
     stored = {record.key: record.data for record in Store(db_path).results("parity")}
@@ -43,6 +49,8 @@ def test_parity_holds_both_ways_in_float64_and_every_mode(workload, db_path):
         sgd = proof["loss_curves"]["sgd"]["reference"]
         assert len(sgd) == 10 and sgd[0] != sgd[-1]  # training really moved
         assert fp32["figures"]["forward"]["rel"] <= 1e-4  # the fp32 noise level, shown beside the proof
+    if workload not in MODES_CHECKED:
+        return
     modes = output["modes"]
     assert modes["passed"], modes["failures"]
     assert all(m["passed"] for m in output["modes_by_task"]), [m["failures"] for m in output["modes_by_task"]]

@@ -111,6 +111,10 @@ def to_html(report: Report) -> str:
         "<section id='verdict'><h2>Verdict: each framework at its best mode</h2><ul>"
         + "".join(f"<li>{html.escape(line)}</li>" for line in report.verdict_lines) + "</ul>"
         + html_table(RATIO_COLUMNS, ratio_rows(report.headline)) + "</section>",
+        # The figures next to the verdict they picture, before the detail tables that grow with the run.
+        "<section id='figures'><h2>Figures</h2>" + "".join(
+            f"<figure><img alt='{html.escape(f.title)}' src='{f.data_uri}'>"
+            f"<figcaption>{html.escape(f.title)}</figcaption></figure>" for f in report.figures) + "</section>",
         "<section id='cells'><h2>Every cell</h2>" + html_table(CELL_COLUMNS, cell_rows(report.summary)) + "</section>",
         "<section id='caveats'><h2>Caveats</h2><ul>"
         + "".join(f"<li>{html.escape(line)}</li>" for line in report.caveats or ["none"]) + "</ul></section>",
@@ -134,9 +138,6 @@ def to_html(report: Report) -> str:
             f"<h3>{heading}</h3>{body}"
             for heading, body in deployment_blocks(report, html_table, lambda line: f"<p>{html.escape(line)}</p>"))
         + "</section>",
-        "<section id='figures'><h2>Figures</h2>" + "".join(
-            f"<figure><img alt='{html.escape(f.title)}' src='{f.data_uri}'>"
-            f"<figcaption>{html.escape(f.title)}</figcaption></figure>" for f in report.figures) + "</section>",
         "<section id='environment'><h2>Environment</h2><pre>"
         + html.escape(json.dumps(report.run.environment, indent=2)) + "</pre></section>",
     ]

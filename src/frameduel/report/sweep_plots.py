@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-from matplotlib.axes import Axes
-from matplotlib.figure import Figure
-from matplotlib.lines import Line2D
 
 from frameduel.report.plots import FRAMEWORK_COLOURS, to_data_uri
 from frameduel.sweep import ConfigSummary, TrialResult
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 FAINT = {"linewidth": 0.8, "alpha": 0.3}
 BOLD = {"linewidth": 2.2, "alpha": 0.95, "marker": "o", "markersize": 3}
@@ -29,6 +31,8 @@ def is_best(result: TrialResult, best: list[ConfigSummary]) -> bool:
 def draw_workload(axis: Axes, workload: str, results: list[TrialResult], best: list[ConfigSummary],
                   target: float) -> None:
     """Every trial of one workload faint, each framework's best configuration bold (one line per seed)."""
+    from matplotlib.lines import Line2D  # matplotlib loads with the first figure (see plots.pyplot)
+
     handles = []
     for framework in dict.fromkeys(r.trial.framework for r in results):
         colour = FRAMEWORK_COLOURS[framework]
@@ -57,6 +61,8 @@ def accuracy_vs_time(results: list[TrialResult], best: list[ConfigSummary], targ
     workloads = list(dict.fromkeys(r.trial.workload for r in trained))
     if not workloads:
         return None
+    from matplotlib.figure import Figure
+
     # A Figure of its own, not pyplot's: nothing global, and the report never opens a window.
     figure = Figure(figsize=(5.5 * len(workloads), 3.8))
     axes = figure.subplots(1, len(workloads), sharey=True, squeeze=False)[0]

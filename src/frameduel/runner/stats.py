@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats as scipy_stats
 
 NOISE_THRESHOLD = 0.10  # IQR/median at or above this -> noisy
 DEFAULT_CONFIDENCE = 0.95
@@ -86,6 +85,14 @@ class SampleSummary:
         out["noise"] = self.noise
         out["noisy"] = self.noisy
         return out
+
+
+def t_quantile(confidence: float, df: float) -> float:
+    """Student's t two-sided quantile. scipy.stats is imported here, not at the top: it costs ~0.6 s
+    of every CLI call's and every measuring worker's start-up, and only interval code needs it."""
+    from scipy import stats as scipy_stats
+
+    return float(scipy_stats.t.ppf((1 + confidence) / 2, df))
 
 
 def _as_samples(samples: Sequence[float], what: str = "samples") -> np.ndarray:
@@ -357,7 +364,7 @@ def log_t_interval(process_medians: Sequence[float], confidence: float = DEFAULT
     dispersion = dispersion or own_dispersion(process_medians)
     if dispersion is None:
         return None
-    half = scipy_stats.t.ppf((1 + confidence) / 2, dispersion.df) * dispersion.log_sd / math.sqrt(logs.size)
+    half = t_quantile(confidence, dispersion.df) * dispersion.log_sd / math.sqrt(logs.size)
     return Interval(float(np.exp(logs.mean() - half)), float(np.exp(logs.mean() + half)))
 
 
@@ -381,7 +388,7 @@ def log_ratio_t_interval(numerator_medians: Sequence[float], denominator_medians
     centre = a.mean() - b.mean()
     if va + vb == 0:
         return Interval(float(np.exp(centre)), float(np.exp(centre)))
-    half = scipy_stats.t.ppf((1 + confidence) / 2, min(da.df, db.df)) * math.sqrt(va + vb)
+    half = t_quantile(confidence, min(da.df, db.df)) * math.sqrt(va + vb)
     return Interval(float(np.exp(centre - half)), float(np.exp(centre + half)))
 
 
