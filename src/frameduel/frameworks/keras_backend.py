@@ -20,9 +20,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import keras
 import numpy as np
-from keras.src.backend.common import dtypes as keras_dtypes  # no public name: see promote_to_float64
+
+from frameduel.frameworks.lean_import import without_optional_extras
+
+# JAX is keras-jax's backend (KERAS_BACKEND is set by the module importing this one); keras-torch has no use for it.
+with without_optional_extras(keep=("jax",) if os.environ.get("KERAS_BACKEND") == "jax" else ()):
+    import keras
+    from keras.src.backend.common import dtypes as keras_dtypes  # no public name: see promote_to_float64
 
 from frameduel.checkpoints import model_config
 from frameduel.errors import Unsupported

@@ -12,9 +12,13 @@ from typing import Any
 os.environ["KERAS_BACKEND"] = "tensorflow"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+
+from frameduel.frameworks.lean_import import without_optional_extras  # noqa: E402
+
+with without_optional_extras():
+    import keras
+    import tensorflow as tf
 
 from frameduel.checkpoints import model_config  # noqa: E402
 from frameduel.frameworks import Generation, Step, plan_generation  # noqa: E402

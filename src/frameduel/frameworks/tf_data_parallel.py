@@ -17,10 +17,13 @@ import os
 import time
 from typing import Any
 
-import keras
-import tensorflow as tf
+from frameduel.frameworks.lean_import import without_optional_extras
 
-from frameduel.frameworks import Step, batch_shard, tf_backend
+with without_optional_extras():  # before anything imports Keras (tf_backend does the same)
+    import keras
+    import tensorflow as tf
+
+from frameduel.frameworks import Step, batch_shard, tf_backend  # noqa: E402
 from frameduel.frameworks.tf_backend import (  # noqa: F401 - the rest of the backend's surface, unchanged
     align_adam_epsilon,
     compile_facts,
