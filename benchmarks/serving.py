@@ -8,7 +8,14 @@ Prints, from one run, the two ratios issue 6 asks for, with the raw figures behi
                                                                                       target >= 3
 
 Each load test runs over REST (binary tensors) and over gRPC (raw contents) against the same server
-process, so the two protocols' rows sit side by side with the same model, batcher and runtime.
+process, so the two protocols' rows sit side by side with the same model, batcher and runtime. Every
+row reports p50/p90/p99/max latency: the tail, not only the median, is part of the verdict.
+
+Beside them, for the ONNX artefact, KServe's own Python model server (benchmarks/kserve_onnx_server.py,
+ONNX Runtime, 1 thread, KServe's defaults) serves the same model.onnx and takes the same load from the
+same load generator in the same run: concurrency 32, one-sample JSON requests, next to frameduel's
+"json c32" row. KServe lives in a venv of its own, named by --kserve-python; without it the row is
+skipped with the reason printed.
 
 Both ratios are printed per runtime and protocol (ONNX Runtime, torch.export, SavedModel, LiteRT), because what
 batching can buy is bounded by what a larger batch buys the runtime itself ("offline b32 / b1"): an
@@ -21,7 +28,7 @@ server on one machine would. On a machine shared with other work the figures are
 on a quiet one before quoting them.
 
     .venv/bin/python benchmarks/serving.py [--sizes tiny,small] [--formats onnx,torch-export] [--duration 8]
-                                           [--protocols rest,grpc]
+                                           [--protocols rest,grpc] [--kserve-python /work/kserve-venv/bin/python]
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
@@ -47,9 +55,11 @@ THREADS = 1  # runtime threads: the second core goes to the server's event loop 
 # format -> the framework that exports it. Each runtime's per-call overhead decides how much batching buys.
 FORMAT_SOURCES = {"onnx": "torch", "torch-export": "torch", "savedmodel": "tf", "tflite": "tf"}
 PROTOCOLS = ("rest", "grpc")
-# (label, model, concurrency, samples per request or None for --request-batch): the load tests per protocol.
-RUNS = (("served", "cnn-batched", 8, None), ("batched c32", "cnn-batched", 32, 1),
-        ("unbatched c32", "cnn-unbatched", 32, 1))
+# (label, model, concurrency, samples per request or None for --request-batch, binary tensors): the load
+# tests per protocol. "json c32" is the load the KServe peer takes too.
+RUNS = (("served", "cnn-batched", 8, None, True), ("batched c32", "cnn-batched", 32, 1, True),
+        ("unbatched c32", "cnn-unbatched", 32, 1, True), ("json c32", "cnn-batched", 32, 1, False))
+KSERVE_SERVER = Path(__file__).with_name("kserve_onnx_server.py")
 
 # The runtime called directly, in a child process of its own (torch or TF never load in this one).
 OFFLINE = """
@@ -87,11 +97,20 @@ def build_repository(artefact: Path, repo: Path) -> None:
 
 
 def start_server(repo: Path, port: int, grpc_port: int) -> subprocess.Popen:
+    log = repo.parent / "server.log"
     server = subprocess.Popen(
         [sys.executable, "-m", "frameduel.cli", "serve", "--repository", str(repo), "--port", str(port),
          "--grpc-port", str(grpc_port), "--threads", str(THREADS), "--max-batch-size", str(MAX_BATCH),
          "--max-queue-delay-us", "2000"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        stdout=subprocess.DEVNULL, stderr=log.open("w"))
+    return await_ready(server, port, log)
+
+
+def await_ready(server: subprocess.Popen, port: int, log: Path) -> subprocess.Popen:
+    """server, once its v2 readiness route answers 200; it is stopped if it never does.
+
+    Servers log to a file, never a pipe: KServe logs every request, and a pipe nobody reads fills and stalls it.
+    """
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:
@@ -100,8 +119,28 @@ def start_server(repo: Path, port: int, grpc_port: int) -> subprocess.Popen:
         except httpx.HTTPError:
             time.sleep(0.2)
         if server.poll() is not None:
-            raise RuntimeError(f"the server exited: {server.stderr.read()}")
+            raise RuntimeError(f"the server exited: {log.read_text()[-2000:]}")
+    server.kill()
     raise RuntimeError("the server did not become ready in 120 s")
+
+
+def measure_kserve(args: argparse.Namespace, artefact: Path, work: Path) -> dict[str, Any] | str:
+    """KServe's server on the same ONNX file under the "json c32" load; -> its run, or why it was skipped."""
+    if args.kserve_python is None:
+        return "no --kserve-python given (a venv with kserve and onnxruntime; see README, Serving)"
+    if not args.kserve_python.exists():
+        return f"--kserve-python {args.kserve_python} does not exist"
+    port, grpc_port, log = free_port(), free_port(), work / "kserve.log"
+    server = await_ready(subprocess.Popen(
+        [str(args.kserve_python), str(KSERVE_SERVER), "--model_name", "cnn", "--model_file",
+         str(artefact / "model.onnx"), "--http_port", str(port), "--grpc_port", str(grpc_port),
+         "--threads", str(THREADS)], stdout=subprocess.DEVNULL, stderr=log.open("w")), port, log)
+    try:
+        return run_loadtest(LoadTestConfig(f"http://127.0.0.1:{port}/v2/models/cnn", 32, args.duration,
+                                           warmup_s=2.0, binary=False))
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 def batch_totals(base: str, model: str) -> tuple[float, float]:
@@ -137,10 +176,11 @@ def measure_format(args: argparse.Namespace, size: str, fmt: str, work: Path) ->
     base = f"http://127.0.0.1:{port}"
     try:
         for protocol in args.protocols:
-            for label, model, concurrency, batch in RUNS:
+            for label, model, concurrency, batch, binary in RUNS:
                 samples, batches = batch_totals(base, model)
                 run = run_loadtest(LoadTestConfig(model_url(protocol, port, grpc_port, model), concurrency,
-                                                  args.duration, warmup_s=2.0, batch=batch or args.request_batch))
+                                                  args.duration, warmup_s=2.0, batch=batch or args.request_batch,
+                                                  binary=binary))
                 after = batch_totals(base, model)
                 run["mean_batch"] = (after[0] - samples) / max(1.0, after[1] - batches)
                 figures["runs"][(protocol, label)] = run
@@ -149,6 +189,8 @@ def measure_format(args: argparse.Namespace, size: str, fmt: str, work: Path) ->
     finally:
         server.terminate()
         server.wait(timeout=30)
+    if fmt == "onnx":  # KServe's peer after frameduel's server has stopped: the two never share the cores
+        figures["kserve"] = measure_kserve(args, artefact, work)
     return figures
 
 
@@ -161,6 +203,8 @@ def main() -> None:
     parser.add_argument("--request-batch", type=int, default=16, help="samples per request for ratio 1")
     parser.add_argument("--protocols", default=",".join(PROTOCOLS), help="comma-separated, from: rest, grpc")
     parser.add_argument("--db", type=Path, help="also store the load-test results here")
+    parser.add_argument("--kserve-python", type=Path,
+                        help="python of a venv with kserve and onnxruntime: adds KServe's server on the ONNX file")
     args = parser.parse_args()
     formats, sizes = [f for f in args.formats.split(",") if f], [s for s in args.sizes.split(",") if s]
     args.protocols = [p for p in args.protocols.split(",") if p]
@@ -192,10 +236,11 @@ def report(size: str, fmt: str, figures: dict) -> dict[str, tuple[float, float]]
           f"{offline['throughput_sps']:.0f} "
           f"samples/s, offline b1 {offline_1['throughput_sps']:.0f} samples/s")
     for (protocol, label), run in runs.items():
-        latency = run["latency_ms"]
-        print(f"  {protocol:4s} {label:14s} c{run['config']['concurrency']:<3d} b{run['config']['batch']:<2d} "
-              f"{run['throughput_sps']:8.0f} samples/s  p50 {latency['p50']:.1f} ms  p99 {latency['p99']:.1f} ms  "
-              f"errors {run['errors'] or 0}  stable {run['stable']}, mean executed batch {run['mean_batch']:.1f}")
+        print(row(protocol, label, run) + f", mean executed batch {run['mean_batch']:.1f}")
+    if isinstance(figures.get("kserve"), dict):
+        print(row("kserve", "json c32", figures["kserve"]) + "  (KServe's Python server, same model.onnx)")
+    elif "kserve" in figures:
+        print(f"  kserve json c32: skipped, {figures['kserve']}")
     ratios = {}
     for protocol in dict.fromkeys(protocol for protocol, _ in runs):
         served = runs[(protocol, "served")]["throughput_sps"] / offline["throughput_sps"]
@@ -209,6 +254,15 @@ def report(size: str, fmt: str, figures: dict) -> dict[str, tuple[float, float]]
     compute_gain = offline["throughput_sps"] / offline_1["throughput_sps"]
     print(f"  for scale: offline b{MAX_BATCH} / offline b1 = {compute_gain:.2f} (what batching buys the runtime alone)")
     return ratios
+
+
+def row(server: str, label: str, run: dict) -> str:
+    """One load test's line: throughput and the latency distribution, tail included."""
+    latency = run["latency_ms"]
+    return (f"  {server:6s} {label:14s} c{run['config']['concurrency']:<3d} b{run['config']['batch']:<2d} "
+            f"{run['throughput_sps']:8.0f} samples/s  p50 {latency['p50']:6.1f}  p90 {latency['p90']:6.1f}  "
+            f"p99 {latency['p99']:6.1f}  max {latency['max']:6.1f} ms  errors {run['errors'] or 0}  "
+            f"stable {run['stable']}")
 
 
 def verdict(passed: bool) -> str:

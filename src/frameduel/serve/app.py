@@ -8,6 +8,7 @@ the same lifespan starts when ``grpc_port`` is set.
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -111,6 +112,17 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(400, f"invalid request: {where} {first.get('msg', '')}".strip())
 
 
+def freeze_heap() -> None:
+    """Move everything alive after start-up (modules, the models, FastAPI's routes) out of the collector's reach.
+
+    Requests in flight outlive a few young collections and get promoted, so full collections keep coming
+    under load, and each one walked the whole start-up heap: 50-550 ms pauses that stalled every request
+    in flight, the p99 of a tiny model. Frozen, a full collection walks only what requests left: ~1 ms.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 @asynccontextmanager
 async def serving(service: ModelService, config: ServerConfig) -> AsyncIterator[None]:
     """The FastAPI lifespan: models load, the gRPC face (if asked for) runs beside REST, both stop together.
@@ -126,6 +138,7 @@ async def serving(service: ModelService, config: ServerConfig) -> AsyncIterator[
                                               config.max_body_bytes)
     try:
         await service.start()
+        freeze_heap()
         yield
     finally:
         if grpc_server is not None:
