@@ -235,7 +235,6 @@ class DynamicBatcher:
                 pending.future.set_result(BatchResult(_join(pending.parts), pending.started - pending.enqueued,
                                                       pending.compute_s))
 
-
     def runs_inline(self) -> bool:
         """Whether the next batch runs on the event loop: the median of the recent batches was all but free.
 
