@@ -11,11 +11,13 @@ Each load test runs over REST (binary tensors) and over gRPC (raw contents) agai
 process, so the two protocols' rows sit side by side with the same model, batcher and runtime. Every
 row reports p50/p90/p99/max latency: the tail, not only the median, is part of the verdict.
 
-Beside them, for the ONNX artefact, KServe's own Python model server (benchmarks/kserve_onnx_server.py,
-ONNX Runtime, 1 thread, KServe's defaults) serves the same model.onnx and takes the same load from the
-same load generator in the same run: concurrency 32, one-sample JSON requests, next to frameduel's
-"json c32" row. KServe lives in a venv of its own, named by --kserve-python; without it the row is
-skipped with the reason printed.
+The tail section (issue 17) puts frameduel's server beside KServe's own Python model server
+(benchmarks/kserve_onnx_server.py, ONNX Runtime, 1 thread, KServe's defaults) on the same tiny MLP and
+CNN model.onnx, under the load a new user tries first: concurrency 32, one-sample JSON requests, from
+the same load generator. Both servers stay up and take the load in alternating rounds (frameduel,
+KServe, frameduel, ...), so drift in what else the machine does falls on both; the verdict is on the
+median of the rounds: p99 <= 3 x p50, and p50 and p99 at or below KServe's. KServe lives in a venv of
+its own, named by --kserve-python; without it frameduel's rows are printed alone, with the reason.
 
 Both ratios are printed per runtime and protocol (ONNX Runtime, torch.export, SavedModel, LiteRT), because what
 batching can buy is bounded by what a larger batch buys the runtime itself ("offline b32 / b1"): an
@@ -29,6 +31,7 @@ on a quiet one before quoting them.
 
     .venv/bin/python benchmarks/serving.py [--sizes tiny,small] [--formats onnx,torch-export] [--duration 8]
                                            [--protocols rest,grpc] [--kserve-python /work/kserve-venv/bin/python]
+                                           [--tail-workloads mlp,cnn] [--tail-rounds 3]
 """
 
 from __future__ import annotations
@@ -36,12 +39,12 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
@@ -60,6 +63,7 @@ PROTOCOLS = ("rest", "grpc")
 RUNS = (("served", "cnn-batched", 8, None, True), ("batched c32", "cnn-batched", 32, 1, True),
         ("unbatched c32", "cnn-unbatched", 32, 1, True), ("json c32", "cnn-batched", 32, 1, False))
 KSERVE_SERVER = Path(__file__).with_name("kserve_onnx_server.py")
+TAIL_RATIO = 3.0  # issue 17: p99 within 3 x p50
 
 # The runtime called directly, in a child process of its own (torch or TF never load in this one).
 OFFLINE = """
@@ -70,10 +74,10 @@ print(json.dumps(offline_throughput(Path(sys.argv[1]), int(sys.argv[2]), float(s
 """
 
 
-def export_cnn(size: str, fmt: str, work: Path) -> Path:
-    """The directory of the CNN exported to fmt by `frameduel export` (gated before it is served)."""
+def export_model(workload: str, size: str, fmt: str, work: Path) -> Path:
+    """The directory of the workload exported to fmt by `frameduel export` (gated before it is served)."""
     out = work / "export"
-    command = [sys.executable, "-m", "frameduel.cli", "export", "cnn", "--framework", FORMAT_SOURCES[fmt],
+    command = [sys.executable, "-m", "frameduel.cli", "export", workload, "--framework", FORMAT_SOURCES[fmt],
                "--formats", fmt, "--size", size, "--max-batch", "1024", "--out", str(out),
                "--db", str(work / "export.sqlite"), "--bench-seconds", "0.5"]
     result = subprocess.run(command, capture_output=True, text=True)
@@ -96,12 +100,12 @@ def build_repository(artefact: Path, repo: Path) -> None:
             (repo / name / "serving.json").write_text(json.dumps(settings))
 
 
-def start_server(repo: Path, port: int, grpc_port: int) -> subprocess.Popen:
+def start_server(repo: Path, port: int, grpc_port: int | None = None) -> subprocess.Popen:
     log = repo.parent / "server.log"
+    grpc = ["--grpc-port", str(grpc_port)] if grpc_port else []
     server = subprocess.Popen(
-        [sys.executable, "-m", "frameduel.cli", "serve", "--repository", str(repo), "--port", str(port),
-         "--grpc-port", str(grpc_port), "--threads", str(THREADS), "--max-batch-size", str(MAX_BATCH),
-         "--max-queue-delay-us", "2000"],
+        [sys.executable, "-m", "frameduel.cli", "serve", "--repository", str(repo), "--port", str(port), *grpc,
+         "--threads", str(THREADS), "--max-batch-size", str(MAX_BATCH), "--max-queue-delay-us", "2000"],
         stdout=subprocess.DEVNULL, stderr=log.open("w"))
     return await_ready(server, port, log)
 
@@ -124,23 +128,28 @@ def await_ready(server: subprocess.Popen, port: int, log: Path) -> subprocess.Po
     raise RuntimeError("the server did not become ready in 120 s")
 
 
-def measure_kserve(args: argparse.Namespace, artefact: Path, work: Path) -> dict[str, Any] | str:
-    """KServe's server on the same ONNX file under the "json c32" load; -> its run, or why it was skipped."""
+def start_kserve(args: argparse.Namespace, model: str, onnx_file: Path, work: Path) -> tuple[subprocess.Popen, int]:
+    """KServe's server on the ONNX file, once ready; -> (process, HTTP port)."""
+    port, grpc_port, log = free_port(), free_port(), work / "kserve.log"
+    server = subprocess.Popen(
+        [str(args.kserve_python), str(KSERVE_SERVER), "--model_name", model, "--model_file", str(onnx_file),
+         "--http_port", str(port), "--grpc_port", str(grpc_port), "--threads", str(THREADS)],
+        stdout=subprocess.DEVNULL, stderr=log.open("w"))
+    return await_ready(server, port, log), port
+
+
+def kserve_unavailable(args: argparse.Namespace) -> str | None:
+    """Why KServe's rows are skipped, or None when its venv is there."""
     if args.kserve_python is None:
         return "no --kserve-python given (a venv with kserve and onnxruntime; see README, Serving)"
     if not args.kserve_python.exists():
         return f"--kserve-python {args.kserve_python} does not exist"
-    port, grpc_port, log = free_port(), free_port(), work / "kserve.log"
-    server = await_ready(subprocess.Popen(
-        [str(args.kserve_python), str(KSERVE_SERVER), "--model_name", "cnn", "--model_file",
-         str(artefact / "model.onnx"), "--http_port", str(port), "--grpc_port", str(grpc_port),
-         "--threads", str(THREADS)], stdout=subprocess.DEVNULL, stderr=log.open("w")), port, log)
-    try:
-        return run_loadtest(LoadTestConfig(f"http://127.0.0.1:{port}/v2/models/cnn", 32, args.duration,
-                                           warmup_s=2.0, binary=False))
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    return None
+
+
+def stop(server: subprocess.Popen) -> None:
+    server.terminate()
+    server.wait(timeout=30)
 
 
 def batch_totals(base: str, model: str) -> tuple[float, float]:
@@ -167,7 +176,7 @@ def model_url(protocol: str, port: int, grpc_port: int, model: str) -> str:
 def measure_format(args: argparse.Namespace, size: str, fmt: str, work: Path) -> dict:
     """Offline b32 and b1, then the load tests per protocol against a server of this format's artefact alone."""
     work = work / f"{size}-{fmt}"
-    artefact = export_cnn(size, fmt, work)
+    artefact = export_model("cnn", size, fmt, work)
     build_repository(artefact, work / "repo")
     figures = {"offline": offline(artefact, MAX_BATCH, args.duration / 2),
                "offline_1": offline(artefact, 1, args.duration / 2), "runs": {}}
@@ -187,11 +196,60 @@ def measure_format(args: argparse.Namespace, size: str, fmt: str, work: Path) ->
                 if args.db:
                     save_loadtest(Store(args.db), run)
     finally:
-        server.terminate()
-        server.wait(timeout=30)
-    if fmt == "onnx":  # KServe's peer after frameduel's server has stopped: the two never share the cores
-        figures["kserve"] = measure_kserve(args, artefact, work)
+        stop(server)
     return figures
+
+
+def measure_tail(args: argparse.Namespace, workload: str, work: Path) -> dict[str, list[dict]]:
+    """frameduel's server and KServe's on the same tiny model.onnx, c32 one-sample JSON, in alternating rounds.
+
+    -> server name: its runs, in round order. Both servers stay up; the idle one only waits on its socket.
+    """
+    work = work / f"tail-{workload}"
+    artefact = export_model(workload, "tiny", "onnx", work)
+    shutil.copytree(artefact, work / "repo" / workload / "1")
+    urls, servers = {}, []
+    try:
+        port = free_port()
+        servers.append(start_server(work / "repo", port))
+        urls["frameduel"] = f"http://127.0.0.1:{port}/v2/models/{workload}"
+        if kserve_unavailable(args) is None:
+            server, port = start_kserve(args, workload, artefact / "model.onnx", work)
+            servers.append(server)
+            urls["kserve"] = f"http://127.0.0.1:{port}/v2/models/{workload}"
+        runs: dict[str, list[dict]] = {name: [] for name in urls}
+        for _ in range(args.tail_rounds):
+            for name, url in urls.items():
+                runs[name].append(run_loadtest(LoadTestConfig(url, 32, args.duration, warmup_s=2.0, binary=False)))
+    finally:
+        for server in servers:
+            stop(server)
+    return runs
+
+
+def report_tail(args: argparse.Namespace, workload: str, runs: dict[str, list[dict]]) -> None:
+    """Each round's rows, then the medians over rounds and the issue-17 verdict."""
+    print(f"\ntail: {workload} tiny, model.onnx (ONNX Runtime, {THREADS} thread), c32, one-sample JSON requests, "
+          f"{args.tail_rounds} alternating rounds")
+    for index in range(args.tail_rounds):
+        for name, server_runs in runs.items():
+            print(row(name[:6], f"round {index + 1}", server_runs[index]))
+    medians = {name: {"throughput_sps": statistics.median(r["throughput_sps"] for r in server_runs),
+                      **{q: statistics.median(r["latency_ms"][q] for r in server_runs) for q in ("p50", "p99")}}
+               for name, server_runs in runs.items()}
+    for name, m in medians.items():
+        print(f"  median {name:9s} {m['throughput_sps']:8.0f} samples/s  p50 {m['p50']:6.1f}  p99 {m['p99']:6.1f} ms  "
+              f"p99/p50 {m['p99'] / m['p50']:.2f}")
+    ours = medians["frameduel"]
+    print(f"  p99 <= {TAIL_RATIO:g} x p50: {verdict(ours['p99'] <= TAIL_RATIO * ours['p50'])}")
+    if "kserve" not in medians:
+        print(f"  kserve: skipped, {kserve_unavailable(args)}")
+        return
+    theirs = medians["kserve"]
+    for what in ("p50", "p99"):
+        passed = verdict(ours[what] <= theirs[what])
+        print(f"  {what} <= KServe's: {passed} ({ours[what]:.1f} vs {theirs[what]:.1f} ms)")
+    print(f"  throughput vs KServe's: {ours['throughput_sps'] / theirs['throughput_sps']:.2f}x")
 
 
 def main() -> None:
@@ -205,8 +263,14 @@ def main() -> None:
     parser.add_argument("--db", type=Path, help="also store the load-test results here")
     parser.add_argument("--kserve-python", type=Path,
                         help="python of a venv with kserve and onnxruntime: adds KServe's server on the ONNX file")
+    parser.add_argument("--tail-workloads", default="mlp,cnn",
+                        help="tiny models for the tail section (frameduel vs KServe), comma-separated; '' skips it")
+    parser.add_argument("--tail-rounds", type=int, default=3, help="alternating rounds per server in the tail section")
     args = parser.parse_args()
     formats, sizes = [f for f in args.formats.split(",") if f], [s for s in args.sizes.split(",") if s]
+    tail_workloads = [w for w in args.tail_workloads.split(",") if w]
+    if unknown := set(tail_workloads) - {"mlp", "cnn"}:
+        parser.error(f"unknown tail workloads {sorted(unknown)}; choose from: mlp, cnn")
     args.protocols = [p for p in args.protocols.split(",") if p]
     if not args.protocols or set(args.protocols) - set(PROTOCOLS):
         parser.error(f"--protocols takes a comma-separated subset of: {', '.join(PROTOCOLS)}")
@@ -222,6 +286,10 @@ def main() -> None:
             for fmt in formats:
                 ratios |= {(size, fmt, protocol): pair
                            for protocol, pair in report(size, fmt, measure_format(args, size, fmt, Path(tmp))).items()}
+        for workload in tail_workloads:
+            report_tail(args, workload, measure_tail(args, workload, Path(tmp)))
+    if not ratios:
+        return
     print("\nsummary: size, runtime, protocol -> ratio 1 (served / offline b32, target >= 0.9), "
           "ratio 2 (batched / unbatched at c32, target >= 3)")
     for (size, fmt, protocol), (served, batching) in ratios.items():
@@ -237,10 +305,6 @@ def report(size: str, fmt: str, figures: dict) -> dict[str, tuple[float, float]]
           f"samples/s, offline b1 {offline_1['throughput_sps']:.0f} samples/s")
     for (protocol, label), run in runs.items():
         print(row(protocol, label, run) + f", mean executed batch {run['mean_batch']:.1f}")
-    if isinstance(figures.get("kserve"), dict):
-        print(row("kserve", "json c32", figures["kserve"]) + "  (KServe's Python server, same model.onnx)")
-    elif "kserve" in figures:
-        print(f"  kserve json c32: skipped, {figures['kserve']}")
     ratios = {}
     for protocol in dict.fromkeys(protocol for protocol, _ in runs):
         served = runs[(protocol, "served")]["throughput_sps"] / offline["throughput_sps"]

@@ -13,6 +13,7 @@ from frameduel.serve.protocol import (
     decode_infer_response,
     encode_infer_response,
     parse_infer_request,
+    parse_json,
 )
 
 
@@ -40,3 +41,19 @@ def test_a_request_with_bare_non_finite_numbers_is_refused_in_one_line(constant)
     with pytest.raises(ServeError, match=f"bare {constant}, which is not JSON") as error:
         parse_infer_request(body, None)
     assert "\n" not in str(error.value)
+
+
+def test_the_fast_parser_reads_what_the_standard_parser_reads():
+    """orjson parses requests (issue 17); it must read every number as the standard library does."""
+    values = [0.1, -0.0, 5e-324, 1.7976931348623157e308, 3.4028234663852886e38, 1e-7, 123456789, -(2**63),
+              2**64 - 1, 0, True, None, "é"]
+    body = json.dumps({"id": "ü", "inputs": [{"data": values, "nested": [[1, 2.5], [{"k": []}]]}]}).encode()
+    fast, standard = parse_json(body), json.loads(body)
+    assert fast == standard
+    assert [type(v) for v in fast["inputs"][0]["data"]] == [type(v) for v in standard["inputs"][0]["data"]]
+
+
+@pytest.mark.parametrize("body", [b"", b"{", b"[1, 2,]", b"\xff\xfe", b"[" * 2000 + b"]" * 2000])
+def test_what_neither_parser_reads_is_one_clear_error(body):
+    with pytest.raises(ServeError, match="not valid JSON"):
+        parse_json(body)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import orjson
 
 from frameduel.errors import FrameduelError
 from frameduel.export.manifest import TensorSpec
@@ -203,6 +204,26 @@ def json_values(array: np.ndarray) -> list[Any]:
     return [NON_FINITE_TEXT[repr(v)] if isinstance(v, float) and not math.isfinite(v) else v for v in values]
 
 
+def parse_json(header: bytes) -> Any:
+    """The JSON part of a request body, parsed.
+
+    orjson first: a one-sample request for the tiny CNN carries 3,072 numbers, which the standard parser
+    takes ~0.9 ms over and orjson ~0.08 ms, and at concurrency 32 that parse was most of the server's
+    time (issue 17). What orjson refuses (bare NaN, invalid JSON, nesting past its depth limit) goes
+    through the standard parser, so the client gets the same one-line message as ever.
+    """
+    try:
+        return orjson.loads(header)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return json.loads(header, parse_constant=refuse_non_finite)
+    except ServeError:
+        raise
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        raise ServeError("the request body is not valid JSON; send an inference request object") from None
+
+
 def parse_infer_request(body: bytes, header_length: str | None) -> InferRequest:
     """Decode an infer body; header_length is the Inference-Header-Content-Length header, if sent."""
     if header_length is None:
@@ -211,12 +232,7 @@ def parse_infer_request(body: bytes, header_length: str | None) -> InferRequest:
         if not (header_length.isascii() and header_length.isdigit()) or int(header_length) > len(body):
             raise ServeError(f"{HEADER_LENGTH} must be a byte count within the body ({len(body)} bytes)")
         header, binary = body[: int(header_length)], memoryview(body)[int(header_length) :]
-    try:
-        request = json.loads(header, parse_constant=refuse_non_finite)
-    except ServeError:
-        raise
-    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
-        raise ServeError("the request body is not valid JSON; send an inference request object") from None
+    request = parse_json(header)
     if not isinstance(request, dict):
         raise ServeError("the request body must be a JSON object with an 'inputs' list")
     inputs_raw = request.get("inputs")
