@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from frameduel.export.gate import judge
-from frameduel.export.manifest import FORMATS, read_manifest
+from frameduel.export.manifest import DEFAULT_FORMATS, read_manifest
 from frameduel.export.reference import REFERENCE_FILE, Reference, load_reference, save_reference
 from frameduel.export.routes import ROUTES, Route
 from frameduel.export.run import new_version_dir, validate_artefact
@@ -55,7 +55,7 @@ def artefact_dir(exported: dict, workload: str, framework: str, fmt: str) -> Pat
 @pytest.mark.parametrize(("workload", "framework"), EXPORTS)
 def test_every_format_passes_its_gate_or_is_unsupported_with_a_reason(exported, workload, framework):
     results = exported["results"][workload, framework]
-    assert list(results) == list(FORMATS)
+    assert list(results) == list(DEFAULT_FORMATS)
     for fmt, result in results.items():
         if isinstance(ROUTES[framework][fmt], Route):
             assert result["status"] == "valid", (fmt, result["reason"])
@@ -94,7 +94,7 @@ def test_torch_twin_tflite_matches_the_torch_source(exported):
 
 def test_results_are_stored(exported):
     stored = {r.key: r for r in Store(exported["db"]).results("export")}
-    assert len(stored) == len(EXPORTS) * len(FORMATS)
+    assert len(stored) == len(EXPORTS) * len(DEFAULT_FORMATS)
     data = stored["mlp-digits-torch-onnx"].data
     assert data["status"] == "valid" and data["benchmark"]["runtime"] == "onnxruntime"
     assert data["runtime_packages"]["onnxruntime"] and data["request"]["max_batch"] == 32

@@ -7,18 +7,17 @@ Without it the test is skipped locally but fails under CI, so CI can never pass 
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import socket
 import subprocess
-import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 from matplotlib import image as mpimg
 
+from frameduel.browser.proxy import RecordingProxy
+from tests.browser_support import skip_or_fail
 from tests.conftest import run_cli
 from tests.test_report import stored_run
 
@@ -44,37 +43,6 @@ document.getElementById("report").addEventListener("load", (event) => {
 </script></body></html>"""
 
 
-class RecordingProxy:
-    """A proxy that refuses everything and remembers what was asked: any network request the browser makes."""
-
-    def __init__(self) -> None:
-        self.requests: list[str] = []
-        self.server = socket.create_server(("127.0.0.1", 0))
-        self.port = self.server.getsockname()[1]
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                connection, _ = self.server.accept()
-            except OSError:
-                return
-            with connection:
-                connection.settimeout(2)
-                try:
-                    self.requests.append(connection.recv(4096).split(b"\r\n")[0].decode(errors="replace"))
-                except OSError:
-                    self.requests.append("(unreadable request)")
-
-    @property
-    def hosts(self) -> set[str]:
-        """Hosts asked for: 'CONNECT host:443 HTTP/1.1' or 'GET http://host/path HTTP/1.1'."""
-        return {re.sub(r"^(https?://)?([^/:]+).*$", r"\2", line.split(" ")[1]) for line in self.requests}
-
-    def close(self) -> None:
-        self.server.close()
-
-
 def chromium(*args: str, profile: Path, proxy: RecordingProxy) -> subprocess.CompletedProcess:
     # Flags as for any offline headless run; every request (loopback included) is sent to the proxy.
     command = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-quic",
@@ -88,9 +56,7 @@ def chromium(*args: str, profile: Path, proxy: RecordingProxy) -> subprocess.Com
 @pytest.fixture(scope="module")
 def browser() -> str:
     if CHROMIUM is None:
-        if os.environ.get("CI"):
-            pytest.fail("chromium is not installed; CI must run the README's test command, which installs it")
-        pytest.skip("chromium is not installed (apt-get install chromium)")
+        skip_or_fail("chromium is not installed (apt-get install chromium)")
     return CHROMIUM
 
 

@@ -19,10 +19,11 @@ from rich.table import Table
 
 from frameduel import environment
 from frameduel.accuracy.run import DEFAULT_MODES, AccuracyRequest, local_runs, run_accuracy
+from frameduel.browser.setup import setup_browser
 from frameduel.checkpoints import model_config, open_checkpoint
 from frameduel.errors import FrameduelError
 from frameduel.export.bench import BenchBudget
-from frameduel.export.manifest import FORMATS
+from frameduel.export.manifest import BROWSER_FORMATS, DEFAULT_FORMATS, FORMATS
 from frameduel.export.reference import DIGITS_SIZE
 from frameduel.export.run import ExportRequest, run_export, save_results
 from frameduel.export.table import print_export
@@ -825,7 +826,8 @@ def export_command(
     workload: str | None = typer.Argument(None, help="workload to export, e.g. mlp or cnn (default: the "
                                           "checkpoint's family)"),
     framework: str = typer.Option(..., "--framework", help="source framework: torch or tf"),
-    formats: str = typer.Option(",".join(FORMATS), help="comma-separated: " + ", ".join(FORMATS)),
+    formats: str = typer.Option(",".join(DEFAULT_FORMATS), help="comma-separated: " + ", ".join(FORMATS)
+                                + f" (browser formats {', '.join(BROWSER_FORMATS)}: run `frameduel browser setup`)"),
     out: Path = typer.Option(Path("frameduel-models"), "--out", help="model repository: <out>/<model>/<version>/"),
     size: str | None = typer.Option(None, help=f"{DIGITS_SIZE} (trained on load_digits; the default where the "
                                     "workload has a digits model, else tiny), tiny, small, base (untrained)"),
@@ -866,6 +868,22 @@ def export_command(
                      f"{request.threads} threads -> {out}")
     if any(result.status in ("invalid", "failed") for result in results):
         raise typer.Exit(1)
+
+
+browser_app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
+                          help="The browser runner's runtimes (npm) and the tfjs converter's venv.")
+app.add_typer(browser_app, name="browser")
+
+
+@browser_app.command(name="setup")
+@user_errors
+def browser_setup_command(
+    force: bool = typer.Option(False, help="reinstall even what is already installed"),
+) -> None:
+    """Install the pinned JS runtimes (npm ci) and the tfjs converter's venv into the cache; a no-op once done."""
+    for step in setup_browser(force):
+        done = f"installed in {step.seconds:.0f} s" if step.seconds else "already installed"
+        console.print(f"{step.name}: {done}, {step.size_bytes / 2**20:,.0f} MiB in {step.path}", highlight=False)
 
 
 def main() -> None:

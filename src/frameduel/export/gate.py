@@ -9,6 +9,7 @@ parity check: max |artefact - source|, and that relative to the source's largest
     torch-export      rel <= 1e-5  (the same torch kernels)
     savedmodel        rel <= 1e-5  (the same TF kernels)
     tflite            rel <= 1e-4  (XNNPACK kernels; from torch also the Keras twin)
+    tfjs, onnx-web    rel <= 1e-4  on every browser backend (wasm; TF.js also webgl)
     tflite-int8       digits test accuracy drop <= 1 point; without a task metric rel <= 0.10
     tflite-int8-full  digits test accuracy drop <= 1 point; without a task metric rel <= 0.25
 
@@ -44,6 +45,10 @@ GATE_RULES: dict[str, GateRule] = {
     "tflite": GateRule(max_rel=1e-4),
     "tflite-int8": GateRule(max_rel=0.10, max_accuracy_drop=0.01),
     "tflite-int8-full": GateRule(max_rel=0.25, max_accuracy_drop=0.01),
+    # Measured on mlp and cnn from both frameworks: <= 3e-7 (wasm, both runtimes) and <= 1e-6 (TF.js webgl
+    # on SwiftShader); 1e-4 as for native ONNX Runtime leaves room for other kernels and GPUs.
+    "tfjs": GateRule(max_rel=1e-4),
+    "onnx-web": GateRule(max_rel=1e-4),
 }
 
 

@@ -26,8 +26,14 @@ FORMAT_RUNTIMES: dict[str, str] = {
     "tflite": "litert",  # float32 flatbuffer
     "tflite-int8": "litert",  # dynamic-range int8: int8 weights, float activations
     "tflite-int8-full": "litert",  # full int8: weights and activations, calibrated on a representative set
+    "tfjs": "tfjs",  # TF.js graph model (model.json + weight shards), run in headless Chromium
+    "onnx-web": "onnxruntime-web",  # the .onnx file, run by ONNX Runtime Web in headless Chromium
 }
 FORMATS: tuple[str, ...] = tuple(FORMAT_RUNTIMES)
+# Formats that run in the browser: they need `frameduel browser setup` and Chromium, so an export
+# without --formats leaves them out (DEFAULT_FORMATS); the browser runner gates and times them.
+BROWSER_FORMATS: tuple[str, ...] = ("tfjs", "onnx-web")
+DEFAULT_FORMATS: tuple[str, ...] = tuple(fmt for fmt in FORMATS if fmt not in BROWSER_FORMATS)
 DTYPES: tuple[str, ...] = ("float32", "float16", "int64", "int32", "int8", "uint8")
 # What a model name (a directory, a URL path segment) may not hold: the model server's MODEL_NAME rule.
 UNSAFE_NAME_CHARACTERS = re.compile(r"[^A-Za-z0-9._-]+")

@@ -29,6 +29,11 @@ class Route:
 
 
 TFLITE_VIA_KERAS = "torch weights -> Keras twin (frameduel weight map) -> tf.lite.TFLiteConverter"
+TFJS_CONVERTER = "tensorflowjs_converter 4.22.0 (its own venv) -> TF.js graph model"
+TFJS_VIA_KERAS = "torch weights -> Keras twin (frameduel weight map) -> SavedModel -> " + TFJS_CONVERTER
+# Why a language model is not exported for the browser: the runner feeds float32 tensors, and TF.js has
+# no int64 (token ids would be cast to int32 inside the graph).
+BROWSER_TOKEN_IDS = "the browser runner feeds float32 inputs; a language model's int64 token ids are not run there"
 
 # source framework -> format -> Route, or the reason the pair is unsupported.
 ROUTES: dict[str, dict[str, Route | str]] = {
@@ -39,6 +44,8 @@ ROUTES: dict[str, dict[str, Route | str]] = {
         "tflite": Route("tf", TFLITE_VIA_KERAS),
         "tflite-int8": Route("tf", TFLITE_VIA_KERAS + ", dynamic-range int8"),
         "tflite-int8-full": Route("tf", TFLITE_VIA_KERAS + ", full int8 calibrated on representative inputs"),
+        "tfjs": Route("tf", TFJS_VIA_KERAS),
+        "onnx-web": Route("torch", "torch.onnx.export (dynamo exporter), run by ONNX Runtime Web (wasm)"),
     },
     "tf": {
         "onnx": Route("tf", "tf2onnx.convert.from_function (tf.function with an explicit input signature)"),
@@ -48,6 +55,8 @@ ROUTES: dict[str, dict[str, Route | str]] = {
         "tflite-int8": Route("tf", "tf.lite.TFLiteConverter from the SavedModel, dynamic-range int8"),
         "tflite-int8-full": Route("tf", "tf.lite.TFLiteConverter from the SavedModel, full int8 calibrated "
                                         "on representative inputs"),
+        "tfjs": Route("tf", "keras.export.ExportArchive SavedModel -> " + TFJS_CONVERTER),
+        "onnx-web": Route("tf", "tf2onnx.convert.from_function, run by ONNX Runtime Web (wasm)"),
     },
 }
 

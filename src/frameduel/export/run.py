@@ -28,20 +28,31 @@ from pathlib import Path
 from typing import Any
 
 from frameduel import __version__
+from frameduel.browser.page import require_chromium, require_playwright
+from frameduel.browser.setup import require_converter, require_npm_packages
 from frameduel.checkpoints import model_config, open_checkpoint
 from frameduel.environment import package_version
 from frameduel.errors import FrameduelError
 from frameduel.export.bench import BenchBudget
 from frameduel.export.convert_worker import SOURCE_FILE
-from frameduel.export.manifest import FORMATS, Manifest, TensorSpec, Validation, model_name, write_manifest
+from frameduel.export.manifest import (
+    BROWSER_FORMATS,
+    DEFAULT_FORMATS,
+    Manifest,
+    TensorSpec,
+    Validation,
+    model_name,
+    write_manifest,
+)
 from frameduel.export.reference import (
     DIGITS_SIZE,
     INPUT_NAME,
     OUTPUT_NAME,
     REFERENCE_FILE,
     load_reference,
+    sequence_logits,
 )
-from frameduel.export.routes import Route, check_formats, route
+from frameduel.export.routes import BROWSER_TOKEN_IDS, Route, check_formats, route
 from frameduel.runner.process import run_job
 from frameduel.spec import FRAMEWORKS, MODES, SIZES, RunSpec, check_choice
 from frameduel.store import Store, now_iso
@@ -55,7 +66,7 @@ RUNTIME_PACKAGES = ("onnx", "onnxruntime", "onnxscript", "tf2onnx", "ai-edge-lit
 class ExportRequest:
     workload: str
     framework: str
-    formats: tuple[str, ...] = FORMATS
+    formats: tuple[str, ...] = DEFAULT_FORMATS  # the browser formats only when asked for
     out: Path = Path("frameduel-models")
     size: str = DIGITS_SIZE  # a workload preset, or "digits": its digits config trained on load_digits
     # A Hugging Face model directory (gpt2, llama, mistral): its config and weights replace the preset's
@@ -117,6 +128,19 @@ def check_request(request: ExportRequest) -> None:
         raise FrameduelError(f"--max-batch must be >= 2 (artefacts are traced at batch 2), got {request.max_batch}")
     if request.epochs < 1 or request.threads < 1:
         raise FrameduelError("--epochs and --threads must be >= 1")
+    check_browser_tools(request.formats)
+
+
+def check_browser_tools(formats: tuple[str, ...]) -> None:
+    """Browser formats need Chromium, Playwright, the npm runtimes and (tfjs) the converter's venv:
+    whichever is missing is one line naming its fix, before any worker starts; nothing is installed here."""
+    if not set(formats) & set(BROWSER_FORMATS):
+        return
+    require_chromium()
+    require_playwright()
+    require_npm_packages()
+    if "tfjs" in formats:
+        require_converter()
 
 
 def run_convert(request: ExportRequest, framework: str, formats: list[str], work_dir: Path) -> str:
@@ -219,6 +243,8 @@ def format_outcome(request: ExportRequest, fmt: str, how: Route | str, work_dir:
     result = ArtefactResult(request.workload, request.model_label, request.framework, fmt, status="failed")
     if isinstance(how, str):
         return replace(result, status="unsupported", reason=how)
+    if fmt in BROWSER_FORMATS and sequence_logits(get_workload(request.workload)):
+        return replace(result, status="unsupported", reason=BROWSER_TOKEN_IDS)
     if "source" in deaths:
         return replace(result, reason=deaths["source"])
     facts_path = work_dir / f"{fmt}.json"

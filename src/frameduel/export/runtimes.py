@@ -33,6 +33,9 @@ RUNTIME_FACTORIES: dict[str, str] = {
     "litert": "frameduel.export.litert_runtime:LiteRtRuntime",
     "torch": "frameduel.frameworks.torch_export:TorchExportRuntime",
     "tf": "frameduel.frameworks.tf_export:SavedModelRuntime",
+    # Browser formats run only in the browser runner (export/browser_validate.py).
+    "tfjs": "frameduel.export.browser_validate:BrowserOnlyRuntime",
+    "onnxruntime-web": "frameduel.export.browser_validate:BrowserOnlyRuntime",
 }
 
 

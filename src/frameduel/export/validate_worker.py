@@ -7,6 +7,7 @@ is its load time; the import is timed on its own), runs the
 validation gate on the ``reference.npz`` beside it, and, only if it passed, benchmarks it. Writes
 {"validation": ..., "benchmark": ... | null}. A load or run failure is a failed gate with its reason;
 a crash (a corrupt flatbuffer can take the interpreter down) is recorded by the parent instead.
+Browser formats (tfjs, onnx-web) are gated and timed in headless Chromium instead (browser_validate.py).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from frameduel.export.bench import BenchBudget, benchmark
+from frameduel.export.browser_validate import BROWSER_BACKENDS, validate_in_browser
 from frameduel.export.gate import judge
 from frameduel.export.manifest import Validation, read_manifest
 from frameduel.export.reference import REFERENCE_FILE, load_reference
@@ -37,6 +39,8 @@ def import_runtime(directory: Path) -> float:
 
 
 def validate(directory: Path, threads: int, budget: BenchBudget | None) -> dict[str, Any]:
+    if read_manifest(directory).runtime in BROWSER_BACKENDS:
+        return validate_in_browser(directory, threads, budget)
     try:
         import_s = import_runtime(directory)
         started = time.perf_counter()

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from frameduel.browser.convert import saved_model_to_tfjs
 from frameduel.errors import FrameduelError
 from frameduel.export.manifest import Manifest
 from frameduel.export.onnx_runtime import onnx_opset
@@ -36,7 +37,8 @@ from frameduel.workloads.base import Workload
 SIGNATURE = "serve"
 TF2ONNX_OPSET = 18
 ARTEFACT_FILES = {"savedmodel": "saved_model", "onnx": "model.onnx", "tflite": "model.tflite",
-                  "tflite-int8": "model.tflite", "tflite-int8-full": "model.tflite"}
+                  "tflite-int8": "model.tflite", "tflite-int8-full": "model.tflite",
+                  "tfjs": "tfjs_model", "onnx-web": "model.onnx"}
 QUANTIZATION = {
     "tflite-int8": {"weights": "int8 (tensors of >= 1024 elements; smaller ones stay float32)",
                     "activations": "float32 (int8 kernels quantize them on the fly)", "io": "float32"},
@@ -109,8 +111,13 @@ def export_artefact(fmt: str, workload: Workload, model: keras.Model, sample: np
     facts: dict[str, Any] = {"artefact": path.name, "opset": None, "quantization": {}}
     if fmt == "savedmodel":
         write_saved_model(workload, model, sample, path)
-    elif fmt == "onnx":
+    elif fmt in ("onnx", "onnx-web"):
         facts["opset"] = write_onnx(workload, model, sample, path)
+    elif fmt == "tfjs":
+        with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
+            saved = Path(tmp) / "saved_model"
+            write_saved_model(workload, model, sample, saved)
+            saved_model_to_tfjs(saved, path, SIGNATURE)
     else:
         with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
             saved = Path(tmp) / "saved_model"

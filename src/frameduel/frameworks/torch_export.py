@@ -31,7 +31,7 @@ from frameduel.export.onnx_runtime import onnx_opset
 from frameduel.export.reference import INPUT_NAME, OUTPUT_NAME, sequence_logits
 from frameduel.workloads.base import Workload
 
-ARTEFACT_FILES = {"onnx": "model.onnx", "torch-export": "model.pt2"}
+ARTEFACT_FILES = {"onnx": "model.onnx", "onnx-web": "model.onnx", "torch-export": "model.pt2"}
 
 
 class SequenceLogits(torch.nn.Module):
@@ -62,7 +62,7 @@ def export_artefact(fmt: str, workload: Workload, model: torch.nn.Module, sample
     args = (torch.from_numpy(np.ascontiguousarray(sample)),)
     # One dynamic batch axis, 1..max_batch, on the one positional input; every other axis stays the sample's.
     dynamic = ({0: torch.export.Dim("batch", min=1, max=max_batch)},)
-    if fmt == "onnx":
+    if fmt in ("onnx", "onnx-web"):
         torch.onnx.export(model, args, path, dynamo=True, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
                           dynamic_shapes=dynamic, external_data=False, verbose=False)
         return {"artefact": path.name, "opset": onnx_opset(path)}

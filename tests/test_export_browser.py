@@ -1,0 +1,99 @@
+"""Browser formats through the real CLI: a torch MLP as a TF.js graph model (through the Keras twin and
+the tfjs converter's own venv) and as ONNX for ONNX Runtime Web, gated and timed in headless Chromium.
+
+One module-scoped export (mlp tiny, small budgets); the tests read what it stored, prove the page asked
+for nothing beyond 127.0.0.1 (a control page proves the guard sees outside requests), and that no
+Chromium process outlives the run. Skipped locally without Chromium or `frameduel browser setup`;
+under CI (where `CI` is set) that is a failure instead.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import numpy as np
+import pytest
+
+from frameduel.browser.page import browser_session, find_chromium
+from frameduel.errors import FrameduelError
+from frameduel.export.manifest import BROWSER_FORMATS, read_manifest
+from frameduel.export.reference import REFERENCE_FILE, load_reference
+from frameduel.store import Store
+from tests.browser_support import chromium_processes, skip_or_fail
+from tests.conftest import run_cli
+
+PROFILE_MARKER = "frameduel-chromium-"  # browser/page.py's profile prefix: every Chromium it starts has it
+
+
+@pytest.fixture(scope="module")
+def browser_export(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    if find_chromium() is None:
+        skip_or_fail("chromium is not installed (apt-get install chromium)")
+    try:
+        from frameduel.browser.setup import require_converter, require_npm_packages
+        require_npm_packages()
+        require_converter()
+    except FrameduelError as exc:
+        skip_or_fail(str(exc))
+    root = tmp_path_factory.mktemp("browser-export")
+    out, db = root / "models", root / "results.sqlite"
+    proc = run_cli("export", "mlp", "--framework", "torch", "--size", "tiny", "--formats", ",".join(BROWSER_FORMATS),
+                   "--out", str(out), "--db", str(db), "--threads", "1", "--bench-seconds", "0.3", "--json",
+                   timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return {"results": {r["format"]: r for r in json.loads(proc.stdout)["results"]}, "db": db}
+
+
+def test_browser_artefacts_pass_the_gate_on_every_backend(browser_export):
+    results = browser_export["results"]
+    assert list(results) == list(BROWSER_FORMATS)
+    want = {"tfjs": {"wasm", "webgl"}, "onnx-web": {"wasm"}}
+    for fmt, result in results.items():
+        assert result["status"] == "valid", (fmt, result["reason"])
+        validation = result["manifest"]["validation"]
+        assert validation["batch_sizes"] == [1, 2, 32] and validation["max_rel_diff"] <= 1e-4
+        backends = result["benchmark"]["backends"]
+        assert {label.split(" ")[0] for label in backends} == want[fmt]
+        for bench in backends.values():
+            assert bench["load_s"] > 0 and bench["throughput_batch"] == 32 and bench["throughput_sps"] > 0
+            assert 0 < bench["latency_ms_p50"] <= bench["latency_ms_p99"]
+    # No GPU here: WebGL runs on a software rasteriser, and the label says so.
+    webgl = next(b for label, b in results["tfjs"]["benchmark"]["backends"].items() if label.startswith("webgl"))
+    assert ("software" in webgl["backend"]) == bool(webgl["renderer"]) and "SwiftShader" in webgl["renderer"]
+    assert Path(results["tfjs"]["directory"], "tfjs_model", "model.json").is_file()
+    stored = {r.key: r.data for r in Store(browser_export["db"]).results("export")}
+    backends = results["tfjs"]["benchmark"]["backends"]
+    assert stored["mlp-tiny-torch-tfjs"]["benchmark"]["backends"].keys() == backends.keys()
+
+
+def test_the_page_fetched_nothing_beyond_127_0_0_1(browser_export):
+    for fmt, result in browser_export["results"].items():
+        requests = result["benchmark"]["requests"]
+        hosts = {urlsplit(url).hostname for url in requests["page"]}
+        assert hosts == {"127.0.0.1"}, (fmt, hosts)
+        assert requests["refused"] == [], fmt
+        assert any("/npm/" in url for url in requests["page"]) and any("/model/" in url for url in requests["page"])
+    assert chromium_processes(PROFILE_MARKER) == [], "a Chromium process outlived the export"
+
+
+def test_the_guard_refuses_and_records_an_outside_request(browser_export):
+    """Control: the same session machinery sees, and stops, a page's request to another host."""
+    directory = Path(browser_export["results"]["onnx-web"]["directory"])
+    with browser_session(directory, read_manifest(directory).artefact) as session:
+        page = session.open("onnxruntime-web", "wasm")
+        failed = page.page.evaluate("fetch('http://frameduel-control.invalid/x').then(() => false, () => true)")
+        inputs, expected = load_reference(directory / REFERENCE_FILE).batches[2]
+        outputs = page.infer(inputs)
+    assert failed and session.refused == ["http://frameduel-control.invalid/x"]
+    assert outputs.shape == expected.shape and np.abs(outputs - expected).max() <= 1e-4 * np.abs(expected).max()
+    assert chromium_processes(PROFILE_MARKER) == []
+
+
+def test_missing_browser_setup_is_one_line_and_exit_2(tmp_path):
+    empty = {"XDG_CACHE_HOME": str(tmp_path / "empty-cache")}
+    proc = run_cli("export", "mlp", "--framework", "tf", "--formats", "tfjs", "--out", str(tmp_path), env=empty)
+    assert proc.returncode == 2, proc.stderr
+    assert "frameduel browser setup" in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
