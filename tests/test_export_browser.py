@@ -97,3 +97,12 @@ def test_missing_browser_setup_is_one_line_and_exit_2(tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert "frameduel browser setup" in proc.stderr and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_browser_claim_needs_both_frameworks(browser_export):
+    from frameduel.report.browser_claim import browser_latencies, check_browser_claim
+
+    exports = list(browser_export["results"].values())
+    latencies = browser_latencies(exports)
+    assert set(latencies) == {("mlp", "torch", "tfjs"), ("mlp", "torch", "onnx-web")}
+    assert check_browser_claim(exports)[0] == "inconclusive"  # torch only: the claim compares frameworks

@@ -46,14 +46,23 @@ def export_row(result: dict[str, Any]) -> dict[str, str]:
     }
 
 
+def export_rows(result: dict[str, Any]) -> list[dict[str, str]]:
+    """A browser artefact gives one row per backend it was timed on ("tfjs wasm", "tfjs webgl (software)"),
+    every other artefact its one row."""
+    backends = (result.get("benchmark") or {}).get("backends")
+    if not backends:
+        return [export_row(result)]
+    return [export_row({**result, "format": f"{result['format']} {label}", "benchmark": bench})
+            for label, bench in backends.items()]
+
+
 def print_export(console: Console, results: list[dict[str, Any]], title: str = "") -> None:
     """One export's table: workload and framework are in the title, so their columns are left out."""
     columns = COLUMNS[2:]
     table = Table(title=title or None, header_style="bold")
     for column in columns:
         table.add_column(column, overflow="fold")
-    for result in results:
-        row = export_row(result)
+    for row in (row for result in results for row in export_rows(result)):
         style = {"NO": "red", "failed": "red", "unsupported": "dim"}.get(row["valid?"])
         table.add_row(*(row[column] for column in columns), style=style)
     console.print(table)

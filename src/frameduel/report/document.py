@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from frameduel.report import plots
+from frameduel.report.browser_claim import BROWSER_CLAIM, check_browser_claim
 from frameduel.report.claims import ClaimResult, check_claims
 from frameduel.report.evidence import Evidence
 from frameduel.report.finetuning import LoraComparison, lora_comparisons
@@ -140,9 +141,10 @@ def break_even_rows(summary: RunSummary) -> list[BreakEven]:
 
 def build_report(run: RunRecord, summary: RunSummary, with_figures: bool = True,
                  evidence: Evidence | None = None) -> Report:
-    report = Report(run=run, summary=summary, break_even=break_even_rows(summary), claims=check_claims(summary),
-                    evidence=evidence or Evidence(), finetuning=lora_comparisons(summary),
-                    scaling=scaling_rows(summary))
+    evidence = evidence or Evidence()
+    claims = [*check_claims(summary), ClaimResult(BROWSER_CLAIM, *check_browser_claim(evidence.exports))]
+    report = Report(run=run, summary=summary, break_even=break_even_rows(summary), claims=claims,
+                    evidence=evidence, finetuning=lora_comparisons(summary), scaling=scaling_rows(summary))
     if with_figures:
         report.figures = make_figures(summary)
     return report

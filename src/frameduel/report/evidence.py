@@ -12,10 +12,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from frameduel.export.manifest import BROWSER_FORMATS
 from frameduel.parity.data_parallel import DATA_PARALLEL_PARITY
 from frameduel.store import Store
 
-EDGE_FORMATS = ("tflite", "tflite-int8", "tflite-int8-full")
+# What runs on a device rather than a server: TFLite, and the browser formats (TF.js, ONNX Runtime Web).
+EDGE_FORMATS = ("tflite", "tflite-int8", "tflite-int8-full", *BROWSER_FORMATS)
 
 
 @dataclass(frozen=True)

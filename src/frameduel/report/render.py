@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from frameduel.export.table import COLUMNS as EXPORT_COLUMNS
-from frameduel.export.table import export_row
+from frameduel.export.table import export_rows as artefact_rows
 from frameduel.report.document import Report
 from frameduel.report.scaling import SCALING_COLUMNS, SCALING_NOTE, scaling_table_rows
 from frameduel.report.tables import (
@@ -67,7 +67,8 @@ def scaling_lines(report: Report) -> list[str]:
 
 
 def export_rows(report: Report) -> list[list[str]]:
-    return [[row[column] for column in EXPORT_COLUMNS] for row in map(export_row, report.evidence.exports)]
+    return [[row[column] for column in EXPORT_COLUMNS]
+            for result in report.evidence.exports for row in artefact_rows(result)]
 
 
 NO_EXPORTS = "No exported artefacts of these workloads: `frameduel export WORKLOAD --framework torch|tf`."
