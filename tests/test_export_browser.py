@@ -20,6 +20,9 @@ from frameduel.browser.page import browser_session, find_chromium
 from frameduel.errors import FrameduelError
 from frameduel.export.manifest import BROWSER_FORMATS, read_manifest
 from frameduel.export.reference import REFERENCE_FILE, load_reference
+from frameduel.export.table import export_rows
+from frameduel.report.browser_claim import browser_latencies, check_browser_claim
+from frameduel.report.evidence import EDGE_FORMATS, best_artefact_latency
 from frameduel.store import Store
 from tests.browser_support import chromium_processes, skip_or_fail
 from tests.conftest import run_cli
@@ -99,9 +102,37 @@ def test_missing_browser_setup_is_one_line_and_exit_2(tmp_path):
     assert len(proc.stderr.strip().splitlines()) == 1
 
 
-def test_browser_claim_needs_both_frameworks(browser_export):
-    from frameduel.report.browser_claim import browser_latencies, check_browser_claim
+def test_the_deployment_table_and_the_edge_advice_read_every_browser_backend(browser_export):
+    exports = list(browser_export["results"].values())
+    formats = [row["format"] for result in exports for row in export_rows(result)]
+    assert sorted(formats) == ["onnx-web wasm", "tfjs wasm", "tfjs webgl (software)"]
+    # advise --scenario edge: with no TFLite artefact here, the best edge latency is a browser backend's
+    best = best_artefact_latency(exports, EDGE_FORMATS)["mlp"]["torch"]
+    fastest = min(exports, key=lambda r: r["benchmark"]["latency_ms_p50"])
+    assert best.value == fastest["benchmark"]["latency_ms_p50"] and best.source == fastest["format"]
 
+
+def test_the_browser_claim_names_tfjs_only_beyond_the_noise(browser_export):
+    exports = [dict(result, framework=framework) for result in browser_export["results"].values()
+               for framework in ("torch", "tf")]
+    ort = browser_latencies(exports)["mlp", "torch", "onnx-web"]
+
+    def with_tfjs_p50(p50: float) -> list[dict]:
+        changed = []
+        for result in exports:
+            if result["format"] == "tfjs":
+                backends = {label: dict(bench, latency_ms_p50=p50) for label, bench in
+                            result["benchmark"]["backends"].items()}
+                result = dict(result, benchmark=dict(result["benchmark"], backends=backends))
+            changed.append(result)
+        return changed
+
+    assert check_browser_claim(with_tfjs_p50(0.5 * ort))[0] == "supported"
+    assert check_browser_claim(with_tfjs_p50(0.95 * ort))[0] == "not supported"  # within the noise: no winner
+    assert check_browser_claim(with_tfjs_p50(2 * ort))[0] == "not supported"
+
+
+def test_browser_claim_needs_both_frameworks(browser_export):
     exports = list(browser_export["results"].values())
     latencies = browser_latencies(exports)
     assert set(latencies) == {("mlp", "torch", "tfjs"), ("mlp", "torch", "onnx-web")}
