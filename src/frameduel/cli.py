@@ -879,9 +879,11 @@ app.add_typer(browser_app, name="browser")
 @user_errors
 def browser_setup_command(
     force: bool = typer.Option(False, help="reinstall even what is already installed"),
+    converter: bool = typer.Option(True, help="also the tfjs converter's venv (1.9 GB; only `--formats tfjs` "
+                                              "needs it)"),
 ) -> None:
     """Install the pinned JS runtimes (npm ci) and the tfjs converter's venv into the cache; a no-op once done."""
-    for step in setup_browser(force):
+    for step in setup_browser(force, converter):
         done = f"installed in {step.seconds:.0f} s" if step.seconds else "already installed"
         console.print(f"{step.name}: {done}, {step.size_bytes / 2**20:,.0f} MiB in {step.path}", highlight=False)
 

@@ -143,11 +143,14 @@ def tree_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
 
 
-def setup_browser(force: bool = False) -> list[SetupStep]:
-    """Install what is missing (both parts), idempotently; returns what each step took and occupies."""
+def setup_browser(force: bool = False, converter: bool = True) -> list[SetupStep]:
+    """Install what is missing (the npm runtimes, and the converter unless told not to), idempotently;
+    returns what each step took and occupies."""
+    parts = [("npm runtimes", install_npm, node_modules())]
+    if converter:
+        parts.append(("tfjs converter", install_converter, converter_dir()))
     steps = []
-    for name, install, path in (("npm runtimes", install_npm, node_modules()),
-                                ("tfjs converter", install_converter, converter_dir())):
+    for name, install, path in parts:
         seconds = install(force)
         steps.append(SetupStep(name, seconds, tree_bytes(path), str(path)))
     return steps
