@@ -71,6 +71,18 @@ def test_browser_artefacts_pass_the_gate_on_every_backend(browser_export):
     assert stored["mlp-tiny-torch-tfjs"]["benchmark"]["backends"].keys() == backends.keys()
 
 
+def test_a_residual_cnn_from_tf_runs_on_every_tfjs_backend(browser_export, tmp_path):
+    """Untrained, its BatchNorm shifts are zero and constant-fold away, so a skip connection's Add follows a
+    Conv2D directly: the converter's own pass made it a rank-4 "bias", which TF.js's wasm backend refuses
+    (browser/tfjs_converter_main.py corrects the pass)."""
+    proc = run_cli("export", "cnn", "--framework", "tf", "--size", "tiny", "--formats", "tfjs", "--out",
+                   str(tmp_path / "models"), "--db", str(tmp_path / "results.sqlite"), "--threads", "1",
+                   "--bench-seconds", "0.1", "--json", timeout=600)
+    result = json.loads(proc.stdout)["results"][0]
+    assert proc.returncode == 0 and result["status"] == "valid", result["reason"]
+    assert {label.split(" ")[0] for label in result["benchmark"]["backends"]} == {"wasm", "webgl"}
+
+
 def test_the_page_fetched_nothing_beyond_127_0_0_1(browser_export):
     for fmt, result in browser_export["results"].items():
         requests = result["benchmark"]["requests"]
