@@ -66,12 +66,22 @@ def time_calls(call: Callable[[], object], budget: BenchBudget, calls: int) -> l
 def benchmark(runtime: Runtime, one: np.ndarray, full: np.ndarray, budget: BenchBudget, threads: int,
               size_bytes: int, load_s: float, import_s: float) -> ArtefactBenchmark:
     """one: a batch-1 input; full: an input at the artefact's largest accepted batch."""
-    latency = summarize(time_calls(lambda: infer_one(runtime, one), budget, budget.latency_calls))
-    batch_times = summarize(time_calls(lambda: infer_one(runtime, full), budget, budget.throughput_calls))
-    sps, ci = throughput(len(full), batch_times)
+    latency_s = time_calls(lambda: infer_one(runtime, one), budget, budget.latency_calls)
+    batch_s = time_calls(lambda: infer_one(runtime, full), budget, budget.throughput_calls)
+    return summarize_series(runtime.manifest.runtime, latency_s, batch_s, len(full), threads, size_bytes, load_s,
+                            import_s)
+
+
+def summarize_series(runtime: str, latency_s: list[float], batch_s: list[float], batch: int, threads: int,
+                     size_bytes: int, load_s: float, import_s: float) -> ArtefactBenchmark:
+    """The two timed series (batch-1 calls, calls at batch) -> the benchmark, wherever they were timed
+    (here, or inside a browser page by the browser runner)."""
+    latency = summarize(latency_s)
+    batch_times = summarize(batch_s)
+    sps, ci = throughput(batch, batch_times)
     return ArtefactBenchmark(
-        runtime=runtime.manifest.runtime, threads=threads, size_bytes=size_bytes, load_s=load_s, import_s=import_s,
+        runtime=runtime, threads=threads, size_bytes=size_bytes, load_s=load_s, import_s=import_s,
         latency_ms_p50=1e3 * latency.p50, latency_ms_p99=1e3 * latency.p99, latency_calls=latency.n,
-        latency_noise=latency.noise, throughput_batch=len(full), throughput_sps=sps,
+        latency_noise=latency.noise, throughput_batch=batch, throughput_sps=sps,
         throughput_sps_ci=(ci.low, ci.high), throughput_calls=batch_times.n,
     )

@@ -21,11 +21,10 @@ import numpy as np
 
 from frameduel.browser.page import BrowserSession, RuntimePage, browser_session
 from frameduel.errors import FrameduelError
-from frameduel.export.bench import ArtefactBenchmark, BenchBudget
+from frameduel.export.bench import BenchBudget, summarize_series
 from frameduel.export.gate import judge
 from frameduel.export.manifest import Manifest, Validation, read_manifest
 from frameduel.export.reference import OUTPUT_NAME, REFERENCE_FILE, Reference, load_reference
-from frameduel.runner.stats import summarize, throughput
 from frameduel.runner.worker import error_line
 
 # runtime -> the backends each artefact is gated and timed on, the first being its headline figure.
@@ -60,14 +59,10 @@ def page_benchmark(page: RuntimePage, reference: Reference, budget: BenchBudget,
                    size_bytes: int) -> dict[str, Any]:
     """Batch-1 latency and max-batch throughput, every call timed in the page (as bench.benchmark does natively)."""
     one, full = reference.batches[1][0], reference.batches[max(reference.batches)][0]
-    latency = summarize(page.time(one, budget.warmup_calls, budget.latency_calls, budget.max_seconds))
-    batch_times = summarize(page.time(full, budget.warmup_calls, budget.throughput_calls, budget.max_seconds))
-    sps, ci = throughput(len(full), batch_times)
-    bench = ArtefactBenchmark(
-        runtime=page.runtime, threads=threads, size_bytes=size_bytes, load_s=page.facts["load_s"],
-        import_s=page.facts["import_s"], latency_ms_p50=1e3 * latency.p50, latency_ms_p99=1e3 * latency.p99,
-        latency_calls=latency.n, latency_noise=latency.noise, throughput_batch=len(full), throughput_sps=sps,
-        throughput_sps_ci=(ci.low, ci.high), throughput_calls=batch_times.n)
+    latency_s = page.time(one, budget.warmup_calls, budget.latency_calls, budget.max_seconds)
+    batch_s = page.time(full, budget.warmup_calls, budget.throughput_calls, budget.max_seconds)
+    bench = summarize_series(page.runtime, latency_s, batch_s, len(full), threads, size_bytes, page.facts["load_s"],
+                             page.facts["import_s"])
     return {**bench.to_dict(), "backend": backend_label(page.backend, page.facts.get("renderer", "")),
             "renderer": page.facts.get("renderer", "")}
 

@@ -1,11 +1,11 @@
 """The claim check's browser row: "TF.js makes TensorFlow the standard choice for the browser".
 
-Judged from the run's own browser exports (kind "export", formats tfjs and onnx-web): the claim needs
-TF.js to be what makes TensorFlow the browser's choice, so it is *supported* only when TensorFlow's
-models run on TF.js and torch's do not, or TF.js is faster (batch-1 p50 on its best backend) than ONNX
-Runtime Web for the same models; *not supported* when both frameworks' models run on both runtimes and
-ONNX Runtime Web is as fast or faster (then the browser does not favour TensorFlow); *inconclusive*
-without both frameworks' browser artefacts. TF.js counts as faster only by more than the noise
+Judged from the run's own browser exports (kind "export", formats tfjs and onnx-web), once both
+frameworks' models have run on both runtimes (else *inconclusive*): the claim needs TF.js to be what
+makes TensorFlow the browser's choice, so it is *supported* only when TF.js is faster (batch-1 p50 on
+its best backend) than ONNX Runtime Web for most of those models, and *not supported* otherwise: a
+torch model reaches the browser as well through ONNX Runtime Web, so then the browser does not favour
+TensorFlow. TF.js counts as faster only by more than the noise
 threshold (its p50 under ONNX Runtime Web's by more than NOISE_THRESHOLD of it): a p50 within the
 noise of the other names no winner, as everywhere in the report.
 """
