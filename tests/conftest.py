@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from frameduel.spec import MeasureBudget
+from tests.tools import cxx_compiler  # noqa: F401 - a fixture, shared by every module
 
 # Just enough sampling to exercise every code path; tests check behaviour, not speed.
 TINY_BUDGET = MeasureBudget(warmup_steps=1, warmup_seconds=0.0, min_samples=3, min_seconds=0.0,

@@ -21,9 +21,10 @@ from frameduel.cluster.local import local_cluster
 from frameduel.cluster.session import allow_loopback_cluster
 from tests.conftest import cli_command, run_cli, wait_for
 from tests.test_cli import assert_user_error
+from tests.tools import require_module
 
 allow_loopback_cluster()  # before ray is imported: one test drives the cluster from this process
-pytest.importorskip("ray")
+require_module("ray")
 
 TINY_COMPARE = ("compare", "--workloads", "mlp", "--size", "tiny", "--tasks", "train", "--modes", "eager,function",
                 "--timeout", "240")

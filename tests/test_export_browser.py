@@ -24,8 +24,9 @@ from frameduel.export.table import export_rows
 from frameduel.report.browser_claim import browser_latencies, check_browser_claim
 from frameduel.report.evidence import EDGE_FORMATS, best_artefact_latency
 from frameduel.store import Store
-from tests.browser_support import chromium_processes, skip_or_fail
+from tests.browser_support import chromium_processes
 from tests.conftest import run_cli
+from tests.tools import skip_or_fail
 
 PROFILE_MARKER = "frameduel-chromium-"  # browser/page.py's profile prefix: every Chromium it starts has it
 
@@ -33,7 +34,7 @@ PROFILE_MARKER = "frameduel-chromium-"  # browser/page.py's profile prefix: ever
 @pytest.fixture(scope="module")
 def browser_export(tmp_path_factory: pytest.TempPathFactory) -> dict:
     if find_chromium() is None:
-        skip_or_fail("chromium is not installed (apt-get install chromium)")
+        skip_or_fail("chromium is not installed; run scripts/install-system-deps (Debian: apt-get install chromium)")
     try:
         from frameduel.browser.setup import require_converter, require_npm_packages
         require_npm_packages()
@@ -106,12 +107,29 @@ def test_the_guard_refuses_and_records_an_outside_request(browser_export):
     assert chromium_processes(PROFILE_MARKER) == []
 
 
-def test_missing_browser_setup_is_one_line_and_exit_2(tmp_path):
-    empty = {"XDG_CACHE_HOME": str(tmp_path / "empty-cache")}
-    proc = run_cli("export", "mlp", "--framework", "tf", "--formats", "tfjs", "--out", str(tmp_path), env=empty)
+def export_tfjs_with(tmp_path: Path, path: Path) -> str:
+    """A tfjs export's stderr with PATH set to path and an empty cache: exit 2, one line, no traceback.
+    The conditions are simulated, so the tests pass whether or not this machine has Chromium."""
+    env = {"PATH": str(path), "XDG_CACHE_HOME": str(tmp_path / "empty-cache")}
+    proc = run_cli("export", "mlp", "--framework", "tf", "--formats", "tfjs", "--out", str(tmp_path / "out"), env=env)
     assert proc.returncode == 2, proc.stderr
-    assert "frameduel browser setup" in proc.stderr and "Traceback" not in proc.stderr
-    assert len(proc.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    return proc.stderr
+
+
+def test_a_missing_chromium_is_one_line_naming_its_install(tmp_path):
+    (tmp_path / "bin").mkdir()
+    stderr = export_tfjs_with(tmp_path, tmp_path / "bin")
+    assert "Chromium is not installed" in stderr and "apt-get install chromium" in stderr
+
+
+def test_missing_browser_setup_is_one_line_and_exit_2(tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "chromium"  # found on PATH, never started: the set-up check comes first
+    fake.write_text("#!/bin/sh\nexit 1\n")
+    fake.chmod(0o755)
+    assert "frameduel browser setup" in export_tfjs_with(tmp_path, bin_dir)
 
 
 def test_the_deployment_table_and_the_edge_advice_read_every_browser_backend(browser_export):

@@ -30,9 +30,10 @@ from tests.test_llm_checkpoints import (
     relative_difference,
     save,
 )
+from tests.tools import require_module
 
-transformers = pytest.importorskip("transformers")
-torch = pytest.importorskip("torch")
+transformers = require_module("transformers")
+torch = require_module("torch")
 
 CONTEXT = 64  # the configs' max_position_embeddings / n_positions: the artefacts' fixed sequence length
 # (checkpoint directory, source framework, formats): each family from one framework, fast formats only.

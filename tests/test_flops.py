@@ -9,6 +9,7 @@ import pytest
 from frameduel.report.summary import summarize_run
 from frameduel.spec import Measurement, RunSpec
 from frameduel.workloads import WORKLOADS, get_workload
+from tests.tools import require_module
 
 COUNTED_BY_TORCH = ["mlp", "cnn", "transformer", "gpt", "gemm"]  # nn.LSTM is one fused op the counter skips
 
@@ -16,7 +17,7 @@ COUNTED_BY_TORCH = ["mlp", "cnn", "transformer", "gpt", "gemm"]  # nn.LSTM is on
 @pytest.mark.parametrize("size", ["tiny", "small"])
 @pytest.mark.parametrize("name", COUNTED_BY_TORCH)
 def test_analytic_forward_flops_match_torch_flop_counter(name, size):
-    torch = pytest.importorskip("torch")
+    torch = require_module("torch")
     from torch.utils.flop_counter import FlopCounterMode
 
     workload = get_workload(name)

@@ -13,6 +13,7 @@ from frameduel.runner.scheduler import run_worker
 from frameduel.spec import RunSpec
 from frameduel.workloads import get_workload
 from tests.conftest import TINY_BUDGET
+from tests.tools import require_module
 
 LANGUAGE_MODELS = ["gpt", "llama"]
 
@@ -40,7 +41,7 @@ def uncached_greedy(name: str, logits_of) -> np.ndarray:
 
 @pytest.mark.parametrize("name", LANGUAGE_MODELS)
 def test_torch_cached_generation_matches_uncached(name):
-    torch = pytest.importorskip("torch")
+    torch = require_module("torch")
     workload, config, prompt_len, new_tokens = tiny(name)
     module = importlib.import_module(workload.model_modules["torch"])
     torch.manual_seed(0)
@@ -58,7 +59,7 @@ def test_torch_cached_generation_matches_uncached(name):
 @pytest.mark.parametrize("name", LANGUAGE_MODELS)
 def test_tf_cached_generation_matches_uncached(name):
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    keras = pytest.importorskip("keras")
+    keras = require_module("keras")
     workload, config, prompt_len, new_tokens = tiny(name)
     module = importlib.import_module(workload.model_modules["tf"])
     keras.utils.set_random_seed(0)

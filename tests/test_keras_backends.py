@@ -9,13 +9,14 @@ import pytest
 
 from tests.conftest import run_cli
 from tests.test_cli import assert_user_error
+from tests.tools import require_module
 
-pytest.importorskip("jax")
+require_module("jax")
 
 KERAS = ("keras-torch", "keras-jax")
 
 
-def test_keras_backends_are_measured_beside_native_torch_with_a_best_of_verdict(db_path):
+def test_keras_backends_are_measured_beside_native_torch_with_a_best_of_verdict(db_path, cxx_compiler):
     # Train only: Keras' predict path runs in the fork-server test and in parity's forward checks.
     result = run_cli("compare", "--workloads", "mlp", "--size", "tiny", "--tasks", "train",
                      "--frameworks", "torch,keras-torch,keras-jax", "--repeats", "1", "--json", "--db", str(db_path))

@@ -20,10 +20,11 @@ from frameduel.checkpoints import open_checkpoint
 from frameduel.errors import FrameduelError
 from tests.conftest import run_cli
 from tests.test_cli import assert_user_error
+from tests.tools import require_module
 
-transformers = pytest.importorskip("transformers")
-torch = pytest.importorskip("torch")
-safetensors_torch = pytest.importorskip("safetensors.torch")
+transformers = require_module("transformers")
+torch = require_module("torch")
+safetensors_torch = require_module("safetensors.torch")
 
 VOCAB = 96
 PROMPT = [5, 17, 3, 42, 8]

@@ -22,10 +22,11 @@ from frameduel.spec import LoraSettings, RunSpec
 from tests.conftest import run_cli
 from tests.test_cli import assert_user_error
 from tests.test_llm_checkpoints import VOCAB, llama_config, relative_difference, save
+from tests.tools import require_module
 
-transformers = pytest.importorskip("transformers")
-peft = pytest.importorskip("peft")
-torch = pytest.importorskip("torch")
+transformers = require_module("transformers")
+peft = require_module("peft")
+torch = require_module("torch")
 
 RANK, ALPHA = 4, 8.0  # alpha / r = 2: a scaling left at Keras' default (alpha = r) would show
 TARGETS = ("q_proj", "v_proj", "down_proj")

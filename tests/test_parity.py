@@ -24,7 +24,7 @@ MODES_CHECKED = ("mlp", "cnn", "gpt")
 
 
 @pytest.mark.parametrize("workload", WORKLOADS)
-def test_parity_holds_both_ways_in_float64_and_every_mode(workload, db_path):
+def test_parity_holds_both_ways_in_float64_and_every_mode(workload, db_path, cxx_compiler):
     modes_flag = [] if workload in MODES_CHECKED else ["--no-modes"]
     result = run_cli("parity", workload, "--size", "tiny", "--json", "--db", str(db_path), *modes_flag)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr

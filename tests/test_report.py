@@ -14,6 +14,7 @@ from frameduel.spec import Measurement
 from frameduel.store import Store
 from tests.conftest import run_cli
 from tests.test_summary import fake
+from tests.tools import require_module
 
 
 def stored_run(db_path) -> str:
@@ -63,7 +64,7 @@ def test_tensorboard_reads_the_event_file_back(db_path, tmp_path):
     result = run_cli("report", run_id, "--db", str(db_path), "--out", str(tmp_path / "out"),
                      "--tensorboard", str(tmp_path / "tb"))
     assert result.returncode == 0, result.stderr
-    event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+    event_accumulator = require_module("tensorboard.backend.event_processing.event_accumulator")
     events = event_accumulator.EventAccumulator(str(tmp_path / "tb" / run_id))
     events.Reload()
     tags = events.Tags()["scalars"]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -16,12 +15,12 @@ import numpy as np
 import pytest
 from matplotlib import image as mpimg
 
+from frameduel.browser.page import find_chromium
 from frameduel.browser.proxy import RecordingProxy
-from tests.browser_support import skip_or_fail
 from tests.conftest import run_cli
 from tests.test_report import stored_run
+from tests.tools import skip_or_fail
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 SECTIONS = ("overview", "verdict", "cells", "caveats", "speedups", "claims", "break-even", "deployment", "figures",
             "environment")
 
@@ -45,7 +44,7 @@ document.getElementById("report").addEventListener("load", (event) => {
 
 def chromium(*args: str, profile: Path, proxy: RecordingProxy) -> subprocess.CompletedProcess:
     # Flags as for any offline headless run; every request (loopback included) is sent to the proxy.
-    command = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-quic",
+    command = [find_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-quic",
                "--disable-background-networking", "--disable-component-update", "--disable-sync",
                "--disable-default-apps", "--disable-domain-reliability", "--no-pings",
                f"--user-data-dir={profile}", f"--proxy-server=http://127.0.0.1:{proxy.port}",
@@ -55,9 +54,10 @@ def chromium(*args: str, profile: Path, proxy: RecordingProxy) -> subprocess.Com
 
 @pytest.fixture(scope="module")
 def browser() -> str:
-    if CHROMIUM is None:
-        skip_or_fail("chromium is not installed (apt-get install chromium)")
-    return CHROMIUM
+    path = find_chromium()
+    if path is None:
+        skip_or_fail("chromium is not installed; run scripts/install-system-deps (Debian: apt-get install chromium)")
+    return path
 
 
 def hosts_requested(page: Path, profile: Path) -> set[str]:

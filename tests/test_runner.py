@@ -116,7 +116,7 @@ def test_resume_runs_only_the_missing_cells(db_path):
     assert len(progress_lines) == 1 and "tf eager:" in progress_lines[0]
 
 
-def test_a_compiled_cell_reports_its_graph_breaks(tmp_path):
+def test_a_compiled_cell_reports_its_graph_breaks(tmp_path, cxx_compiler):
     # dynamo never traces nn.LSTM: the "compile" cell is partly eager, and the report must be able to say so
     spec = RunSpec(workload="lstm", framework="torch", mode="compile", task="infer", size="tiny", batch_size=1)
     result = run_worker(spec, TINY_BUDGET, tmp_path)

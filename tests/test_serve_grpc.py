@@ -20,9 +20,10 @@ from frameduel.errors import FrameduelError
 from frameduel.serve.loadtest import LoadTestConfig, run_loadtest
 from tests.conftest import run_cli, wait_for
 from tests.serve_support import ServerProcess, expected, serving_process, write_affine_model
+from tests.tools import require_module
 
-tritonclient_grpc = pytest.importorskip("tritonclient.grpc")  # the [dev] extra
-tritonclient_http = pytest.importorskip("tritonclient.http")
+tritonclient_grpc = require_module("tritonclient.grpc")  # the [dev] extra
+tritonclient_http = require_module("tritonclient.http")
 from tritonclient.grpc import service_pb2, service_pb2_grpc  # noqa: E402  (Triton's own messages and stub)
 from tritonclient.utils import InferenceServerException  # noqa: E402
 

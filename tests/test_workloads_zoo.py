@@ -12,6 +12,7 @@ from frameduel.runner.scheduler import run_worker
 from frameduel.spec import RunSpec
 from frameduel.workloads import get_workload
 from tests.conftest import TINY_BUDGET
+from tests.tools import require_module
 
 ZOO = ("transformer", "gpt", "lstm")
 
@@ -27,9 +28,9 @@ def trainable_count(workload_name: str, framework: str, size: str) -> int:
 @pytest.mark.parametrize("size", ["tiny", "small"])  # small adds a second layer everywhere
 @pytest.mark.parametrize("name", ZOO)
 def test_trainable_parameter_counts_match(name: str, size: str) -> None:
-    pytest.importorskip("torch")
+    require_module("torch")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")  # as frameworks.tf_backend does
-    pytest.importorskip("keras")
+    require_module("keras")
     assert trainable_count(name, "torch", size) == trainable_count(name, "tf", size)
 
 

@@ -27,7 +27,7 @@ def descendants() -> set[int]:
     return {p.pid for p in psutil.Process().children(recursive=True)}
 
 
-def test_every_workload_and_mode_runs_in_its_own_forked_process(db_path):
+def test_every_workload_and_mode_runs_in_its_own_forked_process(db_path, cxx_compiler):
     native = {fw: MODES[fw] for fw in NATIVE_FRAMEWORKS}
     # torch.compile and XLA cost seconds a model on this CPU: two models prove their fork path
     # (inductor's compile workers start from the forked child); eager and tf.function run every workload.
