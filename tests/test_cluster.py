@@ -27,7 +27,7 @@ allow_loopback_cluster()  # before ray is imported: one test drives the cluster 
 require_module("ray")
 
 TINY_COMPARE = ("compare", "--workloads", "mlp", "--size", "tiny", "--tasks", "train", "--modes", "eager,function",
-                "--timeout", "240")
+                "--no-parity", "--timeout", "240")
 TINY_SWEEP = ("sweep", "--workloads", "mlp", "--grid", "lr=1e-2", "--seeds", "1", "--target", "0.5",
               "--max-epochs", "2")
 
@@ -177,7 +177,7 @@ def test_address_without_ray_executor_is_refused(db_path):
 def test_parallel_timing_cells_are_pinned_apart_and_flagged(tmp_path):
     db = str(tmp_path / "results.sqlite")
     result = run_cli("compare", "--workloads", "mlp", "--size", "tiny", "--tasks", "train", "--modes", "eager",
-                     "--frameworks", "torch", "--repeats", "2", "--parallel", "2", "--db", db)
+                     "--frameworks", "torch", "--repeats", "2", "--parallel", "2", "--no-parity", "--db", db)
     assert result.returncode == 0, result.stderr
     rows = measurements(db)
     assert len(rows) == 2 and all(m["placement"]["concurrent"] == 2 and len(m["placement"]["cpus"]) == 1
@@ -192,8 +192,8 @@ def test_data_parallel_cells_span_the_nodes_through_ray_train(cluster_address, t
     its own (both nodes share this host), measured by the same job as a torchrun group's workers."""
     db = str(tmp_path / "results.sqlite")
     result = run_cli("compare", "--workloads", "mlp", "--size", "tiny", "--tasks", "train", "--modes", "eager",
-                     "--workers", "2", "--repeats", "1", "--executor", "ray", "--address", cluster_address,
-                     "--db", db)
+                     "--workers", "2", "--repeats", "1", "--no-parity", "--executor", "ray", "--address",
+                     cluster_address, "--db", db)
     assert result.returncode == 0, result.stderr
     rows = measurements(db)
     assert sorted(m["spec"]["framework"] for m in rows) == ["tf", "torch"]

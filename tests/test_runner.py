@@ -17,7 +17,7 @@ from tests.conftest import TINY_BUDGET, cli_command, run_cli, wait_for
 
 # Four cells (torch/tf x train/infer), tiny model, eager: the cheapest real matrix.
 SMALL_MATRIX = ("compare", "--workloads", "mlp", "--size", "tiny", "--modes", "eager", "--threads", "1",
-                "--repeats", "1")
+                "--repeats", "1", "--no-parity")
 
 
 @pytest.mark.parametrize("framework, mode", [("torch", "eager"), ("tf", "function")])

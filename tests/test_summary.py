@@ -138,14 +138,16 @@ def test_a_cell_whose_processes_agree_by_chance_borrows_the_spread_of_its_kind()
     assert pooled.step_ci.high / pooled.step_ci.low > 1.1 and pooled.pooled_dispersion.df == 2  # its own k - 1
 
 
-def test_a_ci_too_wide_to_tell_is_inconclusive_not_no_difference():
+def test_the_verdict_rule_names_a_winner_beyond_2_percent_and_equivalence_within_5():
     from frameduel.report.summary import Ratio
     from frameduel.runner.stats import Interval
 
     def verdict(low: float, high: float, unstable: bool = False) -> str:
         return Ratio("g", "a vs b", "a", "b", 1.0, Interval(low, high), unstable).verdict
 
-    assert verdict(0.97, 1.05) == "no meaningful difference"
-    assert verdict(0.85, 1.3) == "inconclusive"
-    assert verdict(0.97, 1.05, unstable=True) == "inconclusive"
-    assert (verdict(1.03, 1.6), verdict(0.5, 0.97)) == ("faster", "slower")
+    assert verdict(0.97, 1.05) == verdict(1 / 1.05, 1.01) == "no meaningful difference"
+    assert verdict(0.94, 1.03) == verdict(0.98, 1.06) == verdict(0.85, 1.3) == "inconclusive"
+    # instability widens the CI itself (processes are the units): it needs no rule of its own
+    assert verdict(0.97, 1.05, unstable=True) == "no meaningful difference"
+    assert (verdict(1.021, 1.6), verdict(0.5, 0.979)) == ("faster", "slower")
+    assert verdict(1.03, 1.04) == "faster"  # cleared the noise band: a small but real winner

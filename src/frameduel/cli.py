@@ -19,8 +19,10 @@ from rich.table import Table
 
 from frameduel import environment
 from frameduel.accuracy.run import DEFAULT_MODES, AccuracyRequest, local_runs, run_accuracy
+from frameduel.analysis.adaptive import AdaptiveRounds
 from frameduel.browser.setup import setup_browser
 from frameduel.checkpoints import model_config, open_checkpoint
+from frameduel.doctor import diagnose
 from frameduel.errors import FrameduelError
 from frameduel.export.bench import BenchBudget
 from frameduel.export.manifest import BROWSER_FORMATS, DEFAULT_FORMATS, FORMATS
@@ -28,6 +30,7 @@ from frameduel.export.reference import DIGITS_SIZE
 from frameduel.export.run import ExportRequest, run_export, save_results
 from frameduel.export.table import print_export
 from frameduel.frameworks import check_framework
+from frameduel.parity.cache import prove_parity
 from frameduel.parity.check import (
     NATIVE_DIRECTIONS,
     ParityRequest,
@@ -35,12 +38,14 @@ from frameduel.parity.check import (
     check_parity_support,
     directions_for,
     save_parity,
+    spawned,
 )
 from frameduel.parity.data_parallel import DATA_PARALLEL_PARITY, check_data_parallel
 from frameduel.report.accuracy import accuracy_json, print_accuracy, run_line
 from frameduel.report.advise import SCENARIO_WEIGHTS
 from frameduel.report.advise import advise as advise_scenario
 from frameduel.report.diff import RunSide, diff_runs, print_diff
+from frameduel.report.doctor import print_doctor
 from frameduel.report.document import build_report
 from frameduel.report.evidence import load_evidence
 from frameduel.report.finetune import print_finetune
@@ -48,7 +53,7 @@ from frameduel.report.generation import print_generation
 from frameduel.report.mlflow_export import log_to_mlflow
 from frameduel.report.parity import data_parallel_lines, print_modes, print_parity
 from frameduel.report.render import write_report
-from frameduel.report.summary import RunSummary, summarize_run
+from frameduel.report.summary import RunSummary, summarize_planned_run
 from frameduel.report.sweep import print_sweep, sweep_json
 from frameduel.report.sweep_document import write_sweep_report
 from frameduel.report.tensorboard import write_tensorboard
@@ -57,8 +62,17 @@ from frameduel.report.verdict import verdicts
 from frameduel.runner.cores import core_slots
 from frameduel.runner.finetune import FinetuneRequest, loss_agreement, run_finetune
 from frameduel.runner.generate import GenerateRequest, run_generate
-from frameduel.runner.plan import PRESETS, MatrixRequest, Plan, build_plan, check_modes, modes_for
-from frameduel.runner.scheduler import CellExecutor, pending_cells, run_plan, start_run
+from frameduel.runner.plan import (
+    PRESETS,
+    TAKEN_CORE,
+    MatrixRequest,
+    Plan,
+    build_plan,
+    check_modes,
+    modes_for,
+    parse_duration,
+)
+from frameduel.runner.scheduler import CellExecutor, LocalCells, pending_cells, record_doctor_after, run_plan, start_run
 from frameduel.spec import DEVICES, FRAMEWORKS, SIZES, TRAINING_TASKS, LoraSettings, Measurement, RunSpec, check_choice
 from frameduel.store import RunRecord, Store, default_db_path
 from frameduel.sweep import (
@@ -155,7 +169,7 @@ def open_store(db: Path | None) -> Store:
 
 def summarize_stored_run(store: Store, run_id: str) -> tuple[RunRecord, RunSummary]:
     run = store.get_run(run_id)
-    return run, summarize_run(store.measurements(run_id), list(Plan.from_dict(run.plan).specs))
+    return run, summarize_planned_run(store.measurements(run_id), Plan.from_dict(run.plan))
 
 
 def diff_side(store: Store, run_id: str) -> RunSide:
@@ -178,7 +192,9 @@ def eta_text(seconds: float) -> str:
 
 
 def run_with_progress(store: Store, run_id: str, plan: Plan, quiet: bool, executor: CellExecutor | None = None) -> None:
-    total = len(plan.schedule())
+    """Every round of the plan, then the processes verdicts need (analysis/adaptive.py), with a progress bar."""
+    added_before = sum(round_index >= plan.repeats for _, round_index in store.finished_rounds(run_id))
+    total = len(plan.schedule()) + added_before
     done = total - len(pending_cells(store, run_id, plan))
     out = err_console if quiet else console
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -195,9 +211,15 @@ def run_with_progress(store: Store, run_id: str, plan: Plan, quiet: bool, execut
         bar = progress.add_task("starting", total=total, completed=done, eta=eta())
 
         def on_cell(round_index: int, spec: RunSpec, measurement: Measurement | None) -> None:
+            nonlocal total
             if measurement is None:
+                added = round_index >= plan.repeats
+                if added:  # a process a verdict asked for: the bar grows by one
+                    total += 1
+                    progress.update(bar, total=total)
+                which = f"{round_index + 1}, added for a verdict" if added else f"{round_index + 1}/{plan.repeats}"
                 progress.update(bar, description=f"{spec.workload} {spec.task} {spec.framework} {spec.mode} "
-                                f"(process {round_index + 1}/{plan.repeats})")
+                                f"(process {which})")
                 return
             progress.console.print(cell_line(spec, measurement), highlight=False)
             finished["rounds"] += 1
@@ -205,7 +227,7 @@ def run_with_progress(store: Store, run_id: str, plan: Plan, quiet: bool, execut
             progress.update(bar, advance=1, eta=eta())
 
         try:
-            run_plan(store, run_id, plan, on_cell, executor)
+            run_plan(store, run_id, plan, on_cell, executor, AdaptiveRounds(store, run_id, plan))
         except KeyboardInterrupt:
             progress.stop()
             err_console.print(f"interrupted; finished cells are stored. Resume with: "
@@ -250,6 +272,13 @@ def compare(
     lora_rank: int = LoraRankOption,
     lora_alpha: float = LoraAlphaOption,
     lora_targets: str | None = LoraTargetsOption,
+    budget: str | None = typer.Option(None, help="time for the whole measuring, e.g. 90s, 5m, 1h: processes are "
+                                      "added to the cells undecided verdicts rest on until it is spent (default: "
+                                      "the first rounds' time + 50%, +100% for full)"),
+    no_parity: bool = typer.Option(False, "--no-parity", help="skip the parity proof (float64, tiny) that runs "
+                                   "before measuring, once per workload and package versions"),
+    recheck_parity: bool = typer.Option(False, "--recheck-parity", help="prove parity again even where a proof "
+                                        "with these package versions is stored"),
     resume: str | None = typer.Option(None, help="finish an interrupted run; skips finished cells"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON instead of tables"),
     wide: bool = WideOption,
@@ -257,13 +286,19 @@ def compare(
     db: Path | None = DbOption,
 ) -> None:
     """Run workloads in PyTorch and TensorFlow side by side and print the comparison."""
+    if no_parity and recheck_parity:
+        raise FrameduelError("--no-parity skips the parity proof and --recheck-parity forces it; give one of the two")
     store = open_store(db)
     cells_executor = cell_executor(executor, address)
     if resume:
+        if budget is not None or recheck_parity:
+            raise FrameduelError("--resume continues a run with its own budget and parity; leave out --budget and "
+                                 "--recheck-parity")
         run_id, plan = resume, Plan.from_dict(store.get_run(resume).plan)
     else:
         if workloads is None:
             workloads = open_checkpoint(checkpoint).workload if checkpoint else "mlp,cnn"
+        machine = diagnose().to_dict()
         request = MatrixRequest(
             workloads=split_list(workloads), frameworks=split_list(frameworks), modes=split_list(modes),
             tasks=split_list(tasks), precisions=split_list(precisions), preset=preset, size=size,
@@ -271,28 +306,62 @@ def compare(
             launch=launch, checkpoint=str(checkpoint) if checkpoint else None,
             lora_rank=lora_rank, lora_alpha=lora_alpha, lora_targets=split_list(lora_targets), parallel=parallel,
             workers=parse_counts("--workers", workers), scaling=split_list(scaling),
-            cluster=cells_executor is not None,
+            cluster=cells_executor is not None, budget_s=parse_duration(budget) if budget is not None else None,
+            busy_cores=machine["busy_cores"],
         )
         plan = build_plan(request)
+        if threads is None and parallel == 1 and machine["busy_cores"] >= TAKEN_CORE and cells_executor is None:
+            (err_console if as_json else console).print(
+                f"machine busy: {machine['busy_cores']:.1f} of {machine['affinity_cores']} cores used by other "
+                f"processes, so each framework gets {plan.specs[0].threads} thread(s) (a spinning thread pool "
+                f"beside a busy core measures the other process); --threads {machine['affinity_cores']} overrides",
+                highlight=False, soft_wrap=True)
         if cells_executor is not None and plan.parallel != 1:
             raise FrameduelError("--parallel is for --executor local; on Ray, machines run in parallel and each "
                                  "runs one timing cell at a time")
-        run_id = start_run(store, plan)
-    (err_console if as_json else console).print(
-        f"run [bold]{run_id}[/bold]: {len(plan.specs)} cells x {plan.repeats} processes, db {store.path}",
-        soft_wrap=True,  # the run id and the path must stay greppable on one line
-    )
+    out = err_console if as_json else console
+    cells_executor = cells_executor or LocalCells()
+    if not resume:
+        if not no_parity:
+            prove_compare_parity(store, plan, cells_executor, recheck_parity, out)
+        run_id = start_run(store, plan, machine)
+    out.print(f"run [bold]{run_id}[/bold]: {len(plan.specs)} cells x {plan.repeats} processes"
+              + (", more where a verdict needs them" if plan.adaptive else "") + f", db {store.path}",
+              soft_wrap=True)  # the run id and the path must stay greppable on one line
     run_with_progress(store, run_id, plan, quiet=as_json, executor=cells_executor)
+    record_doctor_after(store, run_id)
     show_run(store, run_id, as_json, wide, speedups)
+
+
+def prove_compare_parity(store: Store, plan: Plan, executor: CellExecutor, recheck: bool, out: Console) -> None:
+    """Parity of the compared workloads before any timed cell, forked from the run's zygotes where it runs
+    locally; one line per workload."""
+    first = plan.specs[0]
+    workloads = tuple(dict.fromkeys(spec.workload for spec in plan.specs))
+    frameworks = tuple(dict.fromkeys(spec.framework for spec in plan.specs))
+    local = isinstance(executor, LocalCells) and plan.launch == "fork"
+    out.print(f"parity: proving {', '.join(workloads)} the same model in {', '.join(frameworks)} (float64, tiny, "
+              "every mode; once per package versions; --no-parity skips it)", highlight=False, soft_wrap=True)
+    steps = prove_parity(store, workloads, frameworks, first.checkpoint, environment.fingerprint(), recheck,
+                         executor.launcher if local else spawned)
+    if local:
+        executor.close_slot(1)  # the modes checks' second zygotes: measuring forks from slot 0 only
+    evidence = load_evidence(store, workloads)
+    for step in steps:
+        line = step.why if step.outcome == "skipped" else evidence.parity_status(step.workload)[0]
+        when = {"cached": " (stored earlier with these package versions)",
+                "checked": f" ({step.seconds:.0f} s)"}.get(step.outcome, "")
+        out.print(f"  {escape(line)}{when}", highlight=False, soft_wrap=True)
 
 
 def show_run(store: Store, run_id: str, as_json: bool, wide: bool = False, speedups: bool = False) -> None:
     run, summary = summarize_stored_run(store, run_id)
     evidence = load_evidence(store, summary.workloads)
     if as_json:
+        found = verdicts(summary, evidence)
         print(json.dumps({"run_id": run_id, "status": run.status, "environment": run.environment,
-                          **summary.to_dict(), "verdict": [v.line() for v in verdicts(summary, evidence)]},
-                         indent=2))
+                          **summary.to_dict(), "verdict": [v.line() for v in found],
+                          "verdicts": [v.to_dict() for v in found]}, indent=2))
         return
     cpu = run.environment["cpu"]["model"]
     threads = summary.cells[0].spec.threads if summary.cells else "?"
@@ -376,6 +445,22 @@ def env(as_json: bool = typer.Option(False, "--json", help="print JSON")) -> Non
     for key, value in fingerprint.items():
         table.add_row(key, json.dumps(value) if isinstance(value, (dict, list)) else str(value))
     console.print(table)
+
+
+@app.command()
+@user_errors
+def doctor(
+    as_json: bool = typer.Option(False, "--json", help="print JSON"),
+    seconds: float = typer.Option(1.0, help="how long to sample other processes' CPU use"),
+) -> None:
+    """What makes this machine noisy for benchmarks, each problem with a one-line fix (as pyperf system show)."""
+    if not seconds > 0:
+        raise FrameduelError(f"--seconds must be > 0, got {seconds:g}")
+    diagnosis = diagnose(seconds).to_dict()
+    if as_json:
+        print(json.dumps(diagnosis, indent=2))
+        return
+    print_doctor(console, diagnosis)
 
 
 @app.command()

@@ -130,8 +130,9 @@ def fingerprint() -> dict[str, Any]:
     }
 
 
-# What may differ between two machines whose timings are still comparable: their names.
-NOT_MACHINE_CLASS = ("hostname",)
+# What may differ between two machines whose timings are still comparable: their names, and the readings
+# `frameduel doctor` took around a run (load, busy processes), which change from minute to minute.
+NOT_MACHINE_CLASS = ("hostname", "doctor")
 
 
 def machine_class(environment: dict[str, Any]) -> str:

@@ -144,6 +144,12 @@ class Store:
                 (run_id, now_iso(), now_iso(), json.dumps(plan), env_id),
             )
 
+    def set_run_environment(self, run_id: str, environment: dict[str, Any]) -> None:
+        """Replace a run's recorded environment (e.g. with the machine's readings after the run added)."""
+        with self.db:
+            env_id = self._save_environment(environment)
+            self.db.execute("UPDATE runs SET environment_id = ? WHERE id = ?", (env_id, run_id))
+
     def set_run_status(self, run_id: str, status: str) -> None:
         with self.db:
             self.db.execute(

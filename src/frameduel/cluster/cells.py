@@ -29,31 +29,41 @@ class RayCells:
 
     def __init__(self, address: str | None) -> None:
         self.session = RaySession(address)  # checks the address now, before the run is created
+        self.connected = False
+
+    def close(self) -> None:
+        """Disconnect (and stop the local cluster started for the run): after the run's last added round."""
+        if self.connected:
+            self.session.disconnect()
+            self.connected = False
 
     def run(self, cells: list[Cell], plan: Plan, on_start: StartHook) -> CellStream:
         if plan.parallel != 1:
             raise FrameduelError("--parallel is for the local executor; on Ray each machine runs one timing cell "
                                  "at a time and machines run in parallel")
         thread_env = driver_thread_settings()
-        with self.session as session:
-            machines = discover_machines(session, thread_env)
+        if not self.connected:
+            self.session.connect()
+            self.connected = True
+        session = self.session
+        machines = discover_machines(session, thread_env)
 
-            def submit(machine: Machine, cell: Cell) -> Any:
-                # The whole node: nothing else Ray schedules (a sweep trial) may share the machine's CPUs.
-                return session.submit(node_tasks.measure_cell, cell[1].to_dict(), plan.budget.to_dict(),
-                                      plan.launch, thread_env, cpus=machine.node.cpus, node_id=machine.node.node_id)
+        def submit(machine: Machine, cell: Cell) -> Any:
+            # The whole node: nothing else Ray schedules (a sweep trial) may share the machine's CPUs.
+            return session.submit(node_tasks.measure_cell, cell[1].to_dict(), plan.budget.to_dict(),
+                                  plan.launch, thread_env, cpus=machine.node.cpus, node_id=machine.node.node_id)
 
-            single = [cell for cell in cells if cell[1].workers == 1]
-            for cell, machine, result in one_per_machine(session, machines, single, lambda c: c[1].comparison_group,
-                                                         submit, lambda c, _: on_start(c)):
-                yield cell, measurement_of(cell, machine, result)
-            # A group spans machines, so it runs after the rest, alone: one group at a time on the cluster.
-            for cell in (cell for cell in cells if cell[1].workers > 1):
-                on_start(cell)
-                job = {"kind": "measure", "spec": cell[1].to_dict(), "budget": plan.budget.to_dict()}
-                ref = session.submit(train_group.run_group_on_ray, job, thread_env, plan.budget.timeout_s, cpus=0)
-                for _, outcome in session.completed({ref: cell}):
-                    yield cell, group_measurement_of(cell, outcome)
+        single = [cell for cell in cells if cell[1].workers == 1]
+        for cell, machine, result in one_per_machine(session, machines, single, lambda c: c[1].comparison_group,
+                                                     submit, lambda c, _: on_start(c)):
+            yield cell, measurement_of(cell, machine, result)
+        # A group spans machines, so it runs after the rest, alone: one group at a time on the cluster.
+        for cell in (cell for cell in cells if cell[1].workers > 1):
+            on_start(cell)
+            job = {"kind": "measure", "spec": cell[1].to_dict(), "budget": plan.budget.to_dict()}
+            ref = session.submit(train_group.run_group_on_ray, job, thread_env, plan.budget.timeout_s, cpus=0)
+            for _, outcome in session.completed({ref: cell}):
+                yield cell, group_measurement_of(cell, outcome)
 
 
 def measurement_of(cell: Cell, machine: Machine | None, result: dict[str, Any] | RemoteFailure) -> Measurement:

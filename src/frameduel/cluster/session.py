@@ -97,6 +97,13 @@ class RaySession:
         self.address = address
 
     def __enter__(self) -> RaySession:
+        self.connect()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.disconnect()
+
+    def connect(self) -> None:
         # A cluster on this machine (or the one started here) is reached over loopback.
         local = self.address is None or is_loopback(self.address.rpartition(":")[0])
         if local:
@@ -107,9 +114,8 @@ class RaySession:
         ray.init(address=self.address, include_dashboard=False, log_to_driver=False,
                  logging_level=logging.WARNING, configure_logging=True,
                  **({"_node_ip_address": "127.0.0.1"} if local else {}))
-        return self
 
-    def __exit__(self, *exc_info: object) -> None:
+    def disconnect(self) -> None:
         import ray
 
         ray.shutdown()

@@ -15,6 +15,7 @@ import importlib.util
 import json
 import secrets
 import tempfile
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +26,7 @@ import numpy as np
 from frameduel.errors import FrameduelError
 from frameduel.parity.judge import MODE_TOLERANCES, Finding, Judgement, judge, judge_loss, judge_output, judge_state
 from frameduel.parity.worker import PARITY_OPTIMIZERS
-from frameduel.runner.process import run_job
+from frameduel.runner.process import JobOutcome, run_job
 from frameduel.spec import FRAMEWORKS, MODES, LoraSettings, RunSpec
 from frameduel.store import Store
 from frameduel.workloads import Workload
@@ -186,13 +187,23 @@ def side_jobs(request: ParityRequest, out_dir: Path) -> list[SideJob]:
     return jobs
 
 
+# Which job launcher runs a framework's parity job: (framework, slot) -> run_job's signature. Slot 0 runs the
+# chain of side jobs, slot 1 the modes checks beside it; `compare` forks both from its zygotes.
+LauncherFor = Callable[[str, int], Callable[..., JobOutcome]]
+
+
+def spawned(framework: str, slot: int) -> Callable[..., JobOutcome]:
+    """Every job in a new interpreter (the `parity` command's default)."""
+    return run_job
+
+
 def run_worker(kind: str, framework: str, spec: RunSpec, out_dir: Path, timeout_s: float,
-               **job: Any) -> dict[str, Any]:
+               launcher: Callable[..., JobOutcome] = run_job, **job: Any) -> dict[str, Any]:
     """Run one worker job; its manifest: status "ok" (and what the job reports), or an error line."""
     manifest = out_dir / f"{framework}-{kind}-{secrets.token_hex(4)}.json"  # jobs run two at a time
     payload = {"kind": kind, "framework": framework, "spec": spec.to_dict(), "out_dir": str(out_dir),
                "manifest": str(manifest), **job}
-    outcome = run_job("frameduel.parity.worker", [], json.dumps(payload), timeout_s, out_dir)
+    outcome = launcher("frameduel.parity.worker", [], json.dumps(payload), timeout_s, out_dir)
     if outcome.timed_out:
         return {"status": "timeout", "error": f"{framework} {kind} job gave no result within {timeout_s:g}s"}
     if not manifest.exists():
@@ -218,11 +229,12 @@ def judge_direction(request: ParityRequest, direction: str, out_dir: Path,
     return report
 
 
-def run_sides(request: ParityRequest, out_dir: Path) -> list[ParityReport]:
+def run_sides(request: ParityRequest, out_dir: Path, launcher: LauncherFor = spawned) -> list[ParityReport]:
     error, shared = None, []
     for job in side_jobs(request, out_dir):
         manifest = run_worker("side", job.framework, request.spec(job.framework), out_dir, request.timeout_s,
-                              weight_sets=job.weight_sets, precisions=list(PRECISIONS), steps=request.steps)
+                              launcher(job.framework, 0), weight_sets=job.weight_sets, precisions=list(PRECISIONS),
+                              steps=request.steps)
         if manifest["status"] != "ok":
             error = manifest["error"]
             break
@@ -236,9 +248,11 @@ def run_sides(request: ParityRequest, out_dir: Path) -> list[ParityReport]:
     return reports
 
 
-def run_modes(request: ParityRequest, framework: str, out_dir: Path) -> tuple[str, dict[str, Judgement] | str]:
+def run_modes(request: ParityRequest, framework: str, out_dir: Path,
+              launcher: LauncherFor = spawned) -> tuple[str, dict[str, Judgement] | str]:
     """One framework's compiled modes against its eager mode: {mode: judgement}, or why it could not run."""
-    manifest = run_worker("modes", framework, request.spec(framework), out_dir, request.timeout_s)
+    manifest = run_worker("modes", framework, request.spec(framework), out_dir, request.timeout_s,
+                          launcher(framework, 1))
     if manifest["status"] != "ok":
         return framework, manifest["error"]
     arrays, order = load_arrays(out_dir / f"{framework}-modes.npz")
@@ -261,7 +275,8 @@ def mode_arrays(arrays: dict[str, np.ndarray], mode: str) -> dict[str, np.ndarra
     return {key.removeprefix(f"{mode}/"): value for key, value in arrays.items() if key.startswith(f"{mode}/")}
 
 
-def check_parity(request: ParityRequest) -> tuple[list[ParityReport], ModesReport | None]:
+def check_parity(request: ParityRequest,
+                 launcher: LauncherFor = spawned) -> tuple[list[ParityReport], ModesReport | None]:
     """Both sides of every direction, and (unless asked not to) every framework's modes.
 
     Two at a time, for the two cores here: torch's modes check (torch.compile, the slowest job) runs
@@ -271,9 +286,9 @@ def check_parity(request: ParityRequest) -> tuple[list[ParityReport], ModesRepor
         out_dir = Path(tmp)
         with ThreadPoolExecutor(max_workers=2) as pool:
             frameworks = request.frameworks if request.check_modes else ()
-            modes = [pool.submit(run_modes, request, frameworks[0], out_dir)] if frameworks else []
-            sides = pool.submit(run_sides, request, out_dir)
-            modes += [pool.submit(run_modes, request, framework, out_dir) for framework in frameworks[1:]]
+            modes = [pool.submit(run_modes, request, frameworks[0], out_dir, launcher)] if frameworks else []
+            sides = pool.submit(run_sides, request, out_dir, launcher)
+            modes += [pool.submit(run_modes, request, framework, out_dir, launcher) for framework in frameworks[1:]]
             reports = sides.result()
             if not frameworks:
                 return reports, None

@@ -36,6 +36,7 @@ import numpy as np
 from frameduel.checkpoints import model_config
 from frameduel.frameworks import load_backend
 from frameduel.parity.stress import stress_inputs, stress_weights
+from frameduel.runner.process import write_result
 from frameduel.runner.worker import error_line
 from frameduel.spec import MODES, RunSpec
 from frameduel.workloads import Workload, get_workload
@@ -205,14 +206,15 @@ def run_modes_job(job: dict[str, Any]) -> dict[str, Any]:
 JOBS = {"side": run_side_job, "modes": run_modes_job}
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    """Entry point for a spawned job and for one forked from a framework's zygote (which passes argv)."""
     job = json.loads(sys.stdin.read())
     manifest: dict[str, Any]
     try:
         manifest = JOBS[job["kind"]](job)
     except Exception as exc:  # noqa: BLE001 - reported to the parent as this side's failure
         manifest = {"status": "failed", "error": error_line(exc)}
-    Path(job["manifest"]).write_text(json.dumps(manifest))
+    write_result(Path(job["manifest"]), json.dumps(manifest))
     return 0
 
 

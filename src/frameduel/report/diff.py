@@ -154,7 +154,9 @@ def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, str]:
 
 
 def environment_changes(env_a: dict[str, Any], env_b: dict[str, Any]) -> list[EnvChange]:
-    flat_a, flat_b = flatten(env_a), flatten(env_b)
+    """What differs between two fingerprints, less the doctor's readings (load, busy processes: they differ
+    every minute and are shown in each run's report)."""
+    flat_a, flat_b = (flatten({k: v for k, v in env.items() if k != "doctor"}) for env in (env_a, env_b))
     keys = list(flat_a) + [key for key in flat_b if key not in flat_a]
     return [EnvChange(key, flat_a.get(key), flat_b.get(key)) for key in keys if flat_a.get(key) != flat_b.get(key)]
 

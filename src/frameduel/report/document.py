@@ -18,7 +18,7 @@ from frameduel.report.evidence import Evidence
 from frameduel.report.finetuning import LoraComparison, lora_comparisons
 from frameduel.report.scaling import Scaling, scaling_rows
 from frameduel.report.summary import CellSummary, Ratio, RunSummary
-from frameduel.report.verdict import verdicts
+from frameduel.report.verdict import Verdict, verdicts
 from frameduel.store import RunRecord
 
 
@@ -66,9 +66,13 @@ class Report:
         return self.summary.headline
 
     @property
+    def verdicts(self) -> list[Verdict]:
+        return verdicts(self.summary, self.evidence)
+
+    @property
     def verdict_lines(self) -> list[str]:
         """The same lines `compare` and `show` print first."""
-        return [verdict.line() for verdict in verdicts(self.summary, self.evidence)]
+        return [verdict.line() for verdict in self.verdicts]
 
     @property
     def caveats(self) -> list[str]:
@@ -90,7 +94,8 @@ class Report:
                 lines.append(f"{label}: noisy (IQR/median >= 10%); its CI is wide")
             if cell.unstable:
                 lines.append(f"{label}: unstable across processes, {cell.spread:.0%} apart ({cell.process_range}); "
-                             "verdicts resting on it say inconclusive")
+                             "its CI is wide")
+            lines += [f"{label}: process {p.round + 1} left out of the estimate, {p.reason}" for p in cell.excluded]
             if cell.shared_machine:
                 lines.append(f"{label}: measured beside {cell.concurrent - 1} other timing cell(s) (--parallel); "
                              "they shared memory bandwidth and caches, so its times are not a quiet machine's")
@@ -116,6 +121,7 @@ class Report:
             "scaling": [{**dataclasses.asdict(row), "verdict": row.verdict} for row in self.scaling],
             "claims": [claim.to_dict() for claim in self.claims],
             "verdict": self.verdict_lines,
+            "verdicts": [verdict.to_dict() for verdict in self.verdicts],
             "caveats": self.caveats,
             "data_parallel_parity": [line for line, _ in self.data_parallel_parity()],
             "parity": self.evidence.parity_notes(self.summary.workloads),

@@ -16,6 +16,7 @@ import numpy as np
 from frameduel.checkpoints import model_config
 from frameduel.errors import FrameduelError
 from frameduel.runner.contention import CONTENTION_THRESHOLD_CORES
+from frameduel.runner.plan import Plan
 from frameduel.runner.stats import (
     UNSTABLE_THRESHOLD,
     Dispersion,
@@ -37,11 +38,36 @@ from frameduel.workloads import get_workload
 # A training step's FLOPs in forwards: backward computes the activations' gradients (one forward's
 # worth) and the weights' (another); LoRA needs the weights' gradients of its small adapters only.
 TRAINING_FLOPS = {"train": 3, "finetune": 2}
-# A speedup whose CI does not clear this band either side of 1.0 is "no meaningful difference".
+# A speedup whose CI clears this band either side of 1.0 names the faster side.
 NOISE_BAND = 0.02
-# A speedup inside the noise band is "no meaningful difference" only if its CI also stays within this
-# band: a CI of [0.8, 1.3] does not say the two are the same, it says the run cannot tell.
-EQUIVALENCE_BAND = 0.10
+# "No meaningful difference" only where the whole CI lies within this band either side of 1.0: a CI of
+# [0.8, 1.3] does not say the two are the same, it says the run cannot tell ("inconclusive").
+EQUIVALENCE_BAND = 0.05
+# A process whose median lies further than this factor from the median of its cell's processes is an
+# outlier (a 27x straggler, a 680x one were seen beside siblings within 2%): re-run and left out of the
+# estimate, unless as many processes sit out there as near the median (then the cell is bimodal, and
+# both modes stay: excluding one would hide what users get).
+OUTLIER_FACTOR = 1.5
+# Below this many kept processes a CI is also at least the two-level bootstrap (processes, then steps), as
+# calibrated with 3; from here on the t interval of the log process medians is the model alone: the
+# bootstrap of the pooled median is the less efficient estimator (1.3x wider at 12 processes with the same
+# coverage, tests/test_adaptive.py) and adds nothing the processes' own spread does not already carry.
+BOOTSTRAP_BELOW_PROCESSES = 6
+# Fewest processes an estimate rests on once contended processes are left out; with fewer clean ones
+# (the machine stayed busy), the contended ones stay in and the verdict says the machine was busy.
+MIN_KEPT_PROCESSES = 3
+
+
+@dataclass(frozen=True)
+class ExcludedProcess:
+    """A worker process kept in the store but left out of the cell's estimate, and why."""
+
+    round: int
+    median: float  # seconds per step
+    reason: str  # "contended (0.8 cores busy elsewhere)" or "outlier (12.3x the median process)"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
 
 
 @dataclass
@@ -72,7 +98,12 @@ class CellSummary:
     model_facts: dict[str, Any] = field(default_factory=dict)  # parameters, trainable, adapter size (finetune)
     machine_classes: list[str] = field(default_factory=list)  # environment.machine_class of its rounds' machines
     concurrent: int = 1  # most timing cells that shared the machine with one of its rounds (compare --parallel)
-    samples: list[list[float]] = field(default_factory=list, repr=False)  # per round
+    process_wall_s: float | None = None  # median wall time of its worker processes (what another one costs)
+    # Processes measured but left out of the estimate (contended, outliers): shown with --wide.
+    excluded: list[ExcludedProcess] = field(default_factory=list)
+    # Other processes' busy cores while each kept process sampled (the machine's load when it stayed busy).
+    kept_background: list[float] = field(default_factory=list)
+    samples: list[list[float]] = field(default_factory=list, repr=False)  # per kept round
 
     @property
     def noisy(self) -> bool:
@@ -104,6 +135,11 @@ class CellSummary:
         return self.background_cores is not None and self.background_cores > CONTENTION_THRESHOLD_CORES
 
     @property
+    def processes(self) -> int:
+        """Worker processes measured: the kept ones and those left out."""
+        return len(self.process_medians) + len(self.excluded)
+
+    @property
     def shared_machine(self) -> bool:
         """Ran beside other timing cells (compare --parallel): they shared memory bandwidth and caches."""
         return self.concurrent > 1
@@ -112,6 +148,7 @@ class CellSummary:
         data = {k: v for k, v in dataclasses.asdict(self).items() if k not in ("samples", "step", "phases")}
         data["spec"] = self.spec.to_dict()
         data["key"] = self.spec.key
+        data["excluded"] = [process.to_dict() for process in self.excluded]
         data["step"] = self.step.to_dict() if self.step else None
         data["phases"] = {name: phase.to_dict() for name, phase in self.phases.items()}
         data["noisy"] = self.noisy
@@ -136,15 +173,15 @@ class Ratio:
 
     @property
     def verdict(self) -> str:
-        """faster / slower where the CI clears the noise band; otherwise "no meaningful difference" when
-        the CI stays within ±10% of 1, or "inconclusive" when it does not, or when a cell's own
-        processes disagree (the next run may well differ)."""
+        """faster / slower where the CI clears the ±2% noise band; "no meaningful difference" where the
+        whole CI lies within the ±5% equivalence band; otherwise "inconclusive". Processes that disagree
+        widen the CI themselves (across-process statistics), so instability needs no rule of its own."""
         if self.ci.low > 1 + NOISE_BAND:
             return "faster"
         if self.ci.high < 1 / (1 + NOISE_BAND):
             return "slower"
-        too_wide = self.ci.low < 1 / (1 + EQUIVALENCE_BAND) or self.ci.high > 1 + EQUIVALENCE_BAND
-        return "inconclusive" if self.unstable or too_wide else "no meaningful difference"
+        within = self.ci.low >= 1 / (1 + EQUIVALENCE_BAND) and self.ci.high <= 1 + EQUIVALENCE_BAND
+        return "no meaningful difference" if within else "inconclusive"
 
     def inverse(self) -> Ratio:
         """The same comparison the other way round: baseline against faster."""
@@ -156,16 +193,56 @@ class Ratio:
         return {**dataclasses.asdict(self), "verdict": self.verdict}
 
 
+MIN_EXTRA_S = 30.0  # the default budget gives added rounds at least this long
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How long a run's measuring may take in all, how many processes a cell may have, and what was spent:
+    what adaptive processes are bounded by (analysis/adaptive.py), and what an undecided verdict cites."""
+
+    seconds: float
+    max_processes: int
+    spent: float  # wall seconds of the worker processes measured so far (base rounds included)
+
+    @property
+    def left(self) -> float:
+        return self.seconds - self.spent
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def spent_seconds(measurements: list[tuple[int, Measurement]], parallel: int = 1) -> float:
+    """Wall time the worker processes took; cells run `parallel` at a time share it."""
+    return sum(m.wall_s or 0.0 for _, m in measurements) / max(1, parallel)
+
+
+def run_budget(measurements: list[tuple[int, Measurement]], plan: Plan) -> Budget | None:
+    """The plan's budget (--budget), or by default the base rounds' own time plus extra_share of it (at least
+    MIN_EXTRA_S); None for a run with a fixed number of processes per cell."""
+    settings = plan.adaptive
+    if settings is None:
+        return None
+    spent = spent_seconds(measurements, plan.parallel)
+    seconds = settings.budget_s
+    if seconds is None:
+        base = spent_seconds([(r, m) for r, m in measurements if r < plan.repeats], plan.parallel)
+        seconds = base + max(MIN_EXTRA_S, settings.extra_share * base)
+    return Budget(seconds, settings.max_processes, spent)
+
+
 @dataclass
 class RunSummary:
     cells: list[CellSummary]
     ratios: list[Ratio]
     # Speedups not computed because their cells ran on different machine classes: one line each.
     incomparable: list[str] = field(default_factory=list)
+    budget: Budget | None = None  # None: a fixed number of processes per cell (--repeats, or an older run)
 
     def to_dict(self) -> dict[str, Any]:
         return {"cells": [c.to_dict() for c in self.cells], "ratios": [r.to_dict() for r in self.ratios],
-                "incomparable": self.incomparable}
+                "incomparable": self.incomparable, "budget": self.budget.to_dict() if self.budget else None}
 
     @property
     def headline(self) -> list[Ratio]:
@@ -219,7 +296,30 @@ def median_or_none(values: list[float | None]) -> float | None:
     return float(np.median(present)) if present else None
 
 
-def summarize_cell(spec: RunSpec, rounds: list[Measurement]) -> CellSummary:
+def exclusions(rounds: list[tuple[int, Measurement]]) -> dict[int, str]:
+    """Which measured processes stay out of the estimate (by position in rounds), and why.
+
+    Contended ones (other processes kept more than CONTENTION_THRESHOLD_CORES busy while they sampled)
+    first, provided MIN_KEPT_PROCESSES clean ones remain; then outliers among the rest: further than
+    OUTLIER_FACTOR from their median, fewer than half of them, and at least two left."""
+    medians = {i: float(np.median(m.step_seconds)) for i, (_, m) in enumerate(rounds)}
+    busy = {i: m.background_cores or 0.0 for i, (_, m) in enumerate(rounds)}
+    contended = {i for i in medians if busy[i] > CONTENTION_THRESHOLD_CORES}
+    out = {}
+    if len(medians) - len(contended) >= MIN_KEPT_PROCESSES:
+        out = {i: f"contended ({busy[i]:.2f} cores busy elsewhere)" for i in contended}
+    rest = [i for i in medians if i not in out]
+    centre = float(np.median([medians[i] for i in rest]))
+    factors = {i: max(medians[i] / centre, centre / medians[i]) for i in rest}
+    outliers = [i for i in rest if factors[i] > OUTLIER_FACTOR]
+    if 2 * len(outliers) < len(rest) and len(rest) - len(outliers) >= 2:
+        side = lambda i: "slower" if medians[i] > centre else "faster"  # noqa: E731
+        out |= {i: f"outlier ({factors[i]:.3g}x {side(i)} than the median process)" for i in outliers}
+    return out
+
+
+def summarize_cell(spec: RunSpec, numbered_rounds: list[tuple[int, Measurement]]) -> CellSummary:
+    rounds = [m for _, m in numbered_rounds]
     bad = [m for m in rounds if m.status != "ok"]
     cell = CellSummary(
         spec=spec,
@@ -230,22 +330,30 @@ def summarize_cell(spec: RunSpec, rounds: list[Measurement]) -> CellSummary:
         first_step_s=median_or_none([m.first_step_s for m in rounds]),
         peak_rss_mb=max((m.peak_rss_mb for m in rounds if m.peak_rss_mb), default=None),
         peak_device_mb=max((m.peak_device_mb for m in rounds if m.peak_device_mb), default=None),
-        background_cores=max((m.background_cores for m in rounds if m.background_cores is not None), default=None),
         runtime=rounds[0].runtime,
         model_facts=next((m.model_facts for m in rounds if m.model_facts), {}),
         machine_classes=sorted({m.placement["machine_class"] for m in rounds if m.placement.get("machine_class")}),
         concurrent=max((m.placement.get("concurrent", 1) for m in rounds), default=1),
+        process_wall_s=median_or_none([m.wall_s for m in rounds]),
     )
-    cell.samples = [m.step_seconds for m in rounds if m.status == "ok" and m.step_seconds]
+    measured = [(index, m) for index, m in numbered_rounds if m.status == "ok" and m.step_seconds]
+    left_out = exclusions(measured) if measured else {}
+    cell.excluded = [ExcludedProcess(measured[i][0], float(np.median(measured[i][1].step_seconds)), reason)
+                     for i, reason in sorted(left_out.items())]
+    kept = [m for i, (_, m) in enumerate(measured) if i not in left_out]
+    cell.samples = [m.step_seconds for m in kept]
+    cell.kept_background = [m.background_cores or 0.0 for m in kept]
+    cell.background_cores = max(cell.kept_background, default=None)
     if cell.samples:
         cell.step = summarize([s for group in cell.samples for s in group])
         cell.process_medians = [float(np.median(group)) for group in cell.samples]
         cell.latency = all(m.steps_per_sample == 1 for m in rounds) and spec.task == "infer"
-        cell.phases = summarize_phases(rounds)
+        cell.phases = summarize_phases(kept)
         flops = step_flops(spec)
         cell.gflops = flops / cell.step.median / 1e9 if flops else None
-        set_step_ci(cell, hull(hierarchical_median_ci(cell.samples), log_t_interval(cell.process_medians),
-                               Interval(cell.step.median, cell.step.median)))
+        few = len(cell.samples) < BOOTSTRAP_BELOW_PROCESSES
+        set_step_ci(cell, hull(hierarchical_median_ci(cell.samples) if few else None,
+                               log_t_interval(cell.process_medians), Interval(cell.step.median, cell.step.median)))
     return cell
 
 
@@ -319,7 +427,8 @@ def summarize_phases(rounds: list[Measurement]) -> dict[str, SampleSummary]:
 def speedup(group: str, label: str, faster: CellSummary, baseline: CellSummary) -> Ratio:
     """baseline time / candidate time, with the same across-process honesty as each cell's CI."""
     value = baseline.step.median / faster.step.median
-    bootstrap = hierarchical_ratio_ci(baseline.samples, faster.samples)
+    few = min(len(baseline.samples), len(faster.samples)) < BOOTSTRAP_BELOW_PROCESSES
+    bootstrap = hierarchical_ratio_ci(baseline.samples, faster.samples) if few else None
     pooled = (baseline.pooled_dispersion, faster.pooled_dispersion)
     ci = hull(bootstrap, log_ratio_t_interval(baseline.process_medians, faster.process_medians),
               log_ratio_t_interval(baseline.process_medians, faster.process_medians, dispersions=pooled)
@@ -374,11 +483,18 @@ def group_ratios(group: str, cells: list[CellSummary]) -> list[Ratio]:
     return ratios
 
 
+def summarize_planned_run(measurements: list[tuple[int, Measurement]], plan: Plan) -> RunSummary:
+    """A stored run by its plan: its cells, ratios and the budget its added processes had."""
+    summary = summarize_run(measurements, list(plan.specs))
+    summary.budget = run_budget(measurements, plan)
+    return summary
+
+
 def summarize_run(measurements: list[tuple[int, Measurement]], specs: list[RunSpec]) -> RunSummary:
     """Cells in plan order (unfinished ones left out), then their ratios group by group."""
-    rounds: dict[str, list[Measurement]] = defaultdict(list)
-    for _, measurement in measurements:
-        rounds[measurement.spec.key].append(measurement)
+    rounds: dict[str, list[tuple[int, Measurement]]] = defaultdict(list)
+    for round_index, measurement in measurements:
+        rounds[measurement.spec.key].append((round_index, measurement))
     cells = [summarize_cell(spec, rounds[spec.key]) for spec in specs if spec.key in rounds]
     pool_dispersions(cells)
     attach_peak_fractions(cells)

@@ -62,6 +62,15 @@ def status_text(cell: CellSummary) -> str:
     return "; ".join(warnings) or "ok"
 
 
+def process_medians_text(cell: CellSummary) -> str:
+    """The kept processes' medians, then those left out of the estimate with why: '2.98 3.02; left out:
+    80.6 (outlier (26.7x slower than the median process))'."""
+    kept = " ".join(ms(median) for median in cell.process_medians) or "-"
+    if not cell.excluded:
+        return kept
+    return f"{kept}; left out: " + ", ".join(f"{ms(p.median)} ({p.reason})" for p in cell.excluded)
+
+
 def cell_rows(summary: RunSummary) -> list[list[str]]:
     """One row per cell; the first column names the comparison group on its first row only."""
     rows, group = [], None
@@ -72,7 +81,7 @@ def cell_rows(summary: RunSummary) -> list[list[str]]:
         rows.append([
             group_label(cell) if first else "", cell.spec.framework, cell.spec.mode,
             f"{ms(step.median)}{interval_ms(cell.step_ci)}" if step else "-",
-            " ".join(ms(median) for median in cell.process_medians) or "-",
+            process_medians_text(cell),
             number(cell.throughput, 4), latency_text(cell), flops_text(cell), number(cell.compile_s),
             number(cell.first_step_s),
             number(cell.peak_rss_mb, 4), status_text(cell),

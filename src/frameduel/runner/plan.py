@@ -28,6 +28,8 @@ class Preset:
     budget: MeasureBudget
     generate_batch: int = 1  # sequences decoded together: batch 1 is the chat/latency case
     measure_peak: bool = False  # add GEMM cells (per framework and precision): the run's matmul peak
+    # Without --budget, added processes may take this share of the base rounds' time (analysis/adaptive.py).
+    extra_share: float = 0.5
 
     def batch_sizes(self, task: str) -> tuple[int, ...]:
         return {"train": (self.train_batch,), "finetune": (self.train_batch,),
@@ -53,8 +55,22 @@ PRESETS: dict[str, Preset] = {
         budget=MeasureBudget(warmup_steps=5, warmup_seconds=0.5, min_seconds=1.0, max_seconds=5.0,
                              timeout_s=900),
         measure_peak=True,
+        extra_share=1.0,
     ),
 }
+MAX_PROCESSES = 12  # per cell, kept and left out: 3 base rounds + up to 9 added (t(11) = 2.2 against t(2) = 4.3)
+
+
+@dataclass(frozen=True)
+class AdaptiveSettings:
+    """Processes added to the cells a verdict rests on, after the base rounds (analysis/adaptive.py)."""
+
+    budget_s: float | None = None  # the whole measuring phase; None: base rounds' time + extra_share of it
+    extra_share: float = 0.5
+    max_processes: int = MAX_PROCESSES
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
 
 
 @dataclass(frozen=True)
@@ -90,6 +106,44 @@ class MatrixRequest:
     # The cells run on a Ray cluster (--executor ray): a group's workers spread over its nodes, so this
     # machine's cores do not bound them; the cluster's room is checked as each group starts.
     cluster: bool = False
+    # The measuring phase's time budget in seconds (--budget); None: the preset's default rule. Ignored
+    # when repeats is given: then every cell gets exactly that many processes.
+    budget_s: float | None = None
+    # Other processes' busy cores when the run is planned (doctor.diagnose): with threads left to the default,
+    # a core another process holds is not given to the frameworks (see matched_threads).
+    busy_cores: float = 0.0
+
+
+# A core counts as taken by other processes from this much sustained use: a one-core busy loop reads ~1.0,
+# a 50%-duty bursty one ~0.5 (kept: the medians and the re-runs of contended processes absorb its bursts).
+TAKEN_CORE = 0.75
+
+
+def matched_threads(threads: int, busy_cores: float) -> int:
+    """Threads for the frameworks when other processes hold cores: one fewer per core they keep busy.
+
+    An OpenMP pool (torch's) spin-waits at every barrier for a thread whose core another process holds;
+    measured here with a one-core busy loop beside 2 threads, torch's mlp train step went from 2.5 ms to
+    184-276 ms and its cnn train step from 31 ms to 976-1,416 ms, while 1 thread ran them at 3.1-3.9 and
+    50-52 ms. On a quiet machine this changes nothing (README, "Conclusive answers")."""
+    return max(1, threads - int(busy_cores + (1 - TAKEN_CORE)))
+
+
+DURATION_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str) -> float:
+    """'90' or '90s' -> 90.0, '5m' -> 300.0, '1.5h' -> 5400.0; anything else is one line naming the forms."""
+    value = text.strip().lower()
+    unit = DURATION_UNITS.get(value[-1:], None)
+    number = value[:-1] if unit else value
+    try:
+        seconds = float(number) * (unit or 1.0)
+    except ValueError:
+        raise FrameduelError(f"--budget takes a duration such as 90s, 5m or 1h; got '{text}'") from None
+    if not seconds > 0 or seconds == float("inf"):
+        raise FrameduelError(f"--budget must be more than 0, got '{text}'; e.g. --budget 5m")
+    return seconds
 
 
 LAUNCHES = ("fork", "spawn")
@@ -104,6 +158,7 @@ class Plan:
     repeats: int
     launch: str = "fork"  # how each cell's fresh process starts, see MatrixRequest
     parallel: int = 1  # timing cells at once on this machine, each on its own cores (see MatrixRequest)
+    adaptive: AdaptiveSettings | None = None  # None: exactly `repeats` processes per cell
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -113,10 +168,12 @@ class Plan:
             "repeats": self.repeats,
             "launch": self.launch,
             "parallel": self.parallel,
+            "adaptive": self.adaptive.to_dict() if self.adaptive else None,
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Plan:
+        adaptive = data.get("adaptive")  # absent in runs stored before processes were added adaptively
         return cls(
             preset=data["preset"],
             specs=tuple(RunSpec.from_dict(s) for s in data["specs"]),
@@ -124,6 +181,7 @@ class Plan:
             repeats=data["repeats"],
             launch=data.get("launch", "spawn"),  # runs stored before the zygote spawned every worker
             parallel=data.get("parallel", 1),
+            adaptive=AdaptiveSettings(**adaptive) if adaptive else None,
         )
 
     def estimated_round_s(self) -> float:
@@ -198,6 +256,8 @@ def build_plan(request: MatrixRequest) -> Plan:
     size = check_choice("size", request.size or ("base" if device == "cuda" else "small"), SIZES)
     slots = core_slots(request.parallel)
     threads = min(len(slot) for slot in slots) if request.threads is None else request.threads
+    if request.threads is None and request.parallel == 1 and not request.cluster:
+        threads = matched_threads(threads, request.busy_cores)
     worker_counts = check_workers(request, threads)
     if request.threads is None and max(worker_counts) > 1:  # every cell alike: 1 worker x t vs N x t
         threads = len(core_slots(min(max(worker_counts), len(available_cores())))[0])
@@ -229,11 +289,16 @@ def build_plan(request: MatrixRequest) -> Plan:
     repeats = preset.repeats if request.repeats is None else request.repeats
     if repeats < 1:
         raise FrameduelError(f"repeats must be >= 1, got {repeats}")
+    if request.budget_s is not None and not request.budget_s > 0:
+        raise FrameduelError(f"--budget must be more than 0, got {request.budget_s:g} s; e.g. --budget 5m")
+    if request.budget_s is not None and request.repeats is not None:
+        raise FrameduelError("--repeats fixes the processes per cell and --budget adapts them; give one of the two")
+    adaptive = None if request.repeats is not None else AdaptiveSettings(request.budget_s, preset.extra_share)
     wants_peak = preset.measure_peak if request.peak is None else request.peak
     if wants_peak and "gemm" not in request.workloads:
         specs += peak_specs(request.frameworks, request.precisions, device, threads, size, request.seed)
     return Plan(preset=request.preset, specs=tuple(interleave(specs)), budget=budget, repeats=repeats,
-                launch=request.launch, parallel=request.parallel)
+                launch=request.launch, parallel=request.parallel, adaptive=adaptive)
 
 
 def check_workers(request: MatrixRequest, threads: int) -> tuple[int, ...]:

@@ -14,8 +14,10 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from frameduel.runner.launch import PARENT_PID_ENV
 
@@ -85,6 +87,16 @@ def run_job(module: str, args: list[str], job_json: str, timeout_s: float, workd
     return JobOutcome(timed_out=False, returncode=process.returncode, stderr_tail=last_line(stderr_path))
 
 
+# One long-lived thread starts every fork server. Linux sends the parent-death signal (launch.py) when the
+# *thread* that forked a child exits, not the process; a fork server first asked for from a pool thread (the
+# parity checks', a parallel run's) must outlive that thread, and serve the rounds added after it.
+_KEEPER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="frameduel-fork-server-parent")
+
+
+def popen_from_keeper(*args: Any, **kwargs: Any) -> subprocess.Popen:
+    return _KEEPER.submit(subprocess.Popen, *args, **kwargs).result()
+
+
 class Zygote:
     """Parent side of a fork server (runner/zygote.py): the same run_job, with the framework imported once.
 
@@ -99,7 +111,7 @@ class Zygote:
 
     def start(self) -> None:
         with open(self.stderr_path, "w") as stderr:
-            self.process = subprocess.Popen(
+            self.process = popen_from_keeper(
                 [sys.executable, "-m", "frameduel.runner.zygote", self.framework],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, start_new_session=True,
                 env=job_environment(),

@@ -10,6 +10,7 @@ import json
 import queue
 import secrets
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from frameduel import environment
+from frameduel.doctor import diagnose
 from frameduel.runner.cores import core_slots
 from frameduel.runner.plan import Plan
 from frameduel.runner.process import JobOutcome, Zygote, run_job
@@ -69,10 +71,20 @@ def job_json(spec: RunSpec, budget: MeasureBudget, cpus: list[int] | None = None
     return json.dumps({"spec": spec.to_dict(), "budget": budget.to_dict(), "cpus": cpus})
 
 
-def start_run(store: Store, plan: Plan) -> str:
+def start_run(store: Store, plan: Plan, doctor_before: dict[str, Any] | None = None) -> str:
+    """A new run in the store, with the environment and what `frameduel doctor` read of the machine before it
+    (read now unless given)."""
     run_id = new_run_id()
-    store.create_run(run_id, plan.to_dict(), environment.fingerprint())
+    before = doctor_before or diagnose().to_dict()
+    store.create_run(run_id, plan.to_dict(), {**environment.fingerprint(), "doctor": {"before": before}})
     return run_id
+
+
+def record_doctor_after(store: Store, run_id: str) -> None:
+    """The machine's readings after the run, beside those from before it (the report's environment section)."""
+    recorded = store.get_run(run_id).environment
+    doctor = {**recorded.get("doctor", {}), "after": diagnose().to_dict()}
+    store.set_run_environment(run_id, {**recorded, "doctor": doctor})
 
 
 def pending_cells(store: Store, run_id: str, plan: Plan) -> list[tuple[int, RunSpec]]:
@@ -86,9 +98,14 @@ StartHook = Callable[[Cell], None]  # told as each cell starts
 
 
 class CellExecutor(Protocol):
-    """Runs cells and yields each one's measurement as it ends (in any order); never raises for a cell."""
+    """Runs cells and yields each one's measurement as it ends (in any order); never raises for a cell.
+    run() may be called again for added rounds: what it started (fork servers, a cluster) stays up until
+    close()."""
 
     def run(self, cells: list[Cell], plan: Plan, on_start: StartHook) -> CellStream:
+        ...
+
+    def close(self) -> None:
         ...
 
 
@@ -101,31 +118,54 @@ def local_placement(plan: Plan, cpus: list[int] | None) -> dict[str, Any]:
 
 class LocalCells:
     """On this machine: one cell at a time, or (plan.parallel > 1) that many at once, each pinned to its
-    own cores, every one of them then flagged as having shared the machine."""
+    own cores, every one of them then flagged as having shared the machine. A fork server per framework
+    and slot serves every run() until close()."""
+
+    def __init__(self) -> None:
+        self.workdir: tempfile.TemporaryDirectory | None = None
+        self.zygotes: dict[tuple[str, int], Zygote] = {}  # (framework, slot): a zygote serves one job at a time
+        self.lock = threading.Lock()  # parity's two threads ask for launchers at once
+
+    def directory(self) -> Path:
+        with self.lock:
+            if self.workdir is None:
+                self.workdir = tempfile.TemporaryDirectory(prefix="frameduel-")
+            return Path(self.workdir.name)
+
+    def launcher(self, framework: str, slot: int = 0) -> Launcher:
+        """Run a job forked from the framework's zygote for this slot (started on first use)."""
+        directory = self.directory()
+        with self.lock:
+            return self.zygotes.setdefault((framework, slot), Zygote(framework, directory)).run_job
+
+    def close_slot(self, slot: int) -> None:
+        """Stop the zygotes of one slot (parity's second one, once parity is done)."""
+        for key in [key for key in self.zygotes if key[1] == slot]:
+            self.zygotes.pop(key).close()
 
     def run(self, cells: list[Cell], plan: Plan, on_start: StartHook) -> CellStream:
-        with tempfile.TemporaryDirectory(prefix="frameduel-") as workdir:
-            zygotes: dict[tuple[str, int], Zygote] = {}  # (framework, slot): a zygote serves one job at a time
+        workdir = self.directory()
 
-            def measure(cell: Cell, slot: int, cpus: list[int] | None) -> Measurement:
-                launch = run_job
-                if plan.launch == "fork":
-                    framework = cell[1].framework
-                    launch = zygotes.setdefault((framework, slot), Zygote(framework, Path(workdir))).run_job
-                measurement = run_worker(cell[1], plan.budget, Path(workdir), launch, cpus)
-                measurement.placement = local_placement(plan, cpus)
-                return measurement
+        def measure(cell: Cell, slot: int, cpus: list[int] | None) -> Measurement:
+            launch = self.launcher(cell[1].framework, slot) if plan.launch == "fork" else run_job
+            measurement = run_worker(cell[1], plan.budget, workdir, launch, cpus)
+            measurement.placement = local_placement(plan, cpus)
+            return measurement
 
-            try:
-                if plan.parallel == 1:
-                    for cell in cells:
-                        on_start(cell)
-                        yield cell, measure(cell, 0, None)
-                else:
-                    yield from self.run_parallel(cells, plan, on_start, measure)
-            finally:
-                for zygote in zygotes.values():
-                    zygote.close()
+        if plan.parallel == 1:
+            for cell in cells:
+                on_start(cell)
+                yield cell, measure(cell, 0, None)
+        else:
+            yield from self.run_parallel(cells, plan, on_start, measure)
+
+    def close(self) -> None:
+        for zygote in self.zygotes.values():
+            zygote.close()
+        self.zygotes.clear()
+        if self.workdir is not None:
+            self.workdir.cleanup()
+            self.workdir = None
 
     @staticmethod
     def run_parallel(cells: list[Cell], plan: Plan, on_start: StartHook,
@@ -149,19 +189,28 @@ class LocalCells:
                 yield futures[future], future.result()
 
 
+AddedRounds = Callable[[], list[Cell]]  # the next cells to measure once more; empty: none (analysis/adaptive.py)
+
+
 def run_plan(store: Store, run_id: str, plan: Plan, on_cell: CellCallback | None = None,
-             executor: CellExecutor | None = None) -> None:
+             executor: CellExecutor | None = None, added_rounds: AddedRounds | None = None) -> None:
     """Run every cell round not yet stored for run_id (on this machine, or with the executor given),
-    storing each as it ends, from this thread: the database has one writer."""
+    then the rounds added_rounds asks for until it asks for none, storing each cell as it ends, from this
+    thread: the database has one writer."""
     notify = on_cell or (lambda *_: None)
+    executor = executor or LocalCells()
     store.set_run_status(run_id, "running")
     try:
-        cells = pending_cells(store, run_id, plan)
-        for (round_index, spec), measurement in (executor or LocalCells()).run(
-                cells, plan, lambda cell: notify(cell[0], cell[1], None)):
-            store.save_measurement(run_id, round_index, measurement)
-            notify(round_index, spec, measurement)
+        # the plan's rounds not stored yet; once they all are (a resumed run), whatever processes verdicts need
+        cells = pending_cells(store, run_id, plan) or (added_rounds() if added_rounds else [])
+        while cells:
+            for (round_index, spec), measurement in executor.run(cells, plan, lambda c: notify(c[0], c[1], None)):
+                store.save_measurement(run_id, round_index, measurement)
+                notify(round_index, spec, measurement)
+            cells = added_rounds() if added_rounds else []
     except BaseException:
         store.set_run_status(run_id, "interrupted")
         raise
+    finally:
+        executor.close()
     store.set_run_status(run_id, "complete")

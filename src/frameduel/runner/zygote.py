@@ -31,7 +31,8 @@ from frameduel.runner.launch import PARENT_PID_ENV, die_with_parent
 from frameduel.spec import FRAMEWORK_INFO, FRAMEWORKS, check_choice
 
 # What each zygote imports before it forks: the framework's backend (first: a Keras backend module sets
-# KERAS_BACKEND before Keras is imported), its model files and the worker itself.
+# KERAS_BACKEND before Keras is imported) and what it names in ZYGOTE_PRELOAD, its model files and the
+# worker itself.
 COMMON_PRELOAD = ("frameduel.runner.worker", "frameduel.runner.timing")
 
 
@@ -39,7 +40,8 @@ def preload(framework: str) -> None:
     from frameduel.frameworks import model_module_name
     from frameduel.workloads import WORKLOADS
 
-    for module in (FRAMEWORK_INFO[framework].backend_module, *COMMON_PRELOAD):
+    backend = importlib.import_module(FRAMEWORK_INFO[framework].backend_module)
+    for module in (*getattr(backend, "ZYGOTE_PRELOAD", ()), *COMMON_PRELOAD):
         importlib.import_module(module)
     for workload in WORKLOADS.values():
         importlib.import_module(model_module_name(workload, framework))
