@@ -42,14 +42,14 @@ def run_once(args: argparse.Namespace, db: Path) -> dict:
 
 def stored_summaries(db: Path) -> list[dict]:
     """Every complete run in a results database, summarised by today's statistics."""
-    from frameduel.report.summary import summarize_run
+    from frameduel.report.summary import summarize_planned_run
     from frameduel.runner.plan import Plan
     from frameduel.store import Store
 
     store, summaries = Store(db), []
     for run, _ in reversed(store.list_runs()):
         if run.status == "complete":
-            summary = summarize_run(store.measurements(run.id), list(Plan.from_dict(run.plan).specs))
+            summary = summarize_planned_run(store.measurements(run.id), Plan.from_dict(run.plan))
             summaries.append({"run_id": run.id, "wall_s": float("nan"), **summary.to_dict()})
     return summaries
 

@@ -39,8 +39,10 @@ class SyntheticCells:
     a given (key, round) contended and slow. Records the order cells ran in."""
 
     def __init__(self, true_ms: dict[tuple[str, str], float], scatter: float,
-                 disturb: Callable[[str, int], tuple[float, float]] | None = None, seed: int = 0) -> None:
+                 disturb: Callable[[str, int], tuple[float, float]] | None = None, seed: int = 0,
+                 drift: float = 0.0) -> None:
         self.true_ms, self.scatter, self.disturb = true_ms, scatter, disturb or (lambda key, r: (0.0, 1.0))
+        self.drift = drift  # a factor exp(N(0, drift)) per round that moves every cell of the round alike
         self.rng = np.random.default_rng(seed)
         self.ran: list[Cell] = []
         self.closed = 0
@@ -51,7 +53,9 @@ class SyntheticCells:
             self.ran.append(cell)
             round_index, cell_spec = cell
             busy, slowdown = self.disturb(cell_spec.key, round_index)
-            level = self.true_ms[(cell_spec.framework, cell_spec.mode)] * math.exp(self.scatter * self.rng.normal())
+            machine = math.exp(self.drift * np.random.default_rng(1000 + round_index).normal())
+            level = self.true_ms[(cell_spec.framework, cell_spec.mode)] * machine * math.exp(
+                self.scatter * self.rng.normal())
             steps = (level * slowdown * (1 + 0.01 * self.rng.standard_normal(50)) / 1e3).tolist()
             yield cell, Measurement(spec=cell_spec, status="ok", step_seconds=steps, background_cores=busy,
                                     wall_s=PROCESS_WALL_S)
@@ -93,6 +97,22 @@ def test_an_undecided_verdict_gets_processes_for_its_two_cells_only_interleaved_
     [verdict] = verdicts(summarize_planned_run(store.measurements(run_id), plan_of(budget_s=200)))
     assert verdict.outcome == "winner" and verdict.winner == "torch"
     assert executor.closed == 1  # the executor (its fork servers) is closed once, after the last added round
+
+
+def test_drift_that_moves_both_sides_alike_is_taken_out_by_pairing_the_processes_run_side_by_side(tmp_path):
+    # 5% apart; each round the machine runs 12% faster or slower for both sides alike, 1% of the processes' own
+    close = {**TRUE_MS, ("tf", "function"): 1.05}
+    plan = plan_of(budget_s=10_000)
+    store, run_id = run(tmp_path, SyntheticCells(close, scatter=0.01, drift=0.12, seed=6), plan)
+    summary = summarize_planned_run(store.measurements(run_id), plan)
+    [verdict] = verdicts(summary)
+    assert verdict.outcome == "winner" and verdict.winner == "torch"
+    cells = {(cell.spec.framework, cell.spec.mode): cell for cell in summary.cells}
+    torch_eager, tf_function = cells[("torch", "eager")], cells[("tf", "function")]
+    assert torch_eager.kept_rounds == tf_function.kept_rounds  # added processes share their round: they pair up
+    assert processes(store, run_id)[("torch", "eager")] < MAX_PROCESSES
+    # unpaired, the same processes could not have told: their own spread is the machine's 12%
+    assert np.std(np.log(torch_eager.process_medians), ddof=1) > 0.06
 
 
 def test_the_budget_bounds_the_added_processes_and_the_verdict_says_how_to_resolve_it(tmp_path):

