@@ -18,11 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
+from frameduel.jobs.process import Zygote, run_job
 from frameduel.runner.plan import PRESETS
-from frameduel.runner.process import Zygote, run_job
-from frameduel.runner.scheduler import run_worker
-from frameduel.runner.stats import hierarchical_ratio_ci
+from frameduel.runner.scheduler import spawn_measure
 from frameduel.spec import MODES, Measurement, RunSpec
+from frameduel.stats import hierarchical_ratio_ci
 
 ROUNDS = 3
 
@@ -64,7 +64,7 @@ def main() -> None:
                 for _ in range(ROUNDS):
                     for kind, launch in (("spawn", run_job), ("fork", zygotes[spec.framework].run_job)):
                         started = time.perf_counter()
-                        measurement = run_worker(spec, budget, workdir, launch)
+                        measurement = spawn_measure(spec, budget, workdir, launch)
                         wall = time.perf_counter() - started
                         if measurement.status != "ok":
                             raise SystemExit(f"{spec.key} ({kind}): {measurement.status} {measurement.error}")

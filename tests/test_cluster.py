@@ -39,8 +39,8 @@ def ray_processes() -> list[psutil.Process]:
             command = " ".join(process.cmdline())
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
             continue
-        if "ray/core/src" in command or command.startswith("ray::") or "frameduel.runner.zygote" in command \
-                or "frameduel.runner.worker" in command or "frameduel.accuracy.worker" in command:
+        if "ray/core/src" in command or command.startswith("ray::") or "frameduel.jobs.zygote" in command \
+                or "frameduel.jobs.entry" in command:
             found.append(process)
     return found
 
@@ -106,8 +106,8 @@ def zygote_child_under_ray() -> psutil.Process | None:
     for process in ray_processes():
         try:
             parent = process.parent()
-            if "frameduel.runner.zygote" in " ".join(process.cmdline()) and parent and \
-                    "frameduel.runner.zygote" in " ".join(parent.cmdline()) and \
+            if "frameduel.jobs.zygote" in " ".join(process.cmdline()) and parent and \
+                    "frameduel.jobs.zygote" in " ".join(parent.cmdline()) and \
                     " ".join(parent.parent().cmdline()).startswith("ray::"):
                 return process
         except (psutil.NoSuchProcess, AttributeError):

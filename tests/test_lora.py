@@ -241,7 +241,7 @@ def test_plain_torch_cells_do_not_carry_peft():
 def test_a_finetune_cell_measures_lora_and_stores_what_it_trained(tmp_path):
     """A benchmark cell of task finetune, in each framework's own worker process: timed like a train cell,
     with the parameter counts and the adapter's size on disk stored beside the timings."""
-    from frameduel.runner.scheduler import run_worker
+    from frameduel.runner.scheduler import spawn_measure
     from frameduel.workloads import get_workload
     from tests.conftest import TINY_BUDGET
 
@@ -250,7 +250,7 @@ def test_a_finetune_cell_measures_lora_and_stores_what_it_trained(tmp_path):
     for framework in ("torch", "tf"):
         spec = RunSpec(workload="llama", framework=framework, mode="eager", task="finetune", size="tiny",
                        batch_size=4, threads=1, lora=lora)
-        measurement = run_worker(spec, TINY_BUDGET, tmp_path)
+        measurement = spawn_measure(spec, TINY_BUDGET, tmp_path)
         assert measurement.status == "ok", measurement.error
         assert measurement.step_seconds and measurement.spec.key.split("/")[2] == f"finetune-{lora.label}"
         facts[framework] = measurement.model_facts

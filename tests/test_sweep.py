@@ -9,7 +9,7 @@ import pytest
 
 from frameduel.accuracy.run import AccuracyRequest, TrainingRun
 from frameduel.errors import FrameduelError
-from frameduel.runner.cores import core_slots
+from frameduel.jobs.cores import core_slots
 from frameduel.store import Store
 from frameduel.sweep import SweepRequest, Trial, TrialResult, check_sweep, parse_grid, remaining_samples
 from tests.conftest import run_cli

@@ -11,34 +11,82 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from frameduel.errors import FrameduelError
+from frameduel.errors import FrameduelError, Unsupported
 
 
 @dataclass(frozen=True)
 class FrameworkInfo:
-    """What frameduel knows of one framework: the one registry every other table reads from."""
+    """What frameduel knows of one framework: the one registry every other table reads from.
+
+    The capabilities a framework may lack are None: capability() then says "unsupported" with the reason,
+    so adding a framework never meets a KeyError (README, "Adding a framework")."""
 
     name: str
     label: str  # for people: "PyTorch", "Keras 3 on JAX"
     modes: tuple[str, ...]  # the first is the plain (eager) one
     backend_module: str  # frameduel.frameworks module exposing the backend contract (frameworks/__init__.py)
-    models: str  # which of a workload's model files it runs: "torch" (model_torch.py) or "tf" (model_tf.py, Keras)
+    # which of a workload's model files it runs: "torch" (model_torch.py), "tf" (model_tf.py, Keras), or "numpy"
+    # (none: the backend builds its one model itself)
+    models: str
     package: str  # the import it needs: a missing one is a one-line error naming the install
     colour: str  # in the report's plots
+    training_mode: str  # the mode `accuracy`, sweeps and export's digits model train in
+    # Shares of the documented ecosystem criteria (report/advise.py ECOSYSTEM_TEXTS), each in 0..1.
+    ecosystem: tuple[tuple[str, float], ...] = ()
+    data_parallel_module: str | None = None  # one worker of a group: the backend contract over DDP/tf.distribute
+    data_parallel_launcher: str | None = None  # what starts its group here: "torchrun" or "TF_CONFIG" (jobs/group.py)
+    export_module: str | None = None  # export_artefact(...) and its runtimes (frameworks/*_export.py)
+
+
+ECOSYSTEMS = ("research ecosystem", "serving ecosystem", "edge ecosystem", "llm ecosystem")
+
+
+def ecosystem_shares(research: float, serving: float, edge: float, llm: float) -> tuple[tuple[str, float], ...]:
+    return tuple(zip(ECOSYSTEMS, (research, serving, edge, llm), strict=True))
 
 
 # One source of truth for the framework axis. Order matters: it is the display order. keras-torch and
 # keras-jax run the very Keras models of the "tf" framework on another Keras backend.
 FRAMEWORK_INFO: dict[str, FrameworkInfo] = {info.name: info for info in (
     FrameworkInfo("torch", "PyTorch", ("eager", "compile"), "frameduel.frameworks.torch_backend", "torch", "torch",
-                  "#ee4c2c"),
+                  "#ee4c2c", "eager", ecosystem_shares(0.7, 0.4, 0.35, 0.8),
+                  "frameduel.frameworks.torch_data_parallel", "torchrun", "frameduel.frameworks.torch_export"),
     FrameworkInfo("tf", "TensorFlow (Keras 3)", ("eager", "function", "xla"), "frameduel.frameworks.tf_backend",
-                  "tf", "tensorflow", "#ff8f00"),
+                  "tf", "tensorflow", "#ff8f00", "function", ecosystem_shares(0.3, 0.6, 0.65, 0.2),
+                  "frameduel.frameworks.tf_data_parallel", "TF_CONFIG", "frameduel.frameworks.tf_export"),
     FrameworkInfo("keras-torch", "Keras 3 on torch", ("eager", "compile"),
-                  "frameduel.frameworks.keras_torch_backend", "tf", "torch", "#8e44ad"),
+                  "frameduel.frameworks.keras_torch_backend", "tf", "torch", "#8e44ad", "eager",
+                  ecosystem_shares(0.35, 0.3, 0.3, 0.3)),
     FrameworkInfo("keras-jax", "Keras 3 on JAX", ("eager", "jit"), "frameduel.frameworks.keras_jax_backend", "tf",
-                  "jax", "#1f77b4"),
+                  "jax", "#1f77b4", "jit", ecosystem_shares(0.45, 0.35, 0.35, 0.35)),
+    # The reference framework: the mlp written out in NumPy (frameworks/numpy_backend.py); no model files,
+    # no ecosystem, no data parallel, no export. The harness's tests run it: it imports in milliseconds.
+    FrameworkInfo("numpy", "NumPy (reference mlp)", ("eager",), "frameduel.frameworks.numpy_backend", "numpy",
+                  "numpy", "#4d77cf", "eager"),
 )}
+CAPABILITY_REASONS = {
+    "data_parallel_module": "trains alone here: data parallel is torch's DDP and TF's tf.distribute",
+    "data_parallel_launcher": "has no data-parallel launcher",
+    "export_module": "has no exporter: deployment artefacts come from torch and tf (a Keras model on another "
+                     "backend exports through its TF twin)",
+}
+
+
+def capability(framework: str, name: str) -> str:
+    """A framework's capability (a FrameworkInfo field), or Unsupported naming what it lacks."""
+    value = getattr(FRAMEWORK_INFO[check_choice("framework", framework, FRAMEWORKS)], name)
+    if value is None:
+        raise Unsupported(f"{framework} {CAPABILITY_REASONS[name]}")
+    return value
+
+
+def frameworks_with(name: str) -> tuple[str, ...]:
+    """The frameworks that have a capability, in display order."""
+    return tuple(fw for fw, info in FRAMEWORK_INFO.items() if getattr(info, name) is not None)
+
+
+# The model files a workload ships, one per kind (Workload.model_modules): what FrameworkInfo.models names.
+MODEL_FILES: tuple[str, ...] = ("torch", "tf")
 MODES: dict[str, tuple[str, ...]] = {name: info.modes for name, info in FRAMEWORK_INFO.items()}
 FRAMEWORKS: tuple[str, ...] = tuple(FRAMEWORK_INFO)
 NATIVE_FRAMEWORKS: tuple[str, ...] = ("torch", "tf")  # the default pair; Keras' other backends are asked for

@@ -25,11 +25,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from frameduel.accuracy.run import AccuracyRequest, TrainingRun, check_request, resolve_modes
-from frameduel.accuracy.run import run_worker as run_training
+from frameduel.accuracy.run import AccuracyRequest, TrainingRun, check_request, resolve_modes, spawn_training
 from frameduel.datasets import TRAIN_IMAGES
 from frameduel.errors import FrameduelError
-from frameduel.runner.cores import core_slots
+from frameduel.jobs.cores import core_slots
 from frameduel.spec import RunSpec, check_choice
 from frameduel.store import Store, StoredResult, now_iso
 
@@ -266,7 +265,7 @@ class LocalTrials:
             cpus = slots.get()
             try:
                 begun = time.perf_counter() - started
-                training = run_training(trial_spec(trial, request, len(cpus)), a.max_epochs, a.timeout_s,
+                training = spawn_training(trial_spec(trial, request, len(cpus)), a.max_epochs, a.timeout_s,
                                         **trial_options(trial, request), cpus=cpus)
                 return TrialResult(trial, training, cpus, begun, time.perf_counter() - started)
             finally:

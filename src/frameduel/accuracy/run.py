@@ -1,6 +1,6 @@
 """Time to accuracy, framework-free: launch one worker per (workload, framework, seed), summarise.
 
-Each run trains for max_epochs epochs in a fresh subprocess (accuracy/worker.py) and reports every
+Each run trains for max_epochs epochs in a fresh subprocess (the "accuracy" job, accuracy/worker.py) and reports every
 epoch's training seconds and test accuracy. Here, a run's time to target is the sum of its epoch
 seconds up to the first epoch whose test accuracy reaches the target; a framework's figure is the
 median over seeds, where a seed that never reached the target counts as infinitely slow (so the
@@ -9,7 +9,6 @@ median says "not reached" unless most seeds got there).
 
 from __future__ import annotations
 
-import json
 import math
 import tempfile
 from collections.abc import Callable, Iterator
@@ -22,13 +21,16 @@ import numpy as np
 from frameduel.datasets import TRAIN_IMAGES, check_sklearn
 from frameduel.errors import FrameduelError
 from frameduel.frameworks import check_framework
-from frameduel.runner.process import run_job
-from frameduel.spec import MODES, NATIVE_FRAMEWORKS, RunSpec
+from frameduel.jobs.process import run_job
+from frameduel.jobs.spawn import Launcher, spawn_job
+from frameduel.spec import FRAMEWORK_INFO, MODES, NATIVE_FRAMEWORKS, RunSpec
+from frameduel.training.digits import DIGITS_BATCH
 from frameduel.workloads import WORKLOADS, get_workload
 
 # Each framework trains in its idiomatic default mode: what a user writing a training loop gets (Keras'
 # compile() on JAX jits the step).
-DEFAULT_MODES: dict[str, str] = {"torch": "eager", "tf": "function", "keras-torch": "eager", "keras-jax": "jit"}
+# Each framework trains in its registry mode (spec.FrameworkInfo.training_mode) unless --modes says otherwise.
+DEFAULT_MODES: dict[str, str] = {name: info.training_mode for name, info in FRAMEWORK_INFO.items()}
 
 
 @dataclass(frozen=True)
@@ -39,7 +41,7 @@ class AccuracyRequest:
     seeds: int = 3
     target: float = 0.95
     max_epochs: int = 40
-    batch_size: int = 64
+    batch_size: int = DIGITS_BATCH
     device: str = "cpu"
     threads: int = 1
     timeout_s: float = 900.0  # per worker
@@ -133,19 +135,13 @@ def run_specs(request: AccuracyRequest) -> list[RunSpec]:
             for workload in request.workloads for seed in range(request.seeds) for fw in request.frameworks]
 
 
-def run_worker(spec: RunSpec, max_epochs: int, timeout_s: float, **options: Any) -> TrainingRun:
-    """One training run in a fresh process; options: the worker's learning_rate, stop_at and cpus."""
-    job = json.dumps({"spec": spec.to_dict(), "max_epochs": max_epochs, **options})
+def spawn_training(spec: RunSpec, max_epochs: int, timeout_s: float, launcher: Launcher = run_job,
+                   **options: Any) -> TrainingRun:
+    """One training run in a fresh process; options: the worker's learning_rate, stop_at, cpus, progress."""
+    payload = {"spec": spec.to_dict(), "max_epochs": max_epochs, **options}
     with tempfile.TemporaryDirectory(prefix="frameduel-accuracy-") as tmp:
-        result_path = Path(tmp) / "result.json"
-        outcome = run_job("frameduel.accuracy.worker", [str(result_path)], job, timeout_s, Path(tmp))
-        if outcome.timed_out:
-            return TrainingRun(spec, "timeout", f"no result within {timeout_s:g}s")
-        if not result_path.exists():
-            return TrainingRun(spec, "failed", outcome.death_cause("worker"))
-        result = json.loads(result_path.read_text())
-    result["spec"] = spec
-    return TrainingRun(**result)
+        envelope = spawn_job("accuracy", payload, timeout_s, Path(tmp), "worker", launcher)
+    return TrainingRun(**{**envelope.data, "spec": spec, "status": envelope.status, "error": envelope.error})
 
 
 RunExecutor = Callable[[list[RunSpec], AccuracyRequest], Iterator[TrainingRun]]
@@ -154,7 +150,7 @@ RunExecutor = Callable[[list[RunSpec], AccuracyRequest], Iterator[TrainingRun]]
 def local_runs(specs: list[RunSpec], request: AccuracyRequest) -> Iterator[TrainingRun]:
     """One at a time on this machine: each run is a timing with every thread it asked for."""
     for spec in specs:
-        yield run_worker(spec, request.max_epochs, request.timeout_s)
+        yield spawn_training(spec, request.max_epochs, request.timeout_s)
 
 
 def run_accuracy(

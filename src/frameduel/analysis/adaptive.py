@@ -18,8 +18,8 @@ the store, so a resumed run continues with what it had left.
 
 from __future__ import annotations
 
-from frameduel.report.summary import MIN_KEPT_PROCESSES, Budget, CellSummary, RunSummary, summarize_planned_run
-from frameduel.report.verdict import Verdict, verdicts
+from frameduel.analysis.summary import MIN_KEPT_PROCESSES, Budget, CellSummary, RunSummary, summarize_planned_run
+from frameduel.analysis.verdict import Verdict, verdicts
 from frameduel.runner.contention import CONTENTION_THRESHOLD_CORES
 from frameduel.runner.plan import Plan
 from frameduel.spec import RunSpec

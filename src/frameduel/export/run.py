@@ -53,7 +53,7 @@ from frameduel.export.reference import (
     sequence_logits,
 )
 from frameduel.export.routes import BROWSER_TOKEN_IDS, Route, check_formats, route
-from frameduel.runner.process import run_job
+from frameduel.jobs.spawn import spawn_job
 from frameduel.spec import FRAMEWORKS, MODES, SIZES, RunSpec, check_choice
 from frameduel.store import Store, now_iso
 from frameduel.workloads import get_workload
@@ -148,10 +148,8 @@ def run_convert(request: ExportRequest, framework: str, formats: list[str], work
     job = {"workload": request.workload, "size": request.size, "framework": framework, "source": request.framework,
            "formats": formats, "work_dir": str(work_dir), "epochs": request.epochs, "seed": request.seed,
            "threads": request.threads, "max_batch": request.max_batch, "checkpoint": request.checkpoint}
-    outcome = run_job("frameduel.export.convert_worker", [], json.dumps(job), request.timeout_s, work_dir)
-    if outcome.timed_out:
-        return f"{framework} converter gave no result within {request.timeout_s:g}s"
-    return outcome.death_cause(f"{framework} converter") if outcome.returncode else ""
+    envelope = spawn_job("convert", job, request.timeout_s, work_dir, f"{framework} converter")
+    return "" if envelope.files else envelope.error or ""
 
 
 def artefact_bytes(path: Path) -> int:
@@ -208,15 +206,12 @@ def new_version_dir(model_dir: Path) -> Path:
 def validate_artefact(directory: Path, threads: int = 1, budget: BenchBudget | None = BenchBudget(),
                       timeout_s: float = 600.0) -> tuple[Validation, dict[str, Any] | None]:
     """Gate (and, if it passes and budget is given, benchmark) the artefact in directory, in a fresh process."""
-    job = json.dumps({"directory": str(directory), "threads": threads, "budget": asdict(budget) if budget else None})
+    payload = {"directory": str(directory), "threads": threads, "budget": asdict(budget) if budget else None}
     with tempfile.TemporaryDirectory(prefix="frameduel-validate-") as tmp:
-        result_path = Path(tmp) / "result.json"
-        outcome = run_job("frameduel.export.validate_worker", [str(result_path)], job, timeout_s, Path(tmp))
-        if outcome.timed_out:
-            return Validation(False, f"validation gave no result within {timeout_s:g}s"), None
-        if not result_path.exists():
-            return Validation(False, outcome.death_cause("validation worker")), None
-        result = json.loads(result_path.read_text())
+        envelope = spawn_job("validate", payload, timeout_s, Path(tmp), "validation worker")
+    if not envelope.ok:
+        return Validation(False, envelope.error), None
+    result = envelope.data
     validation = result["validation"]
     return Validation(**{**validation, "batch_sizes": tuple(validation["batch_sizes"])}), result["benchmark"]
 

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from frameduel.report.summary import CellSummary, Ratio, RunSummary, speedup
+from frameduel.analysis.summary import CellSummary, Ratio, RunSummary, speedup
 from frameduel.report.tables import interval_ms, ms, status_text
 from frameduel.report.terminal import VERDICT_STYLES
 from frameduel.spec import RunSpec

@@ -11,9 +11,19 @@ from typing import Any
 from frameduel import environment
 from frameduel.checkpoints import model_config
 from frameduel.errors import FrameduelError
-from frameduel.frameworks import DATA_PARALLEL_MODULES, check_framework
-from frameduel.runner.cores import available_cores, core_slots
-from frameduel.spec import MODES, NATIVE_FRAMEWORKS, PRECISIONS, SIZES, TASKS, MeasureBudget, RunSpec, check_choice
+from frameduel.frameworks import check_framework
+from frameduel.jobs.cores import available_cores, core_slots
+from frameduel.spec import (
+    MODES,
+    NATIVE_FRAMEWORKS,
+    PRECISIONS,
+    SIZES,
+    TASKS,
+    MeasureBudget,
+    RunSpec,
+    check_choice,
+    frameworks_with,
+)
 from frameduel.workloads import Workload, get_workload
 
 
@@ -90,7 +100,7 @@ class MatrixRequest:
     timeout_s: float | None = None
     seed: int = 0
     peak: bool | None = None  # None: as the preset says
-    launch: str = "fork"  # "fork": from a per-framework zygote (runner/zygote.py); "spawn": a new interpreter
+    launch: str = "fork"  # "fork": from a per-framework zygote (jobs/zygote.py); "spawn": a new interpreter
     checkpoint: str | None = None  # a Hugging Face model directory: its config and weights replace the preset's
     # The finetune task's LoRA adapters; targets None: each workload's defaults (q and v projections).
     lora_rank: int = 8
@@ -278,7 +288,7 @@ def build_plan(request: MatrixRequest) -> Plan:
         for task in tasks_of[workload]:
             for (batch_size, workers), fw in itertools.product(batches_and_workers(preset, task, request),
                                                                 request.frameworks):
-                if workers > 1 and fw not in DATA_PARALLEL_MODULES:
+                if workers > 1 and fw not in frameworks_with("data_parallel_module"):
                     continue  # data parallel is torch's DDP and TF's strategies; Keras' other backends train alone
                 for mode in modes_for(fw, request.modes):
                     specs.append(RunSpec(workload=workload, framework=fw, mode=mode, task=task,
