@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from frameduel.runner.plan import parse_duration
-from tests.conftest import run_cli
+from tests.conftest import cli_in_process, run_cli
 from tests.test_cli import assert_user_error
 
 TINY = ("compare", "--workloads", "mlp", "--size", "tiny", "--tasks", "infer", "--modes", "eager", "--repeats", "1")
@@ -38,7 +38,7 @@ def busy_core() -> Iterator[subprocess.Popen]:
     (("--budget", "5m", "--repeats", "3"), "--repeats fixes the processes per cell and --budget adapts them"),
 ])
 def test_bad_budget_and_parity_options_are_one_line(args, fragment, db_path):
-    assert_user_error(run_cli("compare", *args, "--db", str(db_path)), fragment)
+    assert_user_error(cli_in_process("compare", *args, "--db", str(db_path)), fragment)
 
 
 def test_durations_read_as_people_write_them():
@@ -85,4 +85,4 @@ def test_doctor_names_a_busy_process_with_a_fix(busy_core):
 
 
 def test_doctor_rejects_a_sampling_time_of_zero():
-    assert_user_error(run_cli("doctor", "--seconds", "0"), "--seconds must be > 0")
+    assert_user_error(cli_in_process("doctor", "--seconds", "0"), "--seconds must be > 0")
