@@ -23,7 +23,7 @@ CELLS = 8
 
 
 @pytest.mark.parametrize("framework, mode", [("torch", "eager"), ("tf", "function")])
-def test_worker_measures_a_cell_in_its_own_process(framework, mode, tmp_path):
+def test_worker_measures_a_cell_in_its_own_process(framework, mode, tmp_path, frameworks):
     spec = RunSpec(workload="mlp", framework=framework, mode=mode, task="train", size="tiny", threads=1)
     result = spawn_measure(spec, TINY_BUDGET, tmp_path)
     assert result.status == "ok", result.error

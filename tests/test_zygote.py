@@ -8,6 +8,7 @@ import signal
 import threading
 
 import psutil
+import pytest
 
 from frameduel.jobs.process import Zygote
 from frameduel.runner.plan import Plan
@@ -16,6 +17,8 @@ from frameduel.spec import MODES, NATIVE_FRAMEWORKS, RunSpec
 from frameduel.store import Store
 from frameduel.workloads import WORKLOADS
 from tests.conftest import TINY_BUDGET
+
+pytestmark = pytest.mark.usefixtures("frameworks")  # torch/TensorFlow workers: the slow tier
 
 
 def spec(workload: str, framework: str, mode: str, task: str = "train", batch_size: int = 4) -> RunSpec:
