@@ -42,7 +42,7 @@ def run_once(args: argparse.Namespace, db: Path) -> dict:
 
 def stored_summaries(db: Path) -> list[dict]:
     """Every complete run in a results database, summarised by today's statistics."""
-    from frameduel.report.summary import summarize_planned_run
+    from frameduel.analysis.summary import summarize_planned_run
     from frameduel.runner.plan import Plan
     from frameduel.store import Store
 

@@ -22,10 +22,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from frameduel.analysis.summary import summarize_run
 from frameduel.cluster.local import local_cluster
 from frameduel.report.claims import check_graph_utilisation_claim, check_linear_scaling_claim
 from frameduel.report.scaling import SCALING_COLUMNS, scaling_rows, scaling_table_rows
-from frameduel.report.summary import summarize_run
 from frameduel.runner.plan import Plan
 from frameduel.store import Store
 

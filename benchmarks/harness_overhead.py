@@ -13,7 +13,7 @@ that misses its goal is printed with MISS, and the exit code stays 0 unless some
    compares the harness's mean, the bare block's own statistic, to tell timer overhead (which moves
    both) apart from the median discounting slow outliers (which moves only the headline ratio).
 
-2. Repeatability. The real worker (``scheduler.run_worker``) measures the same cell in two separate
+2. Repeatability. The real worker (``scheduler.spawn_measure``) measures the same cell in two separate
    processes; the ratio of the two medians should sit within 0.98..1.02.
 
 Each framework is measured in its own subprocess (``--inner torch`` / ``--inner tf``, each printing
@@ -46,10 +46,10 @@ import psutil
 from frameduel import environment
 from frameduel.frameworks import Step, load_backend  # load_backend imports a framework only when called
 from frameduel.runner.contention import system_busy_seconds
-from frameduel.runner.scheduler import run_worker
-from frameduel.runner.stats import ratio_of_medians
+from frameduel.runner.scheduler import spawn_measure
 from frameduel.runner.timing import clock, measure
 from frameduel.spec import MeasureBudget, Measurement, RunSpec
+from frameduel.stats import ratio_of_medians
 from frameduel.workloads import get_workload
 
 WORKLOAD, SIZE, BATCH = "mlp", "small", 32
@@ -189,7 +189,7 @@ def measure_repeatability(threads: int) -> list[tuple[RunSpec, Measurement, Meas
     with tempfile.TemporaryDirectory(prefix="frameduel-overhead-") as workdir:
         for _ in range(2):
             for spec in specs:
-                measurement = run_worker(spec, budget, Path(workdir))
+                measurement = spawn_measure(spec, budget, Path(workdir))
                 if measurement.status != "ok":
                     status, error = measurement.status, measurement.error
                     raise RuntimeError(f"worker for {spec.key} ended '{status}': {error}")

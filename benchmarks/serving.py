@@ -50,7 +50,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from frameduel.export.manifest import MANIFEST_FILE
-from frameduel.serve.loadtest import LoadTestConfig, run_loadtest, save_loadtest
+from frameduel.loadgen.loadtest import LoadTestConfig, run_loadtest, save_loadtest
 from frameduel.store import Store
 
 MAX_BATCH = 32  # the server's max batch size, and the offline batch size it is held to
@@ -69,7 +69,7 @@ TAIL_RATIO = 3.0  # issue 17: p99 within 3 x p50
 OFFLINE = """
 import json, sys
 from pathlib import Path
-from frameduel.serve.loadtest import offline_throughput
+from frameduel.loadgen.loadtest import offline_throughput
 print(json.dumps(offline_throughput(Path(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]))))
 """
 

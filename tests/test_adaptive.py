@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from frameduel.analysis.adaptive import AdaptiveRounds, next_round
-from frameduel.report.summary import Budget, exclusions, summarize_planned_run, summarize_run
-from frameduel.report.verdict import verdicts
+from frameduel.analysis.summary import Budget, exclusions, summarize_planned_run, summarize_run
+from frameduel.analysis.verdict import verdicts
 from frameduel.runner.plan import MAX_PROCESSES, AdaptiveSettings, Plan
 from frameduel.runner.scheduler import Cell, CellStream, StartHook, run_plan
 from frameduel.spec import MeasureBudget, Measurement, RunSpec

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from frameduel.report.advise import ECOSYSTEM_FACTS, SCENARIO_WEIGHTS, advise
-from frameduel.report.evidence import Evidence
-from frameduel.report.summary import summarize_run
+from frameduel.analysis.evidence import Evidence
+from frameduel.analysis.summary import summarize_run
+from frameduel.report.advise import SCENARIO_WEIGHTS, advise, ecosystem_facts
 from tests.conftest import run_cli
 from tests.test_summary import fake
 
@@ -42,7 +42,7 @@ def test_documented_facts_are_marked_as_not_measured():
     advice = advise(summary_with(0.01, 0.01), "edge")
     facts = [criterion for criterion, _ in advice.criteria if not criterion.measured]
     assert [c.name for c in facts] == ["edge ecosystem"] and facts[0].evidence.startswith("documented fact")
-    assert facts[0].torch_share == ECOSYSTEM_FACTS["edge ecosystem"][0]["torch"]  # torch and tf add up to 1
+    assert facts[0].torch_share == ecosystem_facts()["edge ecosystem"][0]["torch"]  # torch and tf add up to 1
 
 
 def test_unknown_scenario_is_exit_2(db_path):

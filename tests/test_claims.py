@@ -7,9 +7,9 @@ import re
 
 import numpy as np
 
+from frameduel.analysis.summary import summarize_run
 from frameduel.report.claims import NO_EVIDENCE, SMALL_MODEL_CLAIM, check_claims
 from frameduel.report.finetuning import LORA_CLAIM, lora_comparisons
-from frameduel.report.summary import summarize_run
 from frameduel.spec import LoraSettings, Measurement, RunSpec
 
 COMPILE = "torch.compile speeds up training/inference by 30–60%"

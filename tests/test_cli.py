@@ -7,7 +7,7 @@ import json
 import pytest
 
 from frameduel import environment
-from tests.conftest import run_cli
+from tests.conftest import cli_in_process, run_cli
 
 
 def assert_user_error(result, fragment: str) -> None:
@@ -33,13 +33,18 @@ def assert_user_error(result, fragment: str) -> None:
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args, fragment, db_path):
-    assert_user_error(run_cli(*args, "--db", str(db_path)), fragment)
+    assert_user_error(cli_in_process(*args, "--db", str(db_path)), fragment)
+
+
+def test_the_installed_command_gives_the_same_one_line_error(db_path):
+    """The real entry point in a process of its own, once: what the in-process runs stand for."""
+    assert_user_error(run_cli("compare", "--workloads", "bert9000", "--db", str(db_path)), "unknown workload")
 
 
 def test_unsupported_precision_is_exit_2(db_path):
     if environment.precision_supported("bf16", "cpu"):
         pytest.skip("this CPU does bf16 natively")
-    assert_user_error(run_cli("compare", "--precisions", "bf16", "--device", "cpu", "--db", str(db_path)),
+    assert_user_error(cli_in_process("compare", "--precisions", "bf16", "--device", "cpu", "--db", str(db_path)),
                       "precision 'bf16' is not supported natively on this cpu")
 
 

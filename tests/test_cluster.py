@@ -39,8 +39,8 @@ def ray_processes() -> list[psutil.Process]:
             command = " ".join(process.cmdline())
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
             continue
-        if "ray/core/src" in command or command.startswith("ray::") or "frameduel.runner.zygote" in command \
-                or "frameduel.runner.worker" in command or "frameduel.accuracy.worker" in command:
+        if "ray/core/src" in command or command.startswith("ray::") or "frameduel.jobs.zygote" in command \
+                or "frameduel.jobs.entry" in command:
             found.append(process)
     return found
 
@@ -106,8 +106,8 @@ def zygote_child_under_ray() -> psutil.Process | None:
     for process in ray_processes():
         try:
             parent = process.parent()
-            if "frameduel.runner.zygote" in " ".join(process.cmdline()) and parent and \
-                    "frameduel.runner.zygote" in " ".join(parent.cmdline()) and \
+            if "frameduel.jobs.zygote" in " ".join(process.cmdline()) and parent and \
+                    "frameduel.jobs.zygote" in " ".join(parent.cmdline()) and \
                     " ".join(parent.parent().cmdline()).startswith("ray::"):
                 return process
         except (psutil.NoSuchProcess, AttributeError):
@@ -226,8 +226,15 @@ def test_a_killed_ray_train_worker_fails_its_group_quickly_and_names_it(cluster_
                                                           max_samples=10_000, min_seconds=120.0, max_seconds=120.0,
                                                           timeout_s=200.0))
     measured = []
-    thread = threading.Thread(target=lambda: measured.extend(
-        RayCells(cluster_address).run([(0, plan.specs[0])], plan, lambda cell: None)))
+    cells = RayCells(cluster_address)
+
+    def measure() -> None:
+        try:
+            measured.extend(cells.run([(0, plan.specs[0])], plan, lambda cell: None))
+        finally:
+            cells.close()  # disconnect: the fixture's teardown removes the cluster's nodes
+
+    thread = threading.Thread(target=measure)
     thread.start()
 
     def train_workers() -> list[psutil.Process]:

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from frameduel.runner.plan import parse_duration
-from tests.conftest import run_cli
+from tests.conftest import cli_in_process, run_cli
 from tests.test_cli import assert_user_error
 
 TINY = ("compare", "--workloads", "mlp", "--size", "tiny", "--tasks", "infer", "--modes", "eager", "--repeats", "1")
@@ -38,14 +38,14 @@ def busy_core() -> Iterator[subprocess.Popen]:
     (("--budget", "5m", "--repeats", "3"), "--repeats fixes the processes per cell and --budget adapts them"),
 ])
 def test_bad_budget_and_parity_options_are_one_line(args, fragment, db_path):
-    assert_user_error(run_cli("compare", *args, "--db", str(db_path)), fragment)
+    assert_user_error(cli_in_process("compare", *args, "--db", str(db_path)), fragment)
 
 
 def test_durations_read_as_people_write_them():
     assert [parse_duration(text) for text in ("90", "90s", "5m", "1.5h", " 2M ")] == [90, 90, 300, 5400, 120]
 
 
-def test_compare_proves_parity_first_then_reuses_the_proof_for_these_versions(db_path):
+def test_compare_proves_parity_first_then_reuses_the_proof_for_these_versions(db_path, frameworks):
     first = run_cli(*TINY, "--json", "--db", str(db_path))
     assert first.returncode == 0, first.stderr
     assert "parity: proving mlp the same model in torch, tf" in first.stderr
@@ -62,7 +62,7 @@ def test_compare_proves_parity_first_then_reuses_the_proof_for_these_versions(db
     assert skipped.returncode == 0 and "parity:" not in skipped.stdout
 
 
-def test_a_compare_beside_a_busy_core_gives_the_frameworks_the_free_one(busy_core, db_path):
+def test_a_compare_beside_a_busy_core_gives_the_frameworks_the_free_one(busy_core, db_path, frameworks):
     result = run_cli(*TINY, "--frameworks", "torch", "--no-parity", "--json", "--db", str(db_path))
     assert result.returncode == 0, result.stderr
     assert "machine busy:" in result.stderr and "each framework gets 1 thread(s)" in result.stderr
@@ -85,4 +85,4 @@ def test_doctor_names_a_busy_process_with_a_fix(busy_core):
 
 
 def test_doctor_rejects_a_sampling_time_of_zero():
-    assert_user_error(run_cli("doctor", "--seconds", "0"), "--seconds must be > 0")
+    assert_user_error(cli_in_process("doctor", "--seconds", "0"), "--seconds must be > 0")

@@ -12,16 +12,18 @@ from pathlib import Path
 import psutil
 import pytest
 
+from frameduel.analysis.evidence import load_evidence
+from frameduel.analysis.summary import summarize_run
 from frameduel.errors import FrameduelError
-from frameduel.report.evidence import load_evidence
+from frameduel.jobs.group import run_group
 from frameduel.report.scaling import scaling_rows
-from frameduel.report.summary import summarize_run
-from frameduel.runner.data_parallel import run_group
 from frameduel.runner.plan import MatrixRequest, build_plan
 from frameduel.runner.worker import measure_cell
 from frameduel.spec import MeasureBudget, RunSpec
 from frameduel.store import Store
 from tests.conftest import TINY_BUDGET, run_cli
+
+pytestmark = pytest.mark.usefixtures("frameworks")  # torch/TensorFlow workers: the slow tier
 
 
 def train_spec(framework: str, mode: str, workers: int, batch_size: int = 16) -> RunSpec:

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from frameduel.analysis.summary import summarize_run
 from frameduel.report.diff import RunSide, diff_runs
-from frameduel.report.summary import summarize_run
 from frameduel.runner.plan import Plan
 from frameduel.spec import MeasureBudget, Measurement, RunSpec
 from frameduel.store import Store

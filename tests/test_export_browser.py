@@ -16,13 +16,13 @@ from urllib.parse import urlsplit
 import numpy as np
 import pytest
 
+from frameduel.analysis.evidence import EDGE_FORMATS, best_artefact_latency
 from frameduel.browser.page import browser_session, find_chromium
 from frameduel.errors import FrameduelError
 from frameduel.export.manifest import BROWSER_FORMATS, read_manifest
 from frameduel.export.reference import REFERENCE_FILE, load_reference
 from frameduel.export.table import export_rows
 from frameduel.report.browser_claim import browser_latencies, check_browser_claim
-from frameduel.report.evidence import EDGE_FORMATS, best_artefact_latency
 from frameduel.store import Store
 from tests.browser_support import chromium_processes
 from tests.conftest import run_cli

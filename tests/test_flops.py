@@ -6,7 +6,7 @@ import importlib
 
 import pytest
 
-from frameduel.report.summary import summarize_run
+from frameduel.analysis.summary import summarize_run
 from frameduel.spec import Measurement, RunSpec
 from frameduel.workloads import WORKLOADS, get_workload
 from tests.tools import require_module

@@ -9,11 +9,13 @@ import os
 import numpy as np
 import pytest
 
-from frameduel.runner.scheduler import run_worker
+from frameduel.runner.scheduler import spawn_measure
 from frameduel.spec import RunSpec
 from frameduel.workloads import get_workload
 from tests.conftest import TINY_BUDGET
 from tests.tools import require_module
+
+pytestmark = pytest.mark.usefixtures("frameworks")  # torch/TensorFlow workers: the slow tier
 
 LANGUAGE_MODELS = ["gpt", "llama"]
 
@@ -77,7 +79,7 @@ def test_tf_cached_generation_matches_uncached(name):
 def test_generate_cell_reports_prefill_and_decode(framework, mode, tmp_path):
     spec = RunSpec(workload="gpt", framework=framework, mode=mode, task="generate", batch_size=1, size="tiny",
                    threads=1)
-    measurement = run_worker(spec, TINY_BUDGET, tmp_path)
+    measurement = spawn_measure(spec, TINY_BUDGET, tmp_path)
     assert measurement.status == "ok", measurement.error
     rounds = len(measurement.step_seconds)
     assert len(measurement.series["prefill"]) == rounds

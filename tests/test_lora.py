@@ -24,6 +24,8 @@ from tests.test_cli import assert_user_error
 from tests.test_llm_checkpoints import VOCAB, llama_config, relative_difference, save
 from tests.tools import require_module
 
+pytestmark = pytest.mark.usefixtures("frameworks")  # torch/TensorFlow workers: the slow tier
+
 transformers = require_module("transformers")
 peft = require_module("peft")
 torch = require_module("torch")
@@ -241,7 +243,7 @@ def test_plain_torch_cells_do_not_carry_peft():
 def test_a_finetune_cell_measures_lora_and_stores_what_it_trained(tmp_path):
     """A benchmark cell of task finetune, in each framework's own worker process: timed like a train cell,
     with the parameter counts and the adapter's size on disk stored beside the timings."""
-    from frameduel.runner.scheduler import run_worker
+    from frameduel.runner.scheduler import spawn_measure
     from frameduel.workloads import get_workload
     from tests.conftest import TINY_BUDGET
 
@@ -250,7 +252,7 @@ def test_a_finetune_cell_measures_lora_and_stores_what_it_trained(tmp_path):
     for framework in ("torch", "tf"):
         spec = RunSpec(workload="llama", framework=framework, mode="eager", task="finetune", size="tiny",
                        batch_size=4, threads=1, lora=lora)
-        measurement = run_worker(spec, TINY_BUDGET, tmp_path)
+        measurement = spawn_measure(spec, TINY_BUDGET, tmp_path)
         assert measurement.status == "ok", measurement.error
         assert measurement.step_seconds and measurement.spec.key.split("/")[2] == f"finetune-{lora.label}"
         facts[framework] = measurement.model_facts

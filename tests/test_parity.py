@@ -8,9 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from frameduel.parity.check import ParityReport, ParityRequest, judge_direction, run_worker
+from frameduel.parity.check import ParityReport, ParityRequest, judge_direction, spawn_parity_job
 from frameduel.store import Store
 from tests.conftest import run_cli
+
+pytestmark = pytest.mark.usefixtures("frameworks")  # torch/TensorFlow workers: the slow tier
 
 WORKLOADS = ["mlp", "cnn", "transformer", "gpt", "llama", "lstm"]
 # Parity's default LoRA check adapts every Linear LoRA may target, at rank 4 and alpha 8.
@@ -62,16 +64,16 @@ def transfer_with_a_wrong_mapping(tmp_path: Path, workload: str, corrupt) -> Par
     """torch initialises; its weights reach TF through a mapping with one mistake in it; compare."""
     request = ParityRequest(workload, directions=("torch-to-tf",), steps=3, check_modes=False)
     common = {"precisions": ["fp64", "fp32"], "steps": 3}
-    torch_side = run_worker("side", "torch", request.spec("torch"), tmp_path, 300, weight_sets={"torch": None},
-                            **common)
-    assert torch_side["status"] == "ok", torch_side
+    torch_side = spawn_parity_job("side", "torch", request.spec("torch"), tmp_path, 300, weight_sets={"torch": None},
+                                  **common)
+    assert torch_side.ok, torch_side
     with np.load(tmp_path / "init-torch.npz") as archive:
         wrong = {name: corrupt(name.removeprefix("weights/"), archive[name]) for name in archive.files}
     np.savez(tmp_path / "wrong.npz", **wrong)
-    tf_side = run_worker("side", "tf", request.spec("tf"), tmp_path, 300,
-                         weight_sets={"torch": str(tmp_path / "wrong.npz")}, **common)
-    assert tf_side["status"] == "ok", tf_side
-    return judge_direction(request, "torch-to-tf", tmp_path, tf_side["shared_weights"])
+    tf_side = spawn_parity_job("side", "tf", request.spec("tf"), tmp_path, 300,
+                               weight_sets={"torch": str(tmp_path / "wrong.npz")}, **common)
+    assert tf_side.ok, tf_side
+    return judge_direction(request, "torch-to-tf", tmp_path, tf_side.data["shared_weights"])
 
 
 def layers_before_first_are_ok(report: ParityReport, label: str = "eval") -> bool:
@@ -128,9 +130,9 @@ def test_swapped_lstm_gates_are_caught(tmp_path):
 def test_a_weights_file_missing_a_tensor_is_reported_by_name(tmp_path):
     request = ParityRequest("mlp", check_modes=False)
     np.savez(tmp_path / "partial.npz", **{"weights/head.weight": np.zeros((4, 32), np.float32)})
-    manifest = run_worker("side", "tf", request.spec("tf"), tmp_path, 300,
-                          weight_sets={"torch": str(tmp_path / "partial.npz")}, precisions=["fp64"], steps=1)
-    assert manifest["status"] == "failed" and "missing body.0.bias" in manifest["error"]
+    envelope = spawn_parity_job("side", "tf", request.spec("tf"), tmp_path, 300,
+                                weight_sets={"torch": str(tmp_path / "partial.npz")}, precisions=["fp64"], steps=1)
+    assert envelope.status == "failed" and "missing body.0.bias" in envelope.error
 
 
 def test_parity_cli_rejects_bad_input_in_one_line(tmp_path):

@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from frameduel.serve.app import ServerConfig
 from frameduel.serve.batcher import BatchingConfig
-from frameduel.serve.protocol import HEADER_LENGTH, decode_infer_response, encode_infer_request
+from frameduel.v2.protocol import HEADER_LENGTH, decode_infer_response, encode_infer_request
 from tests.serve_support import client, expected, infer_json, running_server, write_affine_model
 
 FAST = BatchingConfig(max_batch_size=8, max_queue_delay_us=500)

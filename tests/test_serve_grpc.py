@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from frameduel.errors import FrameduelError
-from frameduel.serve.loadtest import LoadTestConfig, run_loadtest
+from frameduel.loadgen.loadtest import LoadTestConfig, run_loadtest
 from tests.conftest import run_cli, wait_for
 from tests.serve_support import ServerProcess, expected, serving_process, write_affine_model
 from tests.tools import require_module

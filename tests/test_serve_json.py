@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from frameduel.serve.protocol import (
+from frameduel.v2.protocol import (
     InferRequest,
     ServeError,
     decode_infer_response,

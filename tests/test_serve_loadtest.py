@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from frameduel.loadgen.loadtest import LoadTestConfig, offline_throughput, run_loadtest
 from frameduel.serve.app import ServerConfig
 from frameduel.serve.batcher import BatchingConfig
-from frameduel.serve.loadtest import LoadTestConfig, offline_throughput, run_loadtest
 from frameduel.store import Store
 from tests.conftest import run_cli
 from tests.serve_support import free_socket, running_server, write_affine_model

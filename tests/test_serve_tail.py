@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from frameduel.serve.loadtest import LoadTestConfig, run_loadtest
+from frameduel.loadgen.loadtest import LoadTestConfig, run_loadtest
 from tests.serve_support import serving_process, write_affine_model
 
 MAX_TAIL_RATIO = 5.0  # p99 / p50

@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from frameduel.runner import stats
-from frameduel.runner.stats import (
+from frameduel import stats
+from frameduel.stats import (
     NOISE_THRESHOLD,
     Interval,
     SampleSummary,

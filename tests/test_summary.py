@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from frameduel.report.summary import summarize_run
+from frameduel.analysis.summary import summarize_run
 from frameduel.spec import Measurement, RunSpec
 
 
@@ -139,8 +139,8 @@ def test_a_cell_whose_processes_agree_by_chance_borrows_the_spread_of_its_kind()
 
 
 def test_the_verdict_rule_names_a_winner_beyond_2_percent_and_equivalence_within_5():
-    from frameduel.report.summary import Ratio
-    from frameduel.runner.stats import Interval
+    from frameduel.analysis.summary import Ratio
+    from frameduel.stats import Interval
 
     def verdict(low: float, high: float, unstable: bool = False) -> str:
         return Ratio("g", "a vs b", "a", "b", 1.0, Interval(low, high), unstable).verdict

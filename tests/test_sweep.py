@@ -9,11 +9,13 @@ import pytest
 
 from frameduel.accuracy.run import AccuracyRequest, TrainingRun
 from frameduel.errors import FrameduelError
-from frameduel.runner.cores import core_slots
+from frameduel.jobs.cores import core_slots
 from frameduel.store import Store
 from frameduel.sweep import SweepRequest, Trial, TrialResult, check_sweep, parse_grid, remaining_samples
 from tests.conftest import run_cli
 from tests.test_cli import assert_user_error
+
+pytestmark = pytest.mark.usefixtures("frameworks")  # torch/TensorFlow workers: the slow tier
 
 SWEEP = ("sweep", "--workloads", "mlp", "--grid", "lr=1e-3,1e-2", "--seeds", "1", "--target", "0.9",
          "--max-epochs", "12", "--parallel", "2", "--json")

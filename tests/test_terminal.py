@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from frameduel.report.summary import summarize_run
+from frameduel.analysis.summary import summarize_run
 from frameduel.report.terminal import print_summary
 from frameduel.spec import MODES, Measurement, RunSpec
 

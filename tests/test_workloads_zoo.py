@@ -8,11 +8,13 @@ import os
 import numpy as np
 import pytest
 
-from frameduel.runner.scheduler import run_worker
+from frameduel.runner.scheduler import spawn_measure
 from frameduel.spec import RunSpec
 from frameduel.workloads import get_workload
 from tests.conftest import TINY_BUDGET
 from tests.tools import require_module
+
+pytestmark = pytest.mark.usefixtures("frameworks")  # torch/TensorFlow workers: the slow tier
 
 ZOO = ("transformer", "gpt", "lstm")
 
@@ -50,6 +52,6 @@ def test_make_batch_is_deterministic_and_fits_the_loss_contract(name: str) -> No
 @pytest.mark.parametrize("name", ZOO)
 def test_train_cell_runs_in_a_worker(name: str, framework: str, tmp_path) -> None:
     spec = RunSpec(workload=name, framework=framework, mode="eager", task="train", batch_size=4, size="tiny")
-    measurement = run_worker(spec, TINY_BUDGET, tmp_path)
+    measurement = spawn_measure(spec, TINY_BUDGET, tmp_path)
     assert measurement.status == "ok", measurement.error
     assert measurement.step_seconds

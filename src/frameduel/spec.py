@@ -11,34 +11,82 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from frameduel.errors import FrameduelError
+from frameduel.errors import FrameduelError, Unsupported
 
 
 @dataclass(frozen=True)
 class FrameworkInfo:
-    """What frameduel knows of one framework: the one registry every other table reads from."""
+    """What frameduel knows of one framework: the one registry every other table reads from.
+
+    The capabilities a framework may lack are None: capability() then says "unsupported" with the reason,
+    so adding a framework never meets a KeyError (README, "Adding a framework")."""
 
     name: str
     label: str  # for people: "PyTorch", "Keras 3 on JAX"
     modes: tuple[str, ...]  # the first is the plain (eager) one
     backend_module: str  # frameduel.frameworks module exposing the backend contract (frameworks/__init__.py)
-    models: str  # which of a workload's model files it runs: "torch" (model_torch.py) or "tf" (model_tf.py, Keras)
+    # which of a workload's model files it runs: "torch" (model_torch.py), "tf" (model_tf.py, Keras), or "numpy"
+    # (none: the backend builds its one model itself)
+    models: str
     package: str  # the import it needs: a missing one is a one-line error naming the install
     colour: str  # in the report's plots
+    training_mode: str  # the mode `accuracy`, sweeps and export's digits model train in
+    # Shares of the documented ecosystem criteria (report/advise.py ECOSYSTEM_TEXTS), each in 0..1.
+    ecosystem: tuple[tuple[str, float], ...] = ()
+    data_parallel_module: str | None = None  # one worker of a group: the backend contract over DDP/tf.distribute
+    data_parallel_launcher: str | None = None  # what starts its group here: "torchrun" or "TF_CONFIG" (jobs/group.py)
+    export_module: str | None = None  # export_artefact(...) and its runtimes (frameworks/*_export.py)
+
+
+ECOSYSTEMS = ("research ecosystem", "serving ecosystem", "edge ecosystem", "llm ecosystem")
+
+
+def ecosystem_shares(research: float, serving: float, edge: float, llm: float) -> tuple[tuple[str, float], ...]:
+    return tuple(zip(ECOSYSTEMS, (research, serving, edge, llm), strict=True))
 
 
 # One source of truth for the framework axis. Order matters: it is the display order. keras-torch and
 # keras-jax run the very Keras models of the "tf" framework on another Keras backend.
 FRAMEWORK_INFO: dict[str, FrameworkInfo] = {info.name: info for info in (
     FrameworkInfo("torch", "PyTorch", ("eager", "compile"), "frameduel.frameworks.torch_backend", "torch", "torch",
-                  "#ee4c2c"),
+                  "#ee4c2c", "eager", ecosystem_shares(0.7, 0.4, 0.35, 0.8),
+                  "frameduel.frameworks.torch_data_parallel", "torchrun", "frameduel.frameworks.torch_export"),
     FrameworkInfo("tf", "TensorFlow (Keras 3)", ("eager", "function", "xla"), "frameduel.frameworks.tf_backend",
-                  "tf", "tensorflow", "#ff8f00"),
+                  "tf", "tensorflow", "#ff8f00", "function", ecosystem_shares(0.3, 0.6, 0.65, 0.2),
+                  "frameduel.frameworks.tf_data_parallel", "TF_CONFIG", "frameduel.frameworks.tf_export"),
     FrameworkInfo("keras-torch", "Keras 3 on torch", ("eager", "compile"),
-                  "frameduel.frameworks.keras_torch_backend", "tf", "torch", "#8e44ad"),
+                  "frameduel.frameworks.keras_torch_backend", "tf", "torch", "#8e44ad", "eager",
+                  ecosystem_shares(0.35, 0.3, 0.3, 0.3)),
     FrameworkInfo("keras-jax", "Keras 3 on JAX", ("eager", "jit"), "frameduel.frameworks.keras_jax_backend", "tf",
-                  "jax", "#1f77b4"),
+                  "jax", "#1f77b4", "jit", ecosystem_shares(0.45, 0.35, 0.35, 0.35)),
+    # The reference framework: the mlp written out in NumPy (frameworks/numpy_backend.py); no model files,
+    # no ecosystem, no data parallel, no export. The harness's tests run it: it imports in milliseconds.
+    FrameworkInfo("numpy", "NumPy (reference mlp)", ("eager",), "frameduel.frameworks.numpy_backend", "numpy",
+                  "numpy", "#4d77cf", "eager"),
 )}
+CAPABILITY_REASONS = {
+    "data_parallel_module": "trains alone here: data parallel is torch's DDP and TF's tf.distribute",
+    "data_parallel_launcher": "has no data-parallel launcher",
+    "export_module": "has no exporter: deployment artefacts come from torch and tf (a Keras model on another "
+                     "backend exports through its TF twin)",
+}
+
+
+def capability(framework: str, name: str) -> str:
+    """A framework's capability (a FrameworkInfo field), or Unsupported naming what it lacks."""
+    value = getattr(FRAMEWORK_INFO[check_choice("framework", framework, FRAMEWORKS)], name)
+    if value is None:
+        raise Unsupported(f"{framework} {CAPABILITY_REASONS[name]}")
+    return value
+
+
+def frameworks_with(name: str) -> tuple[str, ...]:
+    """The frameworks that have a capability, in display order."""
+    return tuple(fw for fw, info in FRAMEWORK_INFO.items() if getattr(info, name) is not None)
+
+
+# The model files a workload ships, one per kind (Workload.model_modules): what FrameworkInfo.models names.
+MODEL_FILES: tuple[str, ...] = ("torch", "tf")
 MODES: dict[str, tuple[str, ...]] = {name: info.modes for name, info in FRAMEWORK_INFO.items()}
 FRAMEWORKS: tuple[str, ...] = tuple(FRAMEWORK_INFO)
 NATIVE_FRAMEWORKS: tuple[str, ...] = ("torch", "tf")  # the default pair; Keras' other backends are asked for
@@ -60,6 +108,81 @@ def check_choice(kind: str, value: str, choices: tuple[str, ...] | list[str]) ->
     if value not in choices:
         raise FrameduelError(f"unknown {kind} '{value}'; choose from: {', '.join(choices)}")
     return value
+
+
+def split_list(value: str | None) -> tuple[str, ...] | None:
+    """'mlp, cnn' -> ("mlp", "cnn"): an option's comma-separated names; None (the option left out) stays None."""
+    if value is None:
+        return None
+    items = tuple(item.strip() for item in value.split(",") if item.strip())
+    if not items:
+        raise FrameduelError(f"empty list '{value}'; give comma-separated names, e.g. mlp,cnn")
+    return items
+
+
+# --modes, one syntax for every command: a bare mode ("compile") applies to every framework that has it;
+# FRAMEWORK=MODE ("tf=xla") pins one framework; the two mix ("eager,tf=xla"). A framework nothing is pinned
+# to, when no bare mode is given either, keeps the command's default.
+def mode_items(requested: tuple[str, ...]) -> list[tuple[str | None, str]]:
+    """("eager", "tf=xla") -> [(None, "eager"), ("tf", "xla")]; an unknown framework is one line."""
+    items: list[tuple[str | None, str]] = []
+    for item in requested:
+        framework, pinned, mode = item.partition("=")
+        items.append((check_choice("framework", framework.strip(), FRAMEWORKS), mode.strip()) if pinned
+                     else (None, item))
+    return items
+
+
+def check_bare_modes(frameworks: tuple[str, ...], requested: tuple[str, ...]) -> None:
+    """Each bare mode is one of some framework's, and every framework nothing is pinned to has one of them."""
+    for fw in frameworks:
+        check_choice("framework", fw, FRAMEWORKS)
+    items = mode_items(requested)
+    bare = [mode for framework, mode in items if framework is None]
+    for mode in bare:
+        if not any(mode in MODES[fw] for fw in frameworks):
+            valid = "; ".join(f"{fw}: {', '.join(MODES[fw])}" for fw in frameworks)
+            raise FrameduelError(f"mode '{mode}' is not valid for {', '.join(frameworks)}; valid modes: {valid}")
+    pinned = {framework for framework, _ in items}
+    for fw in frameworks:
+        if bare and fw not in pinned and not any(mode in MODES[fw] for mode in bare):
+            raise FrameduelError(f"none of the modes {', '.join(requested)} applies to {fw}; "
+                                 f"add one of: {', '.join(MODES[fw])}")
+
+
+def check_modes(frameworks: tuple[str, ...], requested: tuple[str, ...] | None) -> None:
+    """--modes of a command that runs every mode asked for (compare, generate): one line for a mode that
+    is none of the frameworks' (naming the valid ones), or a framework left without a mode."""
+    if requested is None:
+        return
+    check_bare_modes(frameworks, requested)
+    for fw, mode in mode_items(requested):
+        if fw in frameworks and mode not in MODES[fw]:  # pins of frameworks not run are left alone
+            raise FrameduelError(f"mode '{mode}' is not valid for {fw}; choose from: {', '.join(MODES[fw])}")
+
+
+def modes_for(framework: str, requested: tuple[str, ...] | None) -> tuple[str, ...]:
+    """The modes a framework runs, in its registry order: those pinned to it, else the bare ones it has,
+    else (no bare mode given) all of them."""
+    items = mode_items(requested or ())
+    wanted = ({mode for fw, mode in items if fw == framework}
+              or {mode for fw, mode in items if fw is None} or set(MODES[framework]))
+    return tuple(mode for mode in MODES[framework] if mode in wanted)
+
+
+def one_mode_each(frameworks: tuple[str, ...], requested: tuple[str, ...] | None,
+                  defaults: dict[str, str]) -> dict[str, str]:
+    """framework -> the one mode it trains in (accuracy, sweep, finetune): the last mode pinned to it, else
+    the last bare one it has, else its default. Pinned modes are checked where they are used."""
+    modes = dict(defaults)
+    if requested is None:
+        return modes
+    check_bare_modes(frameworks, requested)
+    # Bare modes first, then pins (sorted is stable): a pin wins over a bare mode, a later one over an earlier.
+    for pinned, mode in sorted(mode_items(requested), key=lambda item: item[0] is not None):
+        for fw in [pinned] if pinned else [fw for fw in modes if mode in MODES[fw]]:
+            modes[fw] = mode
+    return modes
 
 
 def directory_name(path: str) -> str:

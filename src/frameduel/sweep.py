@@ -25,11 +25,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from frameduel.accuracy.run import AccuracyRequest, TrainingRun, check_request, resolve_modes
-from frameduel.accuracy.run import run_worker as run_training
+from frameduel.accuracy.run import AccuracyRequest, TrainingRun, check_request, resolve_modes, spawn_training
 from frameduel.datasets import TRAIN_IMAGES
 from frameduel.errors import FrameduelError
-from frameduel.runner.cores import core_slots
+from frameduel.jobs.cores import core_slots
 from frameduel.spec import RunSpec, check_choice
 from frameduel.store import Store, StoredResult, now_iso
 
@@ -167,6 +166,14 @@ def check_sweep(request: SweepRequest) -> None:
             raise FrameduelError("--early-stop asha stops the worst trials of a search; add --search random")
 
 
+def sweep_request(accuracy: AccuracyRequest, grid: list[str], parallel: int | None, search: str | None,
+                  samples: int, early_stop: str | None) -> SweepRequest:
+    """A new sweep from its options (--grid KEY=V1,V2 items; samples count only for a search); check_sweep
+    checks it, as it does a stored one resumed."""
+    return SweepRequest(accuracy, parse_grid(grid, ranges=search is not None), parallel, search,
+                        samples if search else 0, early_stop)
+
+
 def plan_trials(request: SweepRequest) -> list[Trial]:
     """Seed-major, then configuration, frameworks alternating: drift and contention hit all alike. A
     search's trials are drawn as it goes: none are planned."""
@@ -266,7 +273,7 @@ class LocalTrials:
             cpus = slots.get()
             try:
                 begun = time.perf_counter() - started
-                training = run_training(trial_spec(trial, request, len(cpus)), a.max_epochs, a.timeout_s,
+                training = spawn_training(trial_spec(trial, request, len(cpus)), a.max_epochs, a.timeout_s,
                                         **trial_options(trial, request), cpus=cpus)
                 return TrialResult(trial, training, cpus, begun, time.perf_counter() - started)
             finally:

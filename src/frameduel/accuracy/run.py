@@ -1,6 +1,6 @@
 """Time to accuracy, framework-free: launch one worker per (workload, framework, seed), summarise.
 
-Each run trains for max_epochs epochs in a fresh subprocess (accuracy/worker.py) and reports every
+Each run trains for max_epochs epochs in a fresh subprocess (the "accuracy" job, accuracy/worker.py) and reports every
 epoch's training seconds and test accuracy. Here, a run's time to target is the sum of its epoch
 seconds up to the first epoch whose test accuracy reaches the target; a framework's figure is the
 median over seeds, where a seed that never reached the target counts as infinitely slow (so the
@@ -9,7 +9,6 @@ median says "not reached" unless most seeds got there).
 
 from __future__ import annotations
 
-import json
 import math
 import tempfile
 from collections.abc import Callable, Iterator
@@ -19,16 +18,30 @@ from typing import Any
 
 import numpy as np
 
+from frameduel import environment
 from frameduel.datasets import TRAIN_IMAGES, check_sklearn
 from frameduel.errors import FrameduelError
 from frameduel.frameworks import check_framework
-from frameduel.runner.process import run_job
-from frameduel.spec import MODES, NATIVE_FRAMEWORKS, RunSpec
+from frameduel.jobs.process import run_job
+from frameduel.jobs.servers import ForkServers
+from frameduel.jobs.spawn import Launcher, spawn_job
+from frameduel.spec import (
+    DEVICES,
+    FRAMEWORK_INFO,
+    MODES,
+    NATIVE_FRAMEWORKS,
+    RunSpec,
+    check_choice,
+    one_mode_each,
+    split_list,
+)
+from frameduel.training.digits import DIGITS_BATCH
 from frameduel.workloads import WORKLOADS, get_workload
 
 # Each framework trains in its idiomatic default mode: what a user writing a training loop gets (Keras'
 # compile() on JAX jits the step).
-DEFAULT_MODES: dict[str, str] = {"torch": "eager", "tf": "function", "keras-torch": "eager", "keras-jax": "jit"}
+# Each framework trains in its registry mode (spec.FrameworkInfo.training_mode) unless --modes says otherwise.
+DEFAULT_MODES: dict[str, str] = {name: info.training_mode for name, info in FRAMEWORK_INFO.items()}
 
 
 @dataclass(frozen=True)
@@ -39,7 +52,7 @@ class AccuracyRequest:
     seeds: int = 3
     target: float = 0.95
     max_epochs: int = 40
-    batch_size: int = 64
+    batch_size: int = DIGITS_BATCH
     device: str = "cpu"
     threads: int = 1
     timeout_s: float = 900.0  # per worker
@@ -125,6 +138,22 @@ def check_request(request: AccuracyRequest) -> None:
     check_sklearn()
 
 
+def accuracy_request(workloads: str, frameworks: str, modes: str | None, seeds: int, target: float,
+                     max_epochs: int, batch_size: int = DIGITS_BATCH, device: str | None = "cpu",
+                     threads: int | None = 1) -> AccuracyRequest:
+    """What `accuracy` (and each `sweep` trial) trains, from its options: device None is this machine's
+    default, threads None all its cores; --modes gives each framework one mode (spec.one_mode_each)."""
+    device = check_choice("device", device or environment.default_device(), DEVICES)
+    environment.check_device(device)
+    if threads is not None and threads < 1:
+        raise FrameduelError(f"--threads must be >= 1, got {threads}")
+    names, chosen = split_list(workloads) or (), split_list(frameworks) or ()
+    return AccuracyRequest(workloads=names, frameworks=chosen,
+                           modes=one_mode_each(chosen, split_list(modes), DEFAULT_MODES), seeds=seeds, target=target,
+                           max_epochs=max_epochs, batch_size=batch_size, device=device,
+                           threads=threads or environment.default_threads())
+
+
 def run_specs(request: AccuracyRequest) -> list[RunSpec]:
     """Seed-major, frameworks alternating (A B A B), so machine drift hits both frameworks alike."""
     modes = resolve_modes(request.frameworks, request.modes)
@@ -133,28 +162,24 @@ def run_specs(request: AccuracyRequest) -> list[RunSpec]:
             for workload in request.workloads for seed in range(request.seeds) for fw in request.frameworks]
 
 
-def run_worker(spec: RunSpec, max_epochs: int, timeout_s: float, **options: Any) -> TrainingRun:
-    """One training run in a fresh process; options: the worker's learning_rate, stop_at and cpus."""
-    job = json.dumps({"spec": spec.to_dict(), "max_epochs": max_epochs, **options})
+def spawn_training(spec: RunSpec, max_epochs: int, timeout_s: float, launcher: Launcher = run_job,
+                   **options: Any) -> TrainingRun:
+    """One training run in a fresh process; options: the worker's learning_rate, stop_at, cpus, progress."""
+    payload = {"spec": spec.to_dict(), "max_epochs": max_epochs, **options}
     with tempfile.TemporaryDirectory(prefix="frameduel-accuracy-") as tmp:
-        result_path = Path(tmp) / "result.json"
-        outcome = run_job("frameduel.accuracy.worker", [str(result_path)], job, timeout_s, Path(tmp))
-        if outcome.timed_out:
-            return TrainingRun(spec, "timeout", f"no result within {timeout_s:g}s")
-        if not result_path.exists():
-            return TrainingRun(spec, "failed", outcome.death_cause("worker"))
-        result = json.loads(result_path.read_text())
-    result["spec"] = spec
-    return TrainingRun(**result)
+        envelope = spawn_job("accuracy", payload, timeout_s, Path(tmp), "worker", launcher)
+    return TrainingRun(**{**envelope.data, "spec": spec, "status": envelope.status, "error": envelope.error})
 
 
 RunExecutor = Callable[[list[RunSpec], AccuracyRequest], Iterator[TrainingRun]]
 
 
 def local_runs(specs: list[RunSpec], request: AccuracyRequest) -> Iterator[TrainingRun]:
-    """One at a time on this machine: each run is a timing with every thread it asked for."""
-    for spec in specs:
-        yield run_worker(spec, request.max_epochs, request.timeout_s)
+    """One at a time on this machine: each run is a timing with every thread it asked for, forked from its
+    framework's zygote, so the seeds after the first pay no framework import."""
+    with ForkServers() as servers:
+        for spec in specs:
+            yield spawn_training(spec, request.max_epochs, request.timeout_s, servers.launcher(spec.framework))
 
 
 def run_accuracy(

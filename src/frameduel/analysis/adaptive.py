@@ -4,9 +4,12 @@ rests on, until it is decided, a cell reaches the cap, or the run's time budget 
 The rule (README, "Conclusive answers"):
 * A verdict that is inconclusive gets one more process for each of its two cells (each framework's best
   mode), until a cell has MAX_PROCESSES (kept and left out together).
-* A verdict cell with fewer than MIN_KEPT_PROCESSES clean processes (the others contended or outliers)
-  gets one replacement per process it lost, whatever its verdict, so a decided verdict does not rest on
-  a disturbed sample; a machine that stays busy cannot make this loop forever (the cap on re-runs).
+* Once every verdict is decided (or capped), the budget left replaces disturbed processes: a verdict cell
+  with fewer than MIN_KEPT_PROCESSES clean processes (the others contended or outliers) gets one
+  replacement per process it lost, so a decided verdict does not rest on a disturbed sample; a machine
+  that stays busy cannot make this loop forever (the cap on re-runs). Undecided verdicts come first:
+  beside a bursty one-core load, replacements for verdicts already decided had taken 51-78 s of the
+  160-190 s the added rounds had, and three of ten verdicts ran out of budget.
 * Each added round runs the chosen cells interleaved, A B A B across groups, swapping which side goes
   first every round (A B, then B A), so both sides sample the same machine periods.
 * A round is run only if its estimated cost (each cell's median process wall time) fits the budget left;
@@ -18,8 +21,8 @@ the store, so a resumed run continues with what it had left.
 
 from __future__ import annotations
 
-from frameduel.report.summary import MIN_KEPT_PROCESSES, Budget, CellSummary, RunSummary, summarize_planned_run
-from frameduel.report.verdict import Verdict, verdicts
+from frameduel.analysis.summary import MIN_KEPT_PROCESSES, Budget, CellSummary, RunSummary, summarize_planned_run
+from frameduel.analysis.verdict import Verdict, verdicts
 from frameduel.runner.contention import CONTENTION_THRESHOLD_CORES
 from frameduel.runner.plan import Plan
 from frameduel.spec import RunSpec
@@ -42,20 +45,28 @@ def process_cost(cell: CellSummary) -> float:
     return cell.process_wall_s or 1.0
 
 
-def wanted_cells(verdict: Verdict, budget: Budget, base_processes: int) -> list[CellSummary]:
-    """The verdict's cells that should get one more process now (empty: leave it as it is)."""
-    cells = [verdict.first, verdict.second]
-    if verdict.ratio.verdict == "inconclusive":
-        return [cell for cell in cells if cell.processes < budget.max_processes]
-    return [cell for cell in cells if needs_replacement(cell, base_processes)]
+def undecided_cells(verdict: Verdict, budget: Budget) -> list[CellSummary]:
+    """An inconclusive verdict's cells below the cap: each gets one more process."""
+    if verdict.ratio.verdict != "inconclusive":
+        return []
+    return [cell for cell in (verdict.first, verdict.second) if cell.processes < budget.max_processes]
+
+
+def disturbed_cells(verdict: Verdict, base_processes: int) -> list[CellSummary]:
+    """A verdict's cells that lost clean processes: each gets a replacement."""
+    return [cell for cell in (verdict.first, verdict.second) if needs_replacement(cell, base_processes)]
 
 
 def next_round(summary: RunSummary, budget: Budget, base_processes: int, round_number: int) -> list[RunSpec]:
     """The cells to measure once more, in the order to run them; empty when nothing more is worth the budget."""
+    found = verdicts(summary)
+    wanted = [undecided_cells(verdict, budget) for verdict in found]
+    if not any(wanted):  # every verdict decided: what is left of the budget replaces disturbed processes
+        wanted = [disturbed_cells(verdict, base_processes) for verdict in found]
     groups: list[list[CellSummary]] = []
     chosen: set[str] = set()
-    for verdict in verdicts(summary):
-        cells = [cell for cell in wanted_cells(verdict, budget, base_processes) if cell.spec.key not in chosen]
+    for cells in wanted:
+        cells = [cell for cell in cells if cell.spec.key not in chosen]
         if cells:
             chosen.update(cell.spec.key for cell in cells)
             groups.append(cells if round_number % 2 == 0 else cells[::-1])  # A B, then B A

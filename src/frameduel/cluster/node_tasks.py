@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from frameduel import environment
-from frameduel.accuracy.run import run_worker as run_training
-from frameduel.runner.process import Zygote, run_job
-from frameduel.runner.scheduler import run_worker as measure
+from frameduel.accuracy.run import spawn_training
+from frameduel.jobs.process import Zygote, run_job
+from frameduel.runner.scheduler import spawn_measure as measure
 from frameduel.spec import MeasureBudget, RunSpec
 
 # A machine-wide ledger of pinned cores, one lock file per core: Ray counts CPUs but does not say
@@ -114,9 +114,9 @@ def train(spec: dict[str, Any], max_epochs: int, timeout_s: float, options: dict
     run_spec = RunSpec.from_dict(spec)
     started = time.time()
     if pin_cores is None:
-        run, cpus = run_training(run_spec, max_epochs, timeout_s, **options), []
+        run, cpus = spawn_training(run_spec, max_epochs, timeout_s, **options), []
     else:
         with claimed_cores(pin_cores) as cpus:
-            run = run_training(run_spec, max_epochs, timeout_s, **options, cpus=cpus or None)
+            run = spawn_training(run_spec, max_epochs, timeout_s, **options, cpus=cpus or None)
     return {"run": {**run.to_dict(), "spec": spec}, "cpus": cpus, "started_at": started, "finished_at": time.time(),
             "placement": placement()}

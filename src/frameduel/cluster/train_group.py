@@ -4,7 +4,7 @@ torch: Ray Train's TorchTrainer, which joins its workers to one process group (g
 GPUs) before the job starts; the job wraps the model in DDP over that group. TF: Ray Train's
 TensorflowTrainer, which writes each worker's TF_CONFIG; the job's MultiWorkerMirroredStrategy reads
 it. Either way each worker runs the very job a local group's worker runs
-(runner/data_parallel_worker.run_worker_job), so a cell measured on the cluster and one measured by
+(jobs/rank.run_part), so a cell measured on the cluster and one measured by
 torchrun differ only in who started the processes and where they are.
 
 Workers are placed one per node where the cluster has enough nodes (STRICT_SPREAD), else spread as
@@ -26,8 +26,8 @@ from typing import Any
 
 from frameduel.cluster.node_tasks import claimed_cores, placement, use_thread_settings
 from frameduel.cluster.session import failure_cause
-from frameduel.runner.data_parallel import COLLECTIVE_TIMEOUT_S, POLL_S, RANK_ENV, SETTLE_S, TIMEOUT_ENV
-from frameduel.runner.data_parallel_worker import run_worker_job
+from frameduel.jobs.group import COLLECTIVE_TIMEOUT_S, POLL_S, RANK_ENV, SETTLE_S, TIMEOUT_ENV
+from frameduel.jobs.rank import run_part
 from frameduel.spec import RunSpec
 
 TRAINERS = {"torch": "Ray Train TorchTrainer", "tf": "Ray Train TensorflowTrainer"}
@@ -68,8 +68,8 @@ def worker_in_ray_train(config: dict[str, Any]) -> None:
     with claimed_cores(RunSpec.from_dict(job["spec"]).threads) as cpus:
         if cpus:  # this thread runs the job; the framework's pools, started from it, inherit the cores
             os.sched_setaffinity(0, cpus)
-        result = run_worker_job(job)
-    ray.get(inbox.finish.remote(rank, {**result, "cpus": cpus}))
+        result = run_part(job)
+    ray.get(inbox.finish.remote(rank, {"status": result.status, "error": result.error, **result.data, "cpus": cpus}))
 
 
 def worker_layout(spec: RunSpec) -> tuple[str, str | None]:
@@ -136,7 +136,7 @@ def make_trainer(spec: RunSpec, config: dict[str, Any], strategy: str, storage: 
 
 
 def run_group_on_ray(job: dict[str, Any], thread_env: dict[str, str], timeout_s: float) -> dict[str, Any]:
-    """A Ray task: `job` (runner/data_parallel_worker.py's, with its "spec") on the spec's workers through
+    """A Ray task: `job` (a jobs/rank.py part's, with its "spec") on the spec's workers through
     Ray Train. {"results": each worker's result by rank (None: none came), "failure": why the group did
     not finish or None, "workers": where each worker ran (placement(); worker 0's with the node's
     whole environment), "trainer": which Ray Train trainer, "wall_s"}."""

@@ -24,8 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from frameduel.accuracy.run import TrainingRun, resolve_modes
-from frameduel.accuracy.run import run_worker as run_training
+from frameduel.accuracy.run import TrainingRun, resolve_modes, spawn_training
 from frameduel.cluster.cells import driver_thread_settings
 from frameduel.cluster.node_tasks import claimed_cores, placement, use_thread_settings
 from frameduel.cluster.session import RaySession
@@ -58,7 +57,7 @@ def tune_trial(config: dict[str, Any], request_data: dict[str, Any], cpus: int, 
     with tempfile.TemporaryDirectory(prefix="frameduel-tune-") as tmp, claimed_cores(cpus) as cores:
         progress = Path(tmp) / "progress.jsonl"
         outcome: dict[str, TrainingRun] = {}
-        training = threading.Thread(target=lambda: outcome.update(run=run_training(
+        training = threading.Thread(target=lambda: outcome.update(run=spawn_training(
             spec, a.max_epochs, a.timeout_s, **trial_options(trial, request), cpus=cores or None,
             progress=str(progress))), daemon=True)
         started = time.time()

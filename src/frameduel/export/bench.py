@@ -2,7 +2,7 @@
 
 Every call is timed on its own with perf_counter (a batch-1 call is short enough that per-call
 overhead is part of what a caller pays). Each series stops at its call count or its time budget,
-whichever comes first; summaries use the median-based helpers of ``frameduel.runner.stats``.
+whichever comes first; summaries use the median-based helpers of ``frameduel.stats``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import numpy as np
 
 from frameduel.export.gate import infer_one
 from frameduel.export.runtimes import Runtime
-from frameduel.runner.stats import summarize, throughput
+from frameduel.stats import summarize, throughput
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from frameduel.export.bench import BenchBudget, summarize_series
 from frameduel.export.gate import judge
 from frameduel.export.manifest import Manifest, Validation, read_manifest
 from frameduel.export.reference import OUTPUT_NAME, REFERENCE_FILE, Reference, load_reference
-from frameduel.runner.worker import error_line
+from frameduel.jobs.child import error_line
 
 # runtime -> the backends each artefact is gated and timed on, the first being its headline figure.
 BROWSER_BACKENDS: dict[str, tuple[str, ...]] = {"tfjs": ("wasm", "webgl"), "onnxruntime-web": ("wasm",)}

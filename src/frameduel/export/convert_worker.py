@@ -1,8 +1,8 @@
 """Write artefacts of one source model, in a process of one framework's own.
 
-    python -m frameduel.export.convert_worker < job.json
+    the "convert" job (jobs/kinds.py), spawned, payload:
 
-job: {"workload", "size", "framework" (this process's), "source" (the source model's framework),
+    {"workload", "size", "framework" (this process's), "source" (the source model's framework),
       "formats", "work_dir", "epochs", "seed", "threads", "max_batch", "checkpoint" (a Hugging Face
       model directory or null)}
 
@@ -22,15 +22,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 
-from frameduel.accuracy.run import DEFAULT_MODES, AccuracyRequest
-from frameduel.accuracy.worker import fit_digits
 from frameduel.datasets import load_digits_split
 from frameduel.export.reference import (
     DIGITS_SIZE,
@@ -45,11 +42,14 @@ from frameduel.export.reference import (
     source_workload,
 )
 from frameduel.frameworks import load_backend, load_exporter
-from frameduel.parity.worker import load_weights
-from frameduel.runner.worker import error_line
-from frameduel.spec import RunSpec
+from frameduel.jobs.child import error_line
+from frameduel.jobs.envelope import Envelope
+from frameduel.jobs.process import write_result
+from frameduel.spec import FRAMEWORK_INFO, RunSpec
+from frameduel.training.digits import DIGITS_BATCH, fit_digits
 from frameduel.workloads import Workload, get_workload
 from frameduel.workloads.base import Batch
+from frameduel.workloads.weight_files import load_weights, save_weights
 
 WEIGHTS_FILE = "weights.npz"
 SOURCE_FILE = "source.json"
@@ -79,7 +79,7 @@ def build_source(backend: ModuleType, job: dict[str, Any], workload: Workload, s
                  "test_accuracy": curve["accuracy"][-1]}
     backend.set_training(model, False)
     weights = backend.export_weights(workload, model)
-    np.savez(work_dir / WEIGHTS_FILE, **{f"weights/{name}": value for name, value in weights.items()})
+    save_weights(work_dir / WEIGHTS_FILE, weights)
     base = get_workload(job["workload"])
     batches = {}
     for batch in gate_batch_sizes(job["max_batch"]):
@@ -92,17 +92,18 @@ def build_source(backend: ModuleType, job: dict[str, Any], workload: Workload, s
     save_reference(work_dir / "reference.npz", Reference(batches=batches, digits=digits))
     source = {"status": "ok", "weights_sha256": weights_digest(weights), "train": train,
               "framework_version": framework_version}
-    (work_dir / SOURCE_FILE).write_text(json.dumps(source))
+    write_result(work_dir / SOURCE_FILE, json.dumps(source))
     return model
 
 
-def convert(job: dict[str, Any]) -> None:
+def convert_in_worker(job: dict[str, Any]) -> Envelope:
+    """The "convert" job: each format's result written as it ends (a crash in one keeps the others')."""
     framework, work_dir = job["framework"], Path(job["work_dir"])
     base = get_workload(job["workload"])
     workload, preset = source_workload(base, job["size"])
     # Training (size "digits") uses the framework's default mode, as `frameduel accuracy` does.
-    spec = RunSpec(workload=base.name, framework=framework, mode=DEFAULT_MODES[framework], task="train",
-                   size=preset, batch_size=AccuracyRequest().batch_size, threads=job["threads"], seed=job["seed"],
+    spec = RunSpec(workload=base.name, framework=framework, mode=FRAMEWORK_INFO[framework].training_mode,
+                   task="train", size=preset, batch_size=DIGITS_BATCH, threads=job["threads"], seed=job["seed"],
                    checkpoint=job.get("checkpoint"))
     backend = load_backend(framework)
     runtime = backend.configure(spec)
@@ -114,10 +115,10 @@ def convert(job: dict[str, Any]) -> None:
             backend.import_weights(workload, model, load_weights(work_dir / WEIGHTS_FILE))
     except Exception as exc:  # noqa: BLE001 - no model to convert: every format fails with this reason
         failure = {"status": "failed", "error": f"building the {framework} model failed: {error_line(exc)}"}
-        for name in (SOURCE_FILE if framework == job["source"] else None, *(f"{fmt}.json" for fmt in job["formats"])):
-            if name:
-                (work_dir / name).write_text(json.dumps(failure))
-        return
+        names = [SOURCE_FILE] * (framework == job["source"]) + [f"{fmt}.json" for fmt in job["formats"]]
+        for name in names:
+            write_result(work_dir / name, json.dumps(failure))
+        return Envelope("failed", failure["error"], files=names)
     exporter = load_exporter(framework)
     sample = eval_inputs(base, job["size"], EXPORT_SAMPLE_BATCH, job["seed"], spec.checkpoint)
     calibration = calibration_inputs(base, job["size"], job["seed"], spec.checkpoint)
@@ -129,13 +130,5 @@ def convert(job: dict[str, Any]) -> None:
             result = {"status": "ok", **facts}
         except Exception as exc:  # noqa: BLE001 - a conversion failure is this format's result
             result = {"status": "failed", "error": error_line(exc)}
-        (work_dir / f"{fmt}.json").write_text(json.dumps(result))
-
-
-def main() -> int:
-    convert(json.loads(sys.stdin.read()))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+        write_result(work_dir / f"{fmt}.json", json.dumps(result))
+    return Envelope("ok", files=[f"{fmt}.json" for fmt in job["formats"]])

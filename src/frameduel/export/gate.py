@@ -29,7 +29,7 @@ import numpy as np
 from frameduel.export.manifest import Validation
 from frameduel.export.reference import OUTPUT_NAME, Reference
 from frameduel.export.runtimes import Runtime, check_inputs
-from frameduel.parity.judge import max_rel_diff
+from frameduel.stats import max_rel_diff
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import onnx
 import onnxruntime as ort
 
 from frameduel.errors import FrameduelError
@@ -31,7 +30,4 @@ class OnnxRuntime:
         return dict(zip(self.output_names, values, strict=True))
 
 
-def onnx_opset(path: Path) -> int:
-    """The default-domain opset an .onnx file was written for (what runtimes must support)."""
-    model = onnx.load(str(path), load_external_data=False)
-    return next(entry.version for entry in model.opset_import if entry.domain in ("", "ai.onnx"))
+

@@ -25,17 +25,16 @@ from pathlib import Path
 
 import numpy as np
 
-from frameduel.accuracy.worker import digits_batch, digits_workload
 from frameduel.checkpoints import model_config
 from frameduel.datasets import load_digits_split
+from frameduel.export.contract import INPUT_NAME, OUTPUT_NAME, sequence_logits  # noqa: F401 - re-exported
+from frameduel.training.digits import digits_batch, digits_workload
 from frameduel.workloads import Workload
 from frameduel.workloads.base import Batch
 
 REFERENCE_FILE = "reference.npz"
 DIGITS_SIZE = "digits"
 # Every workload here takes one input and returns logits; artefacts name their tensors the same way.
-INPUT_NAME = "x"
-OUTPUT_NAME = "logits"
 CALIBRATION_SAMPLES = 128  # representative inputs for full-int8 calibration
 EXPORT_SAMPLE_BATCH = 2  # torch.export specialises a batch axis of size 1, so trace with 2
 
@@ -55,12 +54,6 @@ def source_workload(workload: Workload, size: str) -> tuple[Workload, str]:
     if size == DIGITS_SIZE:
         return digits_workload(workload), "tiny"  # every preset of a digits workload is its digits config
     return workload, size
-
-
-def sequence_logits(workload: Workload) -> bool:
-    """Whether the workload is a language model, whose artefacts return logits (B, T, vocab) per sequence
-    rather than the training contract's flattened (B*T, vocab)."""
-    return workload.generation is not None
 
 
 def per_sample(workload: Workload, inputs: np.ndarray, logits: np.ndarray) -> np.ndarray:

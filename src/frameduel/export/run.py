@@ -30,8 +30,8 @@ from typing import Any
 from frameduel import __version__
 from frameduel.browser.page import require_chromium, require_playwright
 from frameduel.browser.setup import require_converter, require_npm_packages
-from frameduel.checkpoints import model_config, open_checkpoint
-from frameduel.environment import package_version
+from frameduel.checkpoints import model_config, open_checkpoint, resolve_workload
+from frameduel.environment import default_threads, package_version
 from frameduel.errors import FrameduelError
 from frameduel.export.bench import BenchBudget
 from frameduel.export.convert_worker import SOURCE_FILE
@@ -53,8 +53,8 @@ from frameduel.export.reference import (
     sequence_logits,
 )
 from frameduel.export.routes import BROWSER_TOKEN_IDS, Route, check_formats, route
-from frameduel.runner.process import run_job
-from frameduel.spec import FRAMEWORKS, MODES, SIZES, RunSpec, check_choice
+from frameduel.jobs.spawn import spawn_job
+from frameduel.spec import FRAMEWORKS, MODES, SIZES, RunSpec, check_choice, split_list
 from frameduel.store import Store, now_iso
 from frameduel.workloads import get_workload
 
@@ -111,6 +111,22 @@ class ArtefactResult:
         return asdict(self)
 
 
+def export_request(workload: str | None, checkpoint: Path | None, framework: str, formats: str, out: Path,
+                   size: str | None, epochs: int, max_batch: int, threads: int | None, seed: int, timeout_s: float,
+                   bench_seconds: float) -> ExportRequest:
+    """`export`'s options; run_export checks them. Workload None: the checkpoint's family (a bad checkpoint
+    refused now); size None: digits where the workload has a digits model and no checkpoint is given, else
+    tiny; threads None: all cores."""
+    workload, checkpoint_path = resolve_workload(workload, checkpoint, usage="to export (e.g. frameduel export mlp "
+                                                 "--framework torch)")
+    if size is None:  # a checkpoint's config sets the model; the preset is only RunSpec's placeholder
+        size = DIGITS_SIZE if get_workload(workload).digits is not None and not checkpoint_path else "tiny"
+    return ExportRequest(workload=workload, framework=framework, formats=split_list(formats) or (), out=out,
+                         size=size, checkpoint=checkpoint_path, epochs=epochs, max_batch=max_batch, seed=seed,
+                         threads=threads or default_threads(), timeout_s=timeout_s,
+                         budget=BenchBudget(max_seconds=bench_seconds))
+
+
 def check_request(request: ExportRequest) -> None:
     """Every user mistake becomes one FrameduelError before any worker starts."""
     workload = get_workload(request.workload)
@@ -148,10 +164,8 @@ def run_convert(request: ExportRequest, framework: str, formats: list[str], work
     job = {"workload": request.workload, "size": request.size, "framework": framework, "source": request.framework,
            "formats": formats, "work_dir": str(work_dir), "epochs": request.epochs, "seed": request.seed,
            "threads": request.threads, "max_batch": request.max_batch, "checkpoint": request.checkpoint}
-    outcome = run_job("frameduel.export.convert_worker", [], json.dumps(job), request.timeout_s, work_dir)
-    if outcome.timed_out:
-        return f"{framework} converter gave no result within {request.timeout_s:g}s"
-    return outcome.death_cause(f"{framework} converter") if outcome.returncode else ""
+    envelope = spawn_job("convert", job, request.timeout_s, work_dir, f"{framework} converter")
+    return "" if envelope.files else envelope.error or ""
 
 
 def artefact_bytes(path: Path) -> int:
@@ -208,15 +222,12 @@ def new_version_dir(model_dir: Path) -> Path:
 def validate_artefact(directory: Path, threads: int = 1, budget: BenchBudget | None = BenchBudget(),
                       timeout_s: float = 600.0) -> tuple[Validation, dict[str, Any] | None]:
     """Gate (and, if it passes and budget is given, benchmark) the artefact in directory, in a fresh process."""
-    job = json.dumps({"directory": str(directory), "threads": threads, "budget": asdict(budget) if budget else None})
+    payload = {"directory": str(directory), "threads": threads, "budget": asdict(budget) if budget else None}
     with tempfile.TemporaryDirectory(prefix="frameduel-validate-") as tmp:
-        result_path = Path(tmp) / "result.json"
-        outcome = run_job("frameduel.export.validate_worker", [str(result_path)], job, timeout_s, Path(tmp))
-        if outcome.timed_out:
-            return Validation(False, f"validation gave no result within {timeout_s:g}s"), None
-        if not result_path.exists():
-            return Validation(False, outcome.death_cause("validation worker")), None
-        result = json.loads(result_path.read_text())
+        envelope = spawn_job("validate", payload, timeout_s, Path(tmp), "validation worker")
+    if not envelope.ok:
+        return Validation(False, envelope.error), None
+    result = envelope.data
     validation = result["validation"]
     return Validation(**{**validation, "batch_sizes": tuple(validation["batch_sizes"])}), result["benchmark"]
 

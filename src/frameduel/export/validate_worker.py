@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -26,7 +24,8 @@ from frameduel.export.gate import judge
 from frameduel.export.manifest import Validation, read_manifest
 from frameduel.export.reference import REFERENCE_FILE, load_reference
 from frameduel.export.runtimes import RUNTIME_FACTORIES, load_runtime
-from frameduel.runner.worker import error_line
+from frameduel.jobs.child import error_line
+from frameduel.jobs.envelope import Envelope
 
 
 def import_runtime(directory: Path) -> float:
@@ -63,13 +62,7 @@ def validate(directory: Path, threads: int, budget: BenchBudget | None) -> dict[
     return result
 
 
-def main(argv: list[str]) -> int:
-    job = json.loads(sys.stdin.read())
-    budget = BenchBudget.from_dict(job["budget"]) if job.get("budget") else None
-    result = validate(Path(job["directory"]), job["threads"], budget)
-    Path(argv[1]).write_text(json.dumps(result))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+def validate_in_worker(payload: dict[str, Any]) -> Envelope:
+    """The "validate" job: the artefact's gate and (if it passes) benchmark, in the envelope's data."""
+    budget = BenchBudget.from_dict(payload["budget"]) if payload.get("budget") else None
+    return Envelope("ok", data=validate(Path(payload["directory"]), payload["threads"], budget))

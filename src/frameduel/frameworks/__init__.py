@@ -35,7 +35,7 @@ import numpy as np
 
 from frameduel.checkpoints.adapters import adapter_weights
 from frameduel.errors import FrameduelError
-from frameduel.spec import FRAMEWORK_INFO, FRAMEWORKS, check_choice
+from frameduel.spec import FRAMEWORK_INFO, FRAMEWORKS, capability, check_choice
 from frameduel.workloads.base import Batch, Workload
 from frameduel.workloads.weight_layouts import check_weight_names
 
@@ -122,11 +122,6 @@ def load_adapter(backend: ModuleType, workload: Workload, model: Any, adapter: M
     backend.import_weights(workload, model, {**weights, **adapter})
 
 
-# Data parallel: one worker of a group (the same names as the backend's, see torch_data_parallel.py).
-DATA_PARALLEL_MODULES = {
-    "torch": "frameduel.frameworks.torch_data_parallel",
-    "tf": "frameduel.frameworks.tf_data_parallel",
-}
 
 
 def check_framework(framework: str) -> str:
@@ -143,22 +138,15 @@ def load_backend(framework: str, data_parallel: bool = False) -> ModuleType:
     check_choice("framework", framework, FRAMEWORKS)
     if not data_parallel:
         return importlib.import_module(FRAMEWORK_INFO[framework].backend_module)
-    check_choice("data-parallel framework", framework, tuple(DATA_PARALLEL_MODULES))
-    return importlib.import_module(DATA_PARALLEL_MODULES[framework])
+    return importlib.import_module(capability(framework, "data_parallel_module"))
 
 
-def model_module_name(workload: Workload, framework: str) -> str:
-    """The workload's model file this framework runs (Keras' other backends run the Keras one)."""
-    return workload.model_modules[FRAMEWORK_INFO[framework].models]
-
-
-# Deployment export: export_artefact(fmt, workload, model, sample, calibration, out_dir, max_batch) per framework.
-EXPORT_MODULES = {
-    "torch": "frameduel.frameworks.torch_export",
-    "tf": "frameduel.frameworks.tf_export",
-}
+def model_module_name(workload: Workload, framework: str) -> str | None:
+    """The workload's model file this framework runs (Keras' other backends run the Keras one); None for a
+    framework that builds its model itself (numpy)."""
+    return workload.model_modules.get(FRAMEWORK_INFO[framework].models)
 
 
 def load_exporter(framework: str) -> ModuleType:
-    check_choice("export framework", framework, tuple(EXPORT_MODULES))
-    return importlib.import_module(EXPORT_MODULES[framework])
+    """Deployment export: export_artefact(fmt, workload, model, sample, calibration, out_dir, max_batch)."""
+    return importlib.import_module(capability(framework, "export_module"))

@@ -1,7 +1,7 @@
 """TensorFlow data parallel: one worker of a MultiWorkerMirroredStrategy group, one process per worker.
 
 The same public names as tf_backend (the ones a measured cell and a parity run call); the rest is
-tf_backend's own. runner/data_parallel.py starts the workers with TF_CONFIG naming every worker's
+tf_backend's own. jobs/group.py starts the workers with TF_CONFIG naming every worker's
 127.0.0.1 port; the strategy's collective ops run over them (ring all-reduce on CPU, NCCL on GPUs,
 where each worker process sees one GPU, as a DDP worker does).
 

@@ -28,9 +28,8 @@ import numpy as np
 
 from frameduel.browser.convert import saved_model_to_tfjs
 from frameduel.errors import FrameduelError
+from frameduel.export.contract import INPUT_NAME, OUTPUT_NAME, onnx_opset, sequence_logits
 from frameduel.export.manifest import Manifest
-from frameduel.export.onnx_runtime import onnx_opset
-from frameduel.export.reference import INPUT_NAME, OUTPUT_NAME, sequence_logits
 from frameduel.frameworks.tf_backend import keras, tf  # tf_backend sets TF's environment before importing it
 from frameduel.workloads.base import Workload
 

@@ -22,7 +22,7 @@ from frameduel.workloads.base import Batch, OptimizerConfig, Workload
 from frameduel.workloads.weight_layouts import check_weight_names
 
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
-# Imported once by the zygote (runner/zygote.py) rather than in every worker: torch.optim pulls in dynamo
+# Imported once by the zygote (jobs/zygote.py) rather than in every worker: torch.optim pulls in dynamo
 # (~1.0 s) and torch.compile inductor (~0.8 s). Importing them starts no thread and runs no op.
 ZYGOTE_PRELOAD = ("torch._dynamo", "torch._inductor.compile_fx")
 # torch state_dict optimizer slots -> the canonical slot names both backends report (parity).

@@ -3,7 +3,7 @@
 The same public names as torch_backend (the ones a measured cell and a parity run call), so a worker
 measures a data-parallel step with the very code that measures one process (runner/worker.py); the
 rest is torch_backend's own. torchrun's launcher (torch.distributed.run, started by
-runner/data_parallel.py) sets RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT; on a Ray
+jobs/group.py) sets RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT; on a Ray
 cluster, Ray Train's TorchTrainer has joined the worker to its group before the job starts.
 
 Each worker takes its contiguous 1/N of the global batch. DDP averages the gradients over the workers,

@@ -26,9 +26,8 @@ from torch.export.pt2_archive import constants as pt2
 from torch.export.pt2_archive._package import PT2ArchiveReader
 
 from frameduel.errors import FrameduelError
+from frameduel.export.contract import INPUT_NAME, OUTPUT_NAME, onnx_opset, sequence_logits
 from frameduel.export.manifest import Manifest
-from frameduel.export.onnx_runtime import onnx_opset
-from frameduel.export.reference import INPUT_NAME, OUTPUT_NAME, sequence_logits
 from frameduel.workloads.base import Workload
 
 ARTEFACT_FILES = {"onnx": "model.onnx", "onnx-web": "model.onnx", "torch-export": "model.pt2"}

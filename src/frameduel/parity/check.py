@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import ast
 import importlib.util
-import json
-import secrets
 import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -24,9 +22,11 @@ from typing import Any
 import numpy as np
 
 from frameduel.errors import FrameduelError
+from frameduel.jobs.envelope import Envelope
+from frameduel.jobs.process import run_job
+from frameduel.jobs.spawn import Launcher, spawn_job
 from frameduel.parity.judge import MODE_TOLERANCES, Finding, Judgement, judge, judge_loss, judge_output, judge_state
 from frameduel.parity.worker import PARITY_OPTIMIZERS
-from frameduel.runner.process import JobOutcome, run_job
 from frameduel.spec import FRAMEWORKS, MODES, LoraSettings, RunSpec
 from frameduel.store import Store
 from frameduel.workloads import Workload
@@ -52,7 +52,7 @@ PROOF_PRECISION = "fp64"
 # The proof first; fp32, the precision benchmarks run at, is informational: it shows their noise level
 # (Adam amplifies fp32 rounding in near-zero gradients until trained states differ by ~1e-4).
 PRECISIONS = (PROOF_PRECISION, "fp32")
-# What a passing report has proven; older stored results lack some (see report/evidence.py).
+# What a passing report has proven; older stored results lack some (see analysis/evidence.py).
 PROVEN = ("float64", "stressed weights", "post-training state")
 
 
@@ -189,26 +189,19 @@ def side_jobs(request: ParityRequest, out_dir: Path) -> list[SideJob]:
 
 # Which job launcher runs a framework's parity job: (framework, slot) -> run_job's signature. Slot 0 runs the
 # chain of side jobs, slot 1 the modes checks beside it; `compare` forks both from its zygotes.
-LauncherFor = Callable[[str, int], Callable[..., JobOutcome]]
+LauncherFor = Callable[[str, int], Launcher]
 
 
-def spawned(framework: str, slot: int) -> Callable[..., JobOutcome]:
+def spawned(framework: str, slot: int) -> Launcher:
     """Every job in a new interpreter (the `parity` command's default)."""
     return run_job
 
 
-def run_worker(kind: str, framework: str, spec: RunSpec, out_dir: Path, timeout_s: float,
-               launcher: Callable[..., JobOutcome] = run_job, **job: Any) -> dict[str, Any]:
-    """Run one worker job; its manifest: status "ok" (and what the job reports), or an error line."""
-    manifest = out_dir / f"{framework}-{kind}-{secrets.token_hex(4)}.json"  # jobs run two at a time
-    payload = {"kind": kind, "framework": framework, "spec": spec.to_dict(), "out_dir": str(out_dir),
-               "manifest": str(manifest), **job}
-    outcome = launcher("frameduel.parity.worker", [], json.dumps(payload), timeout_s, out_dir)
-    if outcome.timed_out:
-        return {"status": "timeout", "error": f"{framework} {kind} job gave no result within {timeout_s:g}s"}
-    if not manifest.exists():
-        return {"status": "failed", "error": outcome.death_cause(f"{framework} {kind} job")}
-    return json.loads(manifest.read_text())
+def spawn_parity_job(kind: str, framework: str, spec: RunSpec, out_dir: Path, timeout_s: float,
+                     launcher: Launcher = run_job, **job: Any) -> Envelope:
+    """Run one side (kind "side") or one modes check (kind "modes") of a framework in its own process."""
+    payload = {"kind": kind, "framework": framework, "spec": spec.to_dict(), "out_dir": str(out_dir), **job}
+    return spawn_job("parity", payload, timeout_s, out_dir, f"{framework} {kind} job", launcher)
 
 
 def load_arrays(path: Path) -> tuple[dict[str, np.ndarray], list[str]]:
@@ -232,13 +225,13 @@ def judge_direction(request: ParityRequest, direction: str, out_dir: Path,
 def run_sides(request: ParityRequest, out_dir: Path, launcher: LauncherFor = spawned) -> list[ParityReport]:
     error, shared = None, []
     for job in side_jobs(request, out_dir):
-        manifest = run_worker("side", job.framework, request.spec(job.framework), out_dir, request.timeout_s,
-                              launcher(job.framework, 0), weight_sets=job.weight_sets, precisions=list(PRECISIONS),
-                              steps=request.steps)
-        if manifest["status"] != "ok":
-            error = manifest["error"]
+        envelope = spawn_parity_job("side", job.framework, request.spec(job.framework), out_dir, request.timeout_s,
+                                    launcher(job.framework, 0), weight_sets=job.weight_sets,
+                                    precisions=list(PRECISIONS), steps=request.steps)
+        if not envelope.ok:
+            error = envelope.error
             break
-        shared += manifest["shared_weights"]
+        shared += envelope.data["shared_weights"]
     reports = []
     for direction in request.directions:
         source, target = DIRECTIONS[direction]
@@ -251,10 +244,10 @@ def run_sides(request: ParityRequest, out_dir: Path, launcher: LauncherFor = spa
 def run_modes(request: ParityRequest, framework: str, out_dir: Path,
               launcher: LauncherFor = spawned) -> tuple[str, dict[str, Judgement] | str]:
     """One framework's compiled modes against its eager mode: {mode: judgement}, or why it could not run."""
-    manifest = run_worker("modes", framework, request.spec(framework), out_dir, request.timeout_s,
-                          launcher(framework, 1))
-    if manifest["status"] != "ok":
-        return framework, manifest["error"]
+    envelope = spawn_parity_job("modes", framework, request.spec(framework), out_dir, request.timeout_s,
+                                launcher(framework, 1))
+    if not envelope.ok:
+        return framework, envelope.error
     arrays, order = load_arrays(out_dir / f"{framework}-modes.npz")
     return framework, {mode: judge_mode(arrays, order, mode) for mode in MODES[framework][1:]}
 

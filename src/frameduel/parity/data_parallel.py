@@ -27,16 +27,33 @@ from typing import Any
 
 import numpy as np
 
+from frameduel.frameworks import load_backend
+from frameduel.jobs.cores import core_slots
+from frameduel.jobs.envelope import Envelope
+from frameduel.jobs.group import RANK_MODULE, read_result, run_group
+from frameduel.jobs.process import run_job
+from frameduel.jobs.rank import worker_rank
 from frameduel.parity.judge import TOLERANCES, Judgement, judge_loss, judge_state
-from frameduel.parity.worker import PARITY_OPTIMIZERS, Side, load_weights, optimizer_config, parity_batches
-from frameduel.runner.cores import core_slots
-from frameduel.runner.data_parallel import WORKER_MODULE, run_group
-from frameduel.runner.process import run_job
+from frameduel.parity.worker import PARITY_OPTIMIZERS, Side, optimizer_config, parity_batches
 from frameduel.spec import RunSpec
 from frameduel.workloads import get_workload
+from frameduel.workloads.weight_files import load_weights, save_weights
 
 PRECISION = "fp64"
 DATA_PARALLEL_PARITY = "parity-data-parallel"  # the store's result kind
+
+
+def train_rank(job: dict[str, Any], spec: RunSpec) -> Envelope:
+    """The "train" part of a group's worker (jobs/rank.py), or of the one-process reference: the training
+    passes, saved as rank<R>.npz beside the Envelope."""
+    backend = load_backend(spec.framework, data_parallel=spec.workers > 1)  # one worker: the plain reference
+    backend.configure(spec)
+    arrays = train_arrays(backend, spec, job)
+    if spec.workers > 1:
+        backend.close()  # leave the group before exiting, as the measure part does
+    name = f"rank{worker_rank()}.npz"
+    np.savez(Path(job["out_dir"]) / name, **arrays)
+    return Envelope("ok", files=[name])
 
 
 def train_arrays(backend: ModuleType, spec: RunSpec, job: dict[str, Any]) -> dict[str, np.ndarray]:
@@ -47,7 +64,7 @@ def train_arrays(backend: ModuleType, spec: RunSpec, job: dict[str, Any]) -> dic
         initial = load_weights(Path(job["weights"]))
     else:
         initial = Side(backend, workload, spec).weights()
-        np.savez(Path(job["out_dir"]) / "init.npz", **{f"weights/{k}": v for k, v in initial.items()})
+        save_weights(Path(job["out_dir"]) / "init.npz", initial)
     batches = parity_batches(workload, spec, job["steps"]).training
     arrays: dict[str, np.ndarray] = {}
     for name in PARITY_OPTIMIZERS:
@@ -129,10 +146,10 @@ def train_run(spec: RunSpec, job: dict[str, Any], workdir: Path,
     else:
         job = {**job, "spec": spec.to_dict(), "out_dir": str(workdir), "rank_cpus": core_slots(1)}
         (workdir / "job.json").write_text(json.dumps(job))
-        ended = run_job(WORKER_MODULE, [str(workdir / "job.json")], "", timeout_s, workdir)
-        result = json.loads((workdir / "rank0.json").read_text()) if (workdir / "rank0.json").exists() else None
-        if result is None or result["status"] != "ok":
-            return None, (result or {}).get("error") or ended.death_cause("the one-process run")
+        ended = run_job(RANK_MODULE, [str(workdir / "job.json")], "", timeout_s, workdir)
+        result = read_result(workdir, 0)
+        if result is None or not result.ok:
+            return None, (result.error if result else None) or ended.death_cause("the one-process run")
     ranks = [dict(np.load(workdir / f"rank{r}.npz", allow_pickle=False)) for r in range(spec.workers)]
     return (group_arrays(ranks), replica_spread(ranks)), None
 

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from frameduel.stats import max_rel_diff
 from frameduel.workloads.weight_layouts import LAYOUTS
 
 
@@ -120,17 +121,6 @@ class Judgement:
 def finite(value: float) -> float | None:
     """JSON has no infinity: a figure that cannot be computed (a tensor on one side only) is null."""
     return value if math.isfinite(value) else None
-
-
-def max_rel_diff(reference: np.ndarray, other: np.ndarray) -> tuple[float, float]:
-    """(max abs difference, that difference relative to the reference's largest magnitude)."""
-    if reference.shape != other.shape:
-        return float("inf"), float("inf")
-    if not reference.size:
-        return 0.0, 0.0
-    max_abs = float(np.max(np.abs(reference.astype(np.float64) - other)))
-    scale = float(np.max(np.abs(reference)))
-    return max_abs, max_abs / scale if scale > 0 else max_abs
 
 
 SharedWeights = list[tuple[list[str], str]]  # torch names one Keras variable holds, and their layout

@@ -1,6 +1,6 @@
 """One framework's side of a parity check, in a process of its own.
 
-    python -m frameduel.parity.worker < job.json
+    the "parity" job (jobs/kinds.py), spawned or forked from the framework's zygote
 
 A *side* job runs the same passes over one or more weight sets (the framework's own initialisation,
 or weights another framework's job exported) in each precision asked for, and writes
@@ -25,8 +25,6 @@ one SGD and one Adam step, written to ``<out_dir>/<framework>-modes.npz`` as ``<
 from __future__ import annotations
 
 import dataclasses
-import json
-import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -35,12 +33,12 @@ import numpy as np
 
 from frameduel.checkpoints import model_config
 from frameduel.frameworks import load_backend
+from frameduel.jobs.envelope import Envelope
 from frameduel.parity.stress import stress_inputs, stress_weights
-from frameduel.runner.process import write_result
-from frameduel.runner.worker import error_line
 from frameduel.spec import MODES, RunSpec
 from frameduel.workloads import Workload, get_workload
 from frameduel.workloads.base import Batch, OptimizerConfig
+from frameduel.workloads.weight_files import load_weights, save_weights
 
 # Plain SGD needs a larger step than Adam for the loss to move visibly in a few steps.
 PARITY_OPTIMIZERS = {"sgd": 0.05, "adam": None}  # name -> learning rate override (None: workload's)
@@ -77,12 +75,6 @@ def optimizer_config(workload: Workload, name: str) -> OptimizerConfig:
     exact = lambda value: float(np.float32(value))  # noqa: E731
     return dataclasses.replace(base, name=name, learning_rate=exact(PARITY_OPTIMIZERS[name] or base.learning_rate),
                                beta1=exact(base.beta1), beta2=exact(base.beta2), epsilon=exact(base.epsilon))
-
-
-def load_weights(path: Path) -> dict[str, np.ndarray]:
-    """npz without pickle: a weights file is data, never code."""
-    with np.load(path, allow_pickle=False) as archive:
-        return {name.removeprefix("weights/"): archive[name] for name in archive.files if name.startswith("weights/")}
 
 
 class Side:
@@ -159,8 +151,9 @@ def side_arrays(side: Side, initial: dict[str, np.ndarray], batches: ParityBatch
     return arrays
 
 
-def run_side_job(job: dict[str, Any]) -> dict[str, Any]:
-    """Initialise and/or load weight sets, run every pass in every precision; return the manifest."""
+def run_side_job(job: dict[str, Any]) -> Envelope:
+    """Initialise and/or load weight sets, run every pass in every precision; the layer order of the shared
+    weights in data, the arrays written in out_dir."""
     out_dir, framework = Path(job["out_dir"]), job["framework"]
     base = RunSpec.from_dict(job["spec"])
     backend, workload = load_backend(framework), get_workload(base.workload)
@@ -169,21 +162,23 @@ def run_side_job(job: dict[str, Any]) -> dict[str, Any]:
     for label, path in job["weight_sets"].items():
         if path is None:  # this framework initialises: export for the other side, then use it here too
             weight_sets[label] = Side(backend, workload, base).weights()
-            np.savez(out_dir / f"init-{label}.npz", **{f"weights/{k}": v for k, v in weight_sets[label].items()})
+            save_weights(out_dir / f"init-{label}.npz", weight_sets[label])
         else:
             weight_sets[label] = load_weights(Path(path))
     batches = parity_batches(workload, base, job["steps"])
     shared = backend.shared_weights(workload, Side(backend, workload, base).model)
+    files = []
     for precision in job["precisions"]:
         spec = dataclasses.replace(base, precision=precision)
         backend.use_precision(spec)
         for label, initial in weight_sets.items():
             arrays = side_arrays(Side(backend, workload, spec), initial, batches)
-            np.savez(out_dir / f"{framework}-{label}-{precision}.npz", **arrays)
-    return {"status": "ok", "shared_weights": shared}
+            files.append(f"{framework}-{label}-{precision}.npz")
+            np.savez(out_dir / files[-1], **arrays)
+    return Envelope("ok", data={"shared_weights": shared}, files=files)
 
 
-def run_modes_job(job: dict[str, Any]) -> dict[str, Any]:
+def run_modes_job(job: dict[str, Any]) -> Envelope:
     """Each compiled mode against eager, same framework, same weights, fp32."""
     out_dir, framework = Path(job["out_dir"]), job["framework"]
     base = RunSpec.from_dict(job["spec"])
@@ -200,23 +195,12 @@ def run_modes_job(job: dict[str, Any]) -> dict[str, Any]:
             arrays.update(side.train_pass(f"{mode}/{name}", initial, optimizer_config(workload, name),
                                           batches.training, None, capture=False))
     np.savez(out_dir / f"{framework}-modes.npz", **arrays)
-    return {"status": "ok"}
+    return Envelope("ok", files=[f"{framework}-modes.npz"])
 
 
-JOBS = {"side": run_side_job, "modes": run_modes_job}
+PARTS = {"side": run_side_job, "modes": run_modes_job}
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point for a spawned job and for one forked from a framework's zygote (which passes argv)."""
-    job = json.loads(sys.stdin.read())
-    manifest: dict[str, Any]
-    try:
-        manifest = JOBS[job["kind"]](job)
-    except Exception as exc:  # noqa: BLE001 - reported to the parent as this side's failure
-        manifest = {"status": "failed", "error": error_line(exc)}
-    write_result(Path(job["manifest"]), json.dumps(manifest))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def parity_in_worker(payload: dict[str, Any]) -> Envelope:
+    """The "parity" job: one side of a direction, or one framework's modes check (payload["kind"])."""
+    return PARTS[payload["kind"]](payload)

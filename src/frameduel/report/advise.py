@@ -15,7 +15,8 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from frameduel.report.evidence import (
+from frameduel.analysis.compare import summarize_stored_run
+from frameduel.analysis.evidence import (
     EDGE_FORMATS,
     Evidence,
     Figures,
@@ -23,13 +24,15 @@ from frameduel.report.evidence import (
     best_served_throughput,
     export_success,
     geometric_mean,
+    load_evidence,
 )
-from frameduel.report.summary import NOISE_BAND, CellSummary, RunSummary, group_label
-from frameduel.spec import FRAMEWORK_INFO, FRAMEWORKS, NATIVE_FRAMEWORKS
+from frameduel.analysis.summary import NOISE_BAND, CellSummary, RunSummary, group_label
+from frameduel.spec import FRAMEWORK_INFO, FRAMEWORKS, NATIVE_FRAMEWORKS, check_choice
+from frameduel.store import Store
 
 # criterion -> weight, per scenario. Weights of criteria without evidence in a run are dropped and
 # the rest renormalised. "deployed latency", "edge latency", "export success" and "served throughput"
-# come from `frameduel export` / `frameduel loadtest` results of the run's workloads (report/evidence.py).
+# come from `frameduel export` / `frameduel loadtest` results of the run's workloads (analysis/evidence.py).
 SCENARIO_WEIGHTS: dict[str, dict[str, float]] = {
     "research": {"training speed": 0.35, "compile cost": 0.15, "memory": 0.10, "research ecosystem": 0.40},
     "serving": {"inference latency": 0.20, "inference throughput": 0.15, "memory": 0.10, "deployed latency": 0.10,
@@ -47,22 +50,26 @@ DECISIVE_MARGIN = 0.05  # weighted shares closer than this are a tie
 # on a 0-1 scale; a criterion's shares are the strengths of the frameworks in the run, normalised. With
 # torch and tf alone, torch's share is its strength (the two add up to 1). Keras 3 on torch or JAX keeps
 # the Keras model (and KerasHub's) but leaves TF's deployment tools and PyTorch's own training libraries.
-ECOSYSTEM_FACTS: dict[str, tuple[dict[str, float], str]] = {
-    "research ecosystem": ({"torch": 0.7, "tf": 0.3, "keras-torch": 0.35, "keras-jax": 0.45},
-                           "most new ML research code and papers ship PyTorch implementations; JAX is the other "
-                           "research stack (Google, DeepMind), which Keras 3 on JAX reaches"),
-    "serving ecosystem": ({"torch": 0.4, "tf": 0.6, "keras-torch": 0.3, "keras-jax": 0.35},
-                          "TF Serving is mature with batching and versioning; TorchServe is in limited maintenance, "
-                          "but Triton and the KServe v2 protocol serve both (ONNX/TorchScript); a Keras model on "
-                          "torch or JAX exports through torch.export/ONNX or jax2tf, less travelled routes"),
-    "edge ecosystem": ({"torch": 0.35, "tf": 0.65, "keras-torch": 0.3, "keras-jax": 0.35},
-                       "TFLite/LiteRT is the most deployed on-device runtime (Android, microcontrollers); PyTorch's "
-                       "ExecuTorch is newer; Keras on other backends reaches LiteRT only through a TF export"),
-    "llm ecosystem": ({"torch": 0.8, "tf": 0.2, "keras-torch": 0.3, "keras-jax": 0.35},
-                      "Hugging Face Transformers, PEFT and TRL are PyTorch-first and TF support was deprecated in "
-                      "Transformers; Keras 3 has LoRA built in (enable_lora) and KerasHub ships Llama/Gemma on every "
-                      "backend, but open checkpoints and adapters are published in PyTorch's layout"),
+# What each ecosystem criterion rests on; each framework's share of it is in the registry
+# (spec.FrameworkInfo.ecosystem), so a new framework brings its own.
+ECOSYSTEM_TEXTS: dict[str, str] = {
+    "research ecosystem": "most new ML research code and papers ship PyTorch implementations; JAX is the other "
+                          "research stack (Google, DeepMind), which Keras 3 on JAX reaches",
+    "serving ecosystem": "TF Serving is mature with batching and versioning; TorchServe is in limited maintenance, "
+                         "but Triton and the KServe v2 protocol serve both (ONNX/TorchScript); a Keras model on "
+                         "torch or JAX exports through torch.export/ONNX or jax2tf, less travelled routes",
+    "edge ecosystem": "TFLite/LiteRT is the most deployed on-device runtime (Android, microcontrollers); PyTorch's "
+                      "ExecuTorch is newer; Keras on other backends reaches LiteRT only through a TF export",
+    "llm ecosystem": "Hugging Face Transformers, PEFT and TRL are PyTorch-first and TF support was deprecated in "
+                     "Transformers; Keras 3 has LoRA built in (enable_lora) and KerasHub ships Llama/Gemma on every "
+                     "backend, but open checkpoints and adapters are published in PyTorch's layout",
 }
+
+
+def ecosystem_facts() -> dict[str, tuple[dict[str, float], str]]:
+    """criterion -> (framework -> share, the documented reason), from the registry."""
+    return {name: ({fw: dict(info.ecosystem)[name] for fw, info in FRAMEWORK_INFO.items() if info.ecosystem}, text)
+            for name, text in ECOSYSTEM_TEXTS.items()}
 
 
 @dataclass(frozen=True)
@@ -234,9 +241,10 @@ def advise(summary: RunSummary, scenario: str, evidence: Evidence | None = None)
     frameworks = contenders(summary) or list(NATIVE_FRAMEWORKS)
     available = measured_criteria(summary)
     available.update(deployment_criteria(evidence))
-    available.update({name: Criterion(name, normalised({fw: strengths[fw] for fw in frameworks}),
+    # a framework without documented shares (a new one) leaves these criteria out instead of failing
+    available.update({name: Criterion(name, normalised({fw: strengths[fw] for fw in frameworks if fw in strengths}),
                                       f"documented fact: {text}", measured=False)
-                      for name, (strengths, text) in ECOSYSTEM_FACTS.items()})
+                      for name, (strengths, text) in ecosystem_facts().items()})
     available = {name: c for name, c in available.items() if set(c.shares) == set(frameworks)}
     weights = {name: w for name, w in SCENARIO_WEIGHTS[scenario].items() if name in available}
     total = sum(weights.values())
@@ -246,3 +254,10 @@ def advise(summary: RunSummary, scenario: str, evidence: Evidence | None = None)
     winner = ranked[0] if len(ranked) > 1 and scores[ranked[0]] - scores[ranked[1]] > DECISIVE_MARGIN else None
     notes = evidence.parity_notes(summary.workloads)
     return Advice(scenario, winner, scores, used, notes)
+
+
+def advise_stored_run(store: Store, run_id: str, scenario: str) -> Advice:
+    """advise() for a stored run, with the parity, export and serving evidence of its workloads."""
+    check_choice("scenario", scenario, tuple(SCENARIO_WEIGHTS))
+    _, summary = summarize_stored_run(store, run_id)
+    return advise(summary, scenario, load_evidence(store, summary.workloads))

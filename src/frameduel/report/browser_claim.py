@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from frameduel.runner.stats import NOISE_THRESHOLD
+from frameduel.stats import NOISE_THRESHOLD
 
 BROWSER_CLAIM = "TF.js makes TensorFlow the standard choice for the browser"
 RUNTIME_OF = {"tfjs": "TF.js", "onnx-web": "ONNX Runtime Web"}

@@ -50,9 +50,9 @@ from typing import Any
 
 import numpy as np
 
+from frameduel.analysis.summary import CellSummary, Ratio, RunSummary, speedup
 from frameduel.report.finetuning import LORA_CLAIM, check_lora_claim
 from frameduel.report.scaling import Scaling, scaling_rows
-from frameduel.report.summary import CellSummary, Ratio, RunSummary, speedup
 
 CLAIM_STATUSES: tuple[str, ...] = ("supported", "not supported", "inconclusive")
 NO_EVIDENCE = "no cells in this run test this claim"

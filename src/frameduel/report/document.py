@@ -11,14 +11,14 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from frameduel.analysis.evidence import Evidence
+from frameduel.analysis.summary import CellSummary, Ratio, RunSummary
+from frameduel.analysis.verdict import Verdict, verdicts
 from frameduel.report import plots
 from frameduel.report.browser_claim import BROWSER_CLAIM, check_browser_claim
 from frameduel.report.claims import ClaimResult, check_claims
-from frameduel.report.evidence import Evidence
 from frameduel.report.finetuning import LoraComparison, lora_comparisons
 from frameduel.report.scaling import Scaling, scaling_rows
-from frameduel.report.summary import CellSummary, Ratio, RunSummary
-from frameduel.report.verdict import Verdict, verdicts
 from frameduel.store import RunRecord
 
 

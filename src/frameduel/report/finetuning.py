@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from frameduel.analysis.summary import CellSummary, RunSummary
 from frameduel.checkpoints import model_config
 from frameduel.errors import FrameduelError
-from frameduel.report.summary import CellSummary, RunSummary
 from frameduel.workloads import get_workload
 
 LORA_CLAIM = "LoRA is a PyTorch-only story; TensorFlow has no official LoRA library"

@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from frameduel.analysis.summary import RunSummary
 from frameduel.errors import FrameduelError
-from frameduel.report.summary import RunSummary
 from frameduel.report.tensorboard import run_scalars
 from frameduel.store import RunRecord
 

@@ -7,7 +7,7 @@ import io
 from types import ModuleType
 from typing import TYPE_CHECKING
 
-from frameduel.report.summary import CellSummary, RunSummary
+from frameduel.analysis.summary import CellSummary, RunSummary
 from frameduel.spec import FRAMEWORK_INFO
 
 if TYPE_CHECKING:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from frameduel.report.summary import CellSummary, RunSummary, speedup
-from frameduel.runner.stats import Interval
+from frameduel.analysis.summary import CellSummary, RunSummary, speedup
+from frameduel.stats import Interval
 
 
 @dataclass(frozen=True)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from frameduel.analysis.summary import CellSummary, Ratio, RunSummary, group_label
 from frameduel.report.document import BreakEven
 from frameduel.report.finetuning import LoraComparison
-from frameduel.report.summary import CellSummary, Ratio, RunSummary, group_label
-from frameduel.runner.stats import Interval
+from frameduel.stats import Interval
 
 CELL_COLUMNS = ("workload / task", "fw", "mode", "step ms [95% CI]", "process medians ms", "samples/s (tokens/s)",
                 "latency ms p50/p90/p99", "GFLOP/s (% of GEMM)", "compile s", "1st step s", "peak MB", "status")

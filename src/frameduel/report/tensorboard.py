@@ -12,7 +12,7 @@ import struct
 import time
 from pathlib import Path
 
-from frameduel.report.summary import RunSummary
+from frameduel.analysis.summary import RunSummary
 
 # -- protobuf wire format: just varints, doubles, floats and length-delimited fields --------------
 

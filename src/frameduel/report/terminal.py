@@ -9,10 +9,11 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from frameduel.report.evidence import Evidence
+from frameduel.analysis.evidence import Evidence
+from frameduel.analysis.summary import Ratio, RunSummary
+from frameduel.analysis.verdict import verdicts
 from frameduel.report.finetuning import lora_comparisons
 from frameduel.report.scaling import SCALING_COLUMNS, SCALING_NOTE, scaling_rows, scaling_table_rows
-from frameduel.report.summary import Ratio, RunSummary
 from frameduel.report.tables import (
     CELL_COLUMNS,
     COMPACT_COLUMNS,
@@ -26,7 +27,6 @@ from frameduel.report.tables import (
     ms,
     ratio_rows,
 )
-from frameduel.report.verdict import verdicts
 
 __all__ = ["cell_table", "ms", "print_summary", "ratio_table"]
 

@@ -12,8 +12,6 @@ save_pretrained on torch, checkpoints/adapters.py on TF (which PEFT loads; tests
 from __future__ import annotations
 
 import dataclasses
-import json
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -22,14 +20,17 @@ from typing import Any
 
 import numpy as np
 
-from frameduel.checkpoints import model_config
+from frameduel import environment
+from frameduel.checkpoints import model_config, resolve_workload
 from frameduel.checkpoints.adapters import adapter_file_bytes
+from frameduel.errors import FrameduelError
 from frameduel.frameworks import load_backend
-from frameduel.parity.worker import load_weights
-from frameduel.runner.process import run_job, write_result
-from frameduel.runner.worker import error_line, peak_rss_mb
-from frameduel.spec import RunSpec
+from frameduel.jobs.child import error_line, peak_rss_mb
+from frameduel.jobs.envelope import Envelope
+from frameduel.jobs.spawn import spawn_job
+from frameduel.spec import FRAMEWORKS, MODES, SIZES, RunSpec, check_choice, one_mode_each, split_list
 from frameduel.workloads import get_workload
+from frameduel.workloads.weight_files import load_weights, save_weights
 
 START_FILE = "start.npz"
 
@@ -41,6 +42,28 @@ class FinetuneRequest:
     out: Path  # adapters go to <out>/<framework>-<mode>/
     learning_rate: float = 1e-3
     timeout_s: float = 600.0
+
+
+def finetune_request(workload: str | None, checkpoint: Path | None, size: str, frameworks: str, modes: str | None,
+                     steps: int, batch_size: int, learning_rate: float, lora_rank: int, lora_alpha: float,
+                     lora_targets: str | None, out: Path, threads: int | None, seed: int) -> FinetuneRequest:
+    """`finetune`'s options: one spec per framework, each in one mode (spec.one_mode_each; default eager);
+    a bad checkpoint, size, LoRA target or count is one line now. Workload None: the checkpoint's family, else
+    llama; threads None: all cores."""
+    workload, checkpoint_path = resolve_workload(workload, checkpoint, "llama")
+    w = get_workload(workload)
+    model_config(w, checkpoint_path, check_choice("size", size, SIZES))  # a bad checkpoint: refused now
+    lora = w.lora_settings(lora_rank, lora_alpha, split_list(lora_targets))
+    if steps < 2 or batch_size < 1 or threads is not None and threads < 1:
+        raise FrameduelError("--steps must be >= 2, --batch-size and --threads >= 1")
+    chosen = tuple(check_choice("framework", fw, FRAMEWORKS) for fw in split_list(frameworks) or ())
+    plain = {fw: MODES[fw][0] for fw in FRAMEWORKS}  # each framework's first mode is its eager one
+    mode_of = one_mode_each(chosen, split_list(modes), plain)
+    specs = tuple(RunSpec(workload=workload, framework=fw, mode=mode_of[fw], task="finetune", batch_size=batch_size,
+                          threads=threads or environment.default_threads(), size=size, seed=seed,
+                          checkpoint=checkpoint_path, lora=lora)
+                  for fw in chosen)
+    return FinetuneRequest(specs, steps, out, learning_rate)
 
 
 @dataclass
@@ -72,19 +95,12 @@ def run_finetune(request: FinetuneRequest) -> list[FinetuneResult]:
     request.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="frameduel-finetune-") as tmp:
         start = Path(tmp) / START_FILE
-        for i, spec in enumerate(request.specs):
-            result_path = Path(tmp) / f"result-{i}.json"
-            job = {"spec": spec.to_dict(), "steps": request.steps, "learning_rate": request.learning_rate,
-                   "start": str(start), "write_start": not start.exists(),
-                   "adapter_dir": str(request.out / f"{spec.framework}-{spec.mode}")}
-            outcome = run_job("frameduel.runner.finetune", [str(result_path)], json.dumps(job), request.timeout_s,
-                              Path(tmp))
-            if result_path.exists():
-                results.append(FinetuneResult(spec=spec, **json.loads(result_path.read_text())))
-            elif outcome.timed_out:
-                results.append(FinetuneResult(spec, "timeout", f"no result within {request.timeout_s:g}s"))
-            else:
-                results.append(FinetuneResult(spec, "failed", outcome.death_cause(f"{spec.framework} worker")))
+        for spec in request.specs:
+            payload = {"spec": spec.to_dict(), "steps": request.steps, "learning_rate": request.learning_rate,
+                       "start": str(start), "write_start": not start.exists(),
+                       "adapter_dir": str(request.out / f"{spec.framework}-{spec.mode}")}
+            envelope = spawn_job("finetune", payload, request.timeout_s, Path(tmp), f"{spec.framework} worker")
+            results.append(FinetuneResult(spec, envelope.status, envelope.error, **envelope.data))
     return results
 
 
@@ -100,7 +116,8 @@ def loss_agreement(results: list[FinetuneResult]) -> float | None:
 # -- The worker side: one framework, one mode. --
 
 
-def finetune_in_process(job: dict[str, Any]) -> dict[str, Any]:
+def finetune_in_worker(job: dict[str, Any]) -> Envelope:
+    """The "finetune" job: LoRA steps from the shared start, the adapter saved in PEFT's format."""
     spec = RunSpec.from_dict(job["spec"])
     backend = load_backend(spec.framework)
     try:
@@ -109,7 +126,7 @@ def finetune_in_process(job: dict[str, Any]) -> dict[str, Any]:
         model = backend.build_model(workload, spec)
         start = Path(job["start"])
         if job["write_start"]:
-            np.savez(start, **{f"weights/{k}": v for k, v in backend.export_weights(workload, model).items()})
+            save_weights(start, backend.export_weights(workload, model))
         else:
             backend.import_weights(workload, model, load_weights(start))
         optimizer = backend.make_optimizer(model, spec, dataclasses.replace(workload.optimizer,
@@ -128,17 +145,7 @@ def finetune_in_process(job: dict[str, Any]) -> dict[str, Any]:
         saved = backend.save_adapter(workload, model, spec, Path(job["adapter_dir"]))
         total, trainable = backend.parameter_counts(workload, model)
     except Exception as exc:  # noqa: BLE001 - reported as this framework's failure
-        return {"status": "failed", "error": error_line(exc), "peak_rss_mb": peak_rss_mb()}
-    return {"status": "ok", "losses": losses, "step_s": step_s, "parameters": total,
-            "trainable_parameters": trainable, "adapter_dir": str(saved),
-            "adapter_bytes": adapter_file_bytes(saved),
-            "peak_rss_mb": peak_rss_mb()}
-
-
-def main(argv: list[str]) -> int:
-    write_result(Path(argv[1]), json.dumps(finetune_in_process(json.loads(sys.stdin.read()))))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+        return Envelope("failed", error_line(exc), {"peak_rss_mb": peak_rss_mb()})
+    return Envelope("ok", data={"losses": losses, "step_s": step_s, "parameters": total,
+                                "trainable_parameters": trainable, "adapter_dir": str(saved),
+                                "adapter_bytes": adapter_file_bytes(saved), "peak_rss_mb": peak_rss_mb()})

@@ -11,8 +11,6 @@ back to the host is never timed.
 
 from __future__ import annotations
 
-import json
-import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,15 +18,17 @@ from typing import Any
 
 import numpy as np
 
-from frameduel.checkpoints import model_config
+from frameduel import environment
+from frameduel.checkpoints import model_config, resolve_workload
 from frameduel.checkpoints.adapters import check_adapter_fits, read_adapter
 from frameduel.errors import FrameduelError
 from frameduel.frameworks import load_backend
-from frameduel.runner.process import run_job, write_result
-from frameduel.runner.stats import percentile
+from frameduel.jobs.child import error_line, peak_rss_mb
+from frameduel.jobs.envelope import Envelope
+from frameduel.jobs.spawn import spawn_job
 from frameduel.runner.timing import measure_generation
-from frameduel.runner.worker import error_line, peak_rss_mb
-from frameduel.spec import MeasureBudget, RunSpec, check_choice
+from frameduel.spec import DEVICES, MeasureBudget, RunSpec, check_choice, check_modes, modes_for, split_list
+from frameduel.stats import percentile
 from frameduel.workloads import get_workload
 
 # A handful of whole generations per mode: the per-token series has new_tokens samples per round.
@@ -41,6 +41,32 @@ class GenerateRequest:
     specs: tuple[RunSpec, ...]  # one per framework and mode, task "generate"
     prompt: tuple[int, ...]
     new_tokens: int
+
+
+def generate_request(workload: str | None, checkpoint: Path | None, adapter: Path | None, prompt: str,
+                     new_tokens: int, size: str, frameworks: str, modes: str | None, precision: str, batch_size: int,
+                     device: str | None, threads: int | None, seed: int) -> GenerateRequest:
+    """`generate`'s options: one spec per framework and mode (--modes as compare's, spec.modes_for); the
+    device, precision, threads and prompt ids checked now. Workload None: the checkpoint's family, else llama;
+    device None: this machine's; threads None: all cores."""
+    workload, checkpoint_path = resolve_workload(workload, checkpoint, "llama")
+    device = check_choice("device", device or environment.default_device(), DEVICES)
+    environment.check_device(device)
+    environment.check_precision(precision, device)
+    if threads is not None and threads < 1:
+        raise FrameduelError(f"--threads must be >= 1, got {threads}")
+    try:
+        prompt_ids = tuple(int(token) for token in split_list(prompt) or ())
+    except ValueError:
+        raise FrameduelError(f"bad prompt '{prompt}'; give integer token ids, e.g. --prompt 1,2,3") from None
+    chosen, requested = split_list(frameworks) or (), split_list(modes)
+    check_modes(chosen, requested)
+    specs = tuple(RunSpec(workload=workload, framework=fw, mode=mode, task="generate", precision=precision,
+                          batch_size=batch_size, device=device, threads=threads or environment.default_threads(),
+                          size=size, seed=seed, checkpoint=checkpoint_path,
+                          adapter=str(adapter.resolve()) if adapter else None)
+                  for fw in chosen for mode in modes_for(fw, requested))
+    return GenerateRequest(specs, prompt_ids, new_tokens)
 
 
 @dataclass
@@ -109,19 +135,11 @@ def run_generate(request: GenerateRequest) -> list[GenerateResult]:
     check_request(request)
     results = []
     with tempfile.TemporaryDirectory(prefix="frameduel-generate-") as tmp:
-        for i, spec in enumerate(request.specs):
-            result_path = Path(tmp) / f"result-{i}.json"
-            job = {"spec": spec.to_dict(), "prompt": list(request.prompt), "new_tokens": request.new_tokens,
-                   "budget": GENERATE_BUDGET.to_dict()}
-            outcome = run_job("frameduel.runner.generate", [str(result_path)], json.dumps(job),
-                              GENERATE_BUDGET.timeout_s, Path(tmp))
-            if result_path.exists():
-                data = json.loads(result_path.read_text())
-                results.append(GenerateResult(spec=spec, **data))
-            elif outcome.timed_out:
-                results.append(GenerateResult(spec, "timeout", f"no result within {GENERATE_BUDGET.timeout_s:g}s"))
-            else:
-                results.append(GenerateResult(spec, "failed", outcome.death_cause(f"{spec.framework} worker")))
+        for spec in request.specs:
+            payload = {"spec": spec.to_dict(), "prompt": list(request.prompt), "new_tokens": request.new_tokens,
+                       "budget": GENERATE_BUDGET.to_dict()}
+            envelope = spawn_job("generate", payload, GENERATE_BUDGET.timeout_s, Path(tmp), f"{spec.framework} worker")
+            results.append(GenerateResult(spec, envelope.status, envelope.error, **envelope.data))
     return results
 
 
@@ -138,34 +156,23 @@ def first_difference(results: list[GenerateResult]) -> tuple[GenerateResult, Gen
 # -- The worker side: one framework, one mode. --
 
 
-def generate_in_process(spec: RunSpec, prompt: list[int], new_tokens: int, budget: MeasureBudget) -> dict[str, Any]:
+def generate_in_worker(payload: dict[str, Any]) -> Envelope:
+    """The "generate" job: the greedy ids, and the prefill and per-token decode times."""
+    spec = RunSpec.from_dict(payload["spec"])
     backend = load_backend(spec.framework)
     try:
         backend.configure(spec)
         workload = get_workload(spec.workload)
-        prompt_ids = np.tile(np.asarray(prompt, dtype=np.int64), (spec.batch_size, 1))  # (B, P)
-        generation = backend.make_generation(workload, spec, None, prompt_ids, new_tokens)
-        timings = measure_generation(generation, budget)
+        prompt_ids = np.tile(np.asarray(payload["prompt"], dtype=np.int64), (spec.batch_size, 1))  # (B, P)
+        generation = backend.make_generation(workload, spec, None, prompt_ids, payload["new_tokens"])
+        timings = measure_generation(generation, MeasureBudget.from_dict(payload["budget"]))
         state = generation.prefill()
         ids = [generation.token_ids(state)]
         for i in range(generation.new_tokens):
             state = generation.decode(state, i)
             ids.append(generation.token_ids(state))
     except Exception as exc:  # noqa: BLE001 - reported as this framework's failure
-        return {"status": "failed", "error": error_line(exc), "peak_rss_mb": peak_rss_mb()}
-    return {"status": "ok", "ids": np.stack(ids, axis=1).astype(int).tolist(), "prefill_s": timings.prefill_seconds,
-            "decode_token_s": timings.decode_token_seconds, "first_round_s": timings.first_round_s,
-            "peak_rss_mb": peak_rss_mb()}
-
-
-def main(argv: list[str]) -> int:
-    job = json.loads(sys.stdin.read())
-    spec = RunSpec.from_dict(job["spec"])
-    result = generate_in_process(spec, job["prompt"], job["new_tokens"], MeasureBudget.from_dict(job["budget"]))
-    write_result(Path(argv[1]), json.dumps(result))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv))
-
+        return Envelope("failed", error_line(exc), {"peak_rss_mb": peak_rss_mb()})
+    return Envelope("ok", data={"ids": np.stack(ids, axis=1).astype(int).tolist(), "prefill_s": timings.prefill_seconds,
+                                "decode_token_s": timings.decode_token_seconds, "first_round_s": timings.first_round_s,
+                                "peak_rss_mb": peak_rss_mb()})

@@ -9,8 +9,6 @@ from __future__ import annotations
 import json
 import queue
 import secrets
-import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -19,56 +17,36 @@ from typing import Any, Protocol
 
 from frameduel import environment
 from frameduel.doctor import diagnose
-from frameduel.runner.cores import core_slots
+from frameduel.jobs.cores import core_slots
+from frameduel.jobs.process import run_job
+from frameduel.jobs.servers import ForkServers
+from frameduel.jobs.spawn import Launcher, spawn_job
 from frameduel.runner.plan import Plan
-from frameduel.runner.process import JobOutcome, Zygote, run_job
 from frameduel.spec import MeasureBudget, Measurement, RunSpec
 from frameduel.store import Store
 
 CellCallback = Callable[[int, RunSpec, "Measurement | None"], None]  # None = the cell is starting
-Launcher = Callable[[str, list[str], str, float, Path], JobOutcome]  # run_job's signature
 
 
 def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
 
 
-def cgroup_oom_kills() -> int | None:
-    """The kernel's OOM-kill counter for our cgroup (v2), to tell an OOM kill from any other SIGKILL."""
-    try:
-        relative = Path("/proc/self/cgroup").read_text().strip().split("::", 1)[1]
-        events = Path("/sys/fs/cgroup", relative.lstrip("/"), "memory.events").read_text()
-    except (OSError, IndexError):
-        return None
-    for line in events.splitlines():
-        name, _, value = line.partition(" ")
-        if name == "oom_kill":
-            return int(value)
-    return None
-
-
-def run_worker(spec: RunSpec, budget: MeasureBudget, workdir: Path, launch: Launcher = run_job,
+def spawn_measure(spec: RunSpec, budget: MeasureBudget, workdir: Path, launch: Launcher = run_job,
                cpus: list[int] | None = None) -> Measurement:
     """Measure one cell in a fresh process (spawned, or forked from the framework's zygote), pinned to
     cpus if given; always returns a Measurement, never raises for the cell."""
-    result_path = workdir / f"{secrets.token_hex(4)}.json"
-    oom_before = cgroup_oom_kills()
     started = time.perf_counter()
-    outcome = launch("frameduel.runner.worker", [str(result_path)], job_json(spec, budget, cpus), budget.timeout_s,
-                     workdir)
-    if outcome.timed_out:
-        return Measurement(spec=spec, status="timeout", wall_s=time.perf_counter() - started,
-                           error=f"no result within {budget.timeout_s:g}s; raise it with --timeout")
-    if result_path.exists():
-        return Measurement.from_json(result_path.read_text())
-    oom_after = cgroup_oom_kills()
-    oom_killed = oom_before is not None and oom_after is not None and oom_after > oom_before
-    return Measurement(spec=spec, status="oom" if oom_killed else "failed", error=outcome.death_cause("worker"),
+    envelope = spawn_job("measure", job_payload(spec, budget, cpus), budget.timeout_s, workdir, "worker", launch)
+    if envelope.data.get("spec"):
+        return Measurement.from_json(json.dumps(envelope.data))
+    hint = "; raise it with --timeout" if envelope.status == "timeout" else ""
+    return Measurement(spec=spec, status=envelope.status, error=f"{envelope.error}{hint}",
                        wall_s=time.perf_counter() - started)
 
 
-def job_json(spec: RunSpec, budget: MeasureBudget, cpus: list[int] | None = None) -> str:
-    return json.dumps({"spec": spec.to_dict(), "budget": budget.to_dict(), "cpus": cpus})
+def job_payload(spec: RunSpec, budget: MeasureBudget, cpus: list[int] | None = None) -> dict[str, Any]:
+    return {"spec": spec.to_dict(), "budget": budget.to_dict(), "cpus": cpus}
 
 
 def start_run(store: Store, plan: Plan, doctor_before: dict[str, Any] | None = None) -> str:
@@ -119,36 +97,23 @@ def local_placement(plan: Plan, cpus: list[int] | None) -> dict[str, Any]:
 class LocalCells:
     """On this machine: one cell at a time, or (plan.parallel > 1) that many at once, each pinned to its
     own cores, every one of them then flagged as having shared the machine. A fork server per framework
-    and slot serves every run() until close()."""
+    and slot (jobs/servers.py) serves every run() until close()."""
 
     def __init__(self) -> None:
-        self.workdir: tempfile.TemporaryDirectory | None = None
-        self.zygotes: dict[tuple[str, int], Zygote] = {}  # (framework, slot): a zygote serves one job at a time
-        self.lock = threading.Lock()  # parity's two threads ask for launchers at once
-
-    def directory(self) -> Path:
-        with self.lock:
-            if self.workdir is None:
-                self.workdir = tempfile.TemporaryDirectory(prefix="frameduel-")
-            return Path(self.workdir.name)
+        self.servers = ForkServers()
 
     def launcher(self, framework: str, slot: int = 0) -> Launcher:
-        """Run a job forked from the framework's zygote for this slot (started on first use)."""
-        directory = self.directory()
-        with self.lock:
-            return self.zygotes.setdefault((framework, slot), Zygote(framework, directory)).run_job
+        return self.servers.launcher(framework, slot)
 
     def close_slot(self, slot: int) -> None:
-        """Stop the zygotes of one slot (parity's second one, once parity is done)."""
-        for key in [key for key in self.zygotes if key[1] == slot]:
-            self.zygotes.pop(key).close()
+        self.servers.close_slot(slot)
 
     def run(self, cells: list[Cell], plan: Plan, on_start: StartHook) -> CellStream:
-        workdir = self.directory()
+        workdir = self.servers.directory()
 
         def measure(cell: Cell, slot: int, cpus: list[int] | None) -> Measurement:
             launch = self.launcher(cell[1].framework, slot) if plan.launch == "fork" else run_job
-            measurement = run_worker(cell[1], plan.budget, workdir, launch, cpus)
+            measurement = spawn_measure(cell[1], plan.budget, workdir, launch, cpus)
             measurement.placement = local_placement(plan, cpus)
             return measurement
 
@@ -160,12 +125,7 @@ class LocalCells:
             yield from self.run_parallel(cells, plan, on_start, measure)
 
     def close(self) -> None:
-        for zygote in self.zygotes.values():
-            zygote.close()
-        self.zygotes.clear()
-        if self.workdir is not None:
-            self.workdir.cleanup()
-            self.workdir = None
+        self.servers.close()
 
     @staticmethod
     def run_parallel(cells: list[Cell], plan: Plan, on_start: StartHook,

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 from frameduel.frameworks import Generation, Step
 from frameduel.runner.contention import BackgroundLoad
-from frameduel.runner.stats import ci_converged
 from frameduel.spec import MeasureBudget
+from frameduel.stats import ci_converged
 
 clock = time.perf_counter
 

@@ -1,22 +1,22 @@
-"""Worker process entry point: measure exactly one cell, in a process of its own.
+"""The "measure" job (jobs/kinds.py): measure exactly one cell, in a process of its own.
 
-    python -m frameduel.runner.worker RESULT_PATH   < job.json   ({"spec": ..., "budget": ...})
+    payload: {"spec": RunSpec, "budget": MeasureBudget, "cpus": [core, ...] or null}
+    envelope: the cell's status and error; data: the Measurement
 
 One process per cell means no shared thread pools or allocators between frameworks, and a peak-RSS
-figure that belongs to this cell alone. The worker always tries to write a Measurement; when it
-cannot (killed, segfault), the scheduler records the death instead.
+figure that belongs to this cell alone. The worker always tries to return a Measurement; when it
+cannot (killed, segfault), the scheduler records the death instead (jobs/spawn.py).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import resource
-import sys
 import tempfile
 import time
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import psutil
 
@@ -24,35 +24,17 @@ from frameduel.checkpoints import model_config
 from frameduel.checkpoints.adapters import adapter_file_bytes
 from frameduel.errors import Unsupported
 from frameduel.frameworks import load_backend
+from frameduel.jobs.child import error_line, peak_rss_mb, rss_mb
+from frameduel.jobs.envelope import Envelope
 from frameduel.runner import data_parallel
-from frameduel.runner.process import write_result
 from frameduel.runner.timing import GenerationTimings, Timings, measure, measure_generation
 from frameduel.spec import MeasureBudget, Measurement, RunSpec
 from frameduel.workloads import Workload, get_workload
 
 
-def rss_mb() -> float:
-    return psutil.Process().memory_info().rss / 2**20
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
-
-
 def is_latency_cell(spec: RunSpec) -> bool:
     """Batch-1 inference is about per-request latency, so every call is timed on its own."""
     return spec.task == "infer" and spec.batch_size == 1
-
-
-def error_line(exc: BaseException) -> str:
-    """The key line of an error: its type and the first line of its message, truncated.
-
-    tf.function errors open with "in user code:" and a traceback, and end with the real cause.
-    """
-    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
-    if len(lines) > 1 and lines[0].startswith("in user code"):
-        lines = lines[-1:]
-    return f"{type(exc).__name__}: {lines[0][:300] if lines else ''}".rstrip(": ")
 
 
 def measure_cell(spec: RunSpec, budget: MeasureBudget, backend: ModuleType | None = None) -> Measurement:
@@ -123,16 +105,8 @@ def generation_measurement(spec: RunSpec, timings: GenerationTimings) -> Measure
                        warmup_steps=timings.warmup_rounds, background_cores=timings.background_cores)
 
 
-def main(argv: list[str]) -> int:
-    result_path = Path(argv[1])
-    job = json.loads(sys.stdin.read())
-    if job.get("cpus"):  # a cell run beside others: before the framework starts its thread pools
-        os.sched_setaffinity(0, job["cpus"])
-    spec = RunSpec.from_dict(job["spec"])
-    budget = MeasureBudget.from_dict(job["budget"])
-    write_result(result_path, measure_cell(spec, budget).to_json())
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+def measure_in_worker(payload: dict[str, Any]) -> Envelope:
+    if payload.get("cpus"):  # a cell run beside others: before the framework starts its thread pools
+        os.sched_setaffinity(0, payload["cpus"])
+    measurement = measure_cell(RunSpec.from_dict(payload["spec"]), MeasureBudget.from_dict(payload["budget"]))
+    return Envelope(measurement.status, measurement.error, json.loads(measurement.to_json()))

@@ -29,7 +29,9 @@ from frameduel import __version__
 from frameduel.errors import FrameduelError
 from frameduel.serve.batcher import BatchingConfig
 from frameduel.serve.metrics import CONTENT_TYPE, ServerMetrics
-from frameduel.serve.protocol import (
+from frameduel.serve.repository import ModelRepository
+from frameduel.serve.service import Inferred, ModelService, token_matches
+from frameduel.v2.protocol import (
     BINARY_CONTENT_TYPE,
     HEADER_LENGTH,
     INFER_REQUEST_SCHEMA,
@@ -37,8 +39,6 @@ from frameduel.serve.protocol import (
     encode_infer_response,
     parse_infer_request,
 )
-from frameduel.serve.repository import ModelRepository
-from frameduel.serve.service import Inferred, ModelService, token_matches
 
 log = logging.getLogger("frameduel.serve")
 

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from frameduel.errors import FrameduelError
-from frameduel.serve.protocol import ServeError
+from frameduel.v2.protocol import ServeError
 
 Infer = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
 INLINE_BELOW_S = 1e-3  # batches computing faster than this run on the event loop, not the worker thread

@@ -22,9 +22,11 @@ import grpc
 import numpy as np
 
 from frameduel.errors import FrameduelError
-from frameduel.serve.grpc_v2 import grpc_predict_v2_pb2 as pb
-from frameduel.serve.grpc_v2 import grpc_predict_v2_pb2_grpc as pb_grpc
-from frameduel.serve.protocol import (
+from frameduel.serve.service import Inferred, ModelService, reason_of, token_matches
+from frameduel.v2.grpc_tensors import CONTENTS_FIELDS, FIELD_DTYPES, SERVICE, add_tensor, raw_needed
+from frameduel.v2.grpc_v2 import grpc_predict_v2_pb2 as pb
+from frameduel.v2.grpc_v2 import grpc_predict_v2_pb2_grpc as pb_grpc
+from frameduel.v2.protocol import (
     REASONS,
     InferRequest,
     ServeError,
@@ -33,19 +35,8 @@ from frameduel.serve.protocol import (
     datatype_of,
     served_dtype,
 )
-from frameduel.serve.service import Inferred, ModelService, reason_of, token_matches
 
-SERVICE = "inference.GRPCInferenceService"
 OPEN_METHODS = frozenset(f"/{SERVICE}/{rpc}" for rpc in ("ServerLive", "ServerReady"))  # health needs no token
-# The typed contents field of each v2 datatype, as KServe and Triton assign them; FP16 has none (raw only).
-CONTENTS_FIELDS = {"BOOL": "bool_contents", "INT8": "int_contents", "INT16": "int_contents", "INT32": "int_contents",
-                   "INT64": "int64_contents", "UINT8": "uint_contents", "UINT16": "uint_contents",
-                   "UINT32": "uint_contents", "UINT64": "uint64_contents", "FP32": "fp32_contents",
-                   "FP64": "fp64_contents"}
-# What each field holds on the wire, before narrowing to the tensor's datatype (INT8 travels as int32).
-FIELD_DTYPES = {"bool_contents": "bool", "int_contents": "int32", "int64_contents": "int64",
-                "uint_contents": "uint32", "uint64_contents": "uint64", "fp32_contents": "float32",
-                "fp64_contents": "float64"}
 Message = TypeVar("Message")
 
 
@@ -93,21 +84,6 @@ def decode_infer_request(message: pb.ModelInferRequest) -> InferRequest:
                                else typed_tensor(tensor, shape, dtype, where))
     outputs = tuple(output.name for output in message.outputs) or None
     return InferRequest(id=message.id or None, inputs=inputs, outputs=outputs)
-
-
-def raw_needed(arrays: dict[str, np.ndarray], raw: bool) -> bool:
-    """Raw when asked for, or when a datatype has no typed contents field (FP16): a message is all raw or all typed."""
-    return raw or any(datatype_of(array.dtype.name) not in CONTENTS_FIELDS for array in arrays.values())
-
-
-def add_tensor(tensors: Any, raw_contents: Any, name: str, array: np.ndarray, raw: bool) -> None:
-    """Append a tensor to a message's inputs or outputs: its bytes to raw_contents when raw, else typed contents."""
-    datatype = datatype_of(array.dtype.name)
-    tensor = tensors.add(name=name, datatype=datatype, shape=array.shape)
-    if raw:
-        raw_contents.append(np.ascontiguousarray(array).tobytes())
-    else:
-        getattr(tensor.contents, CONTENTS_FIELDS[datatype]).extend(array.reshape(-1).tolist())
 
 
 def encode_infer_response(done: Inferred, raw: bool) -> pb.ModelInferResponse:

@@ -28,7 +28,7 @@ from frameduel.export.manifest import MANIFEST_FILE, Manifest
 from frameduel.export.runtimes import check_inputs, load_runtime
 from frameduel.serve.batcher import BatchingConfig, DynamicBatcher
 from frameduel.serve.metrics import ServerMetrics
-from frameduel.serve.protocol import ServeError
+from frameduel.v2.protocol import ServeError
 
 MODEL_CONFIG_FILE = "serving.json"
 # Model names are directory names; anything else (paths, dot-files, NUL bytes) never touches the filesystem.

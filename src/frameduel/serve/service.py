@@ -20,8 +20,8 @@ import numpy as np
 from frameduel import __version__
 from frameduel.errors import FrameduelError
 from frameduel.serve.metrics import ServerMetrics
-from frameduel.serve.protocol import REASONS, InferRequest, ServeError, tensor_metadata
 from frameduel.serve.repository import LoadedVersion, ModelRepository, parse_version
+from frameduel.v2.protocol import REASONS, InferRequest, ServeError, tensor_metadata
 
 log = logging.getLogger("frameduel.serve")
 SERVER_NAME = "frameduel"

@@ -15,7 +15,7 @@ import importlib
 import importlib.util
 
 from frameduel.errors import FrameduelError
-from frameduel.spec import FRAMEWORK_INFO, SIZES
+from frameduel.spec import MODEL_FILES, SIZES
 from frameduel.workloads.base import Workload
 
 EXAMPLE = "WORKLOAD = Workload(name=..., description=..., presets=..., make_batch=..., model_modules=...)"
@@ -50,7 +50,7 @@ def check_plugin(path: str, workload: Workload) -> None:
                              f"add them to WORKLOAD.presets")
     if not callable(workload.make_batch):
         raise FrameduelError(f"workload '{path}': make_batch must be a function (config, batch_size, seed) -> Batch")
-    for framework in sorted({info.models for info in FRAMEWORK_INFO.values()}, reverse=True):  # torch, tf
+    for framework in MODEL_FILES:
         model_module = workload.model_modules.get(framework)
         if model_module is None:
             raise FrameduelError(f"workload '{path}' lacks model_modules['{framework}']; "

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from frameduel.report.evidence import Evidence
-from frameduel.report.summary import EQUIVALENCE_BAND, NOISE_BAND, Budget, CellSummary, Ratio, RunSummary, group_label
+from frameduel.analysis.evidence import Evidence
+from frameduel.analysis.summary import EQUIVALENCE_BAND, NOISE_BAND, Budget, CellSummary, Ratio, RunSummary, group_label
 
 OUTCOMES = {"faster": "winner", "slower": "winner", "no meaningful difference": "no-difference",
             "inconclusive": "inconclusive"}

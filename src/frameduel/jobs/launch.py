@@ -1,6 +1,6 @@
 """Start a job module so that it dies with the process that started it.
 
-    python -m frameduel.runner.launch MODULE [ARGS...]     (run_job starts every job this way)
+    python -m frameduel.jobs.launch MODULE [ARGS...]     (run_job starts every job this way)
 
 A job runs in a session of its own (so a timeout can kill its whole group), which also means nothing
 kills it when its parent dies without cleaning up: a driver killed with SIGKILL, or a Ray worker

@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from frameduel.serve.grpc_v2 import grpc_predict_v2_pb2 as frameduel_dot_serve_dot_grpc__v2_dot_grpc__predict__v2__pb2
+from frameduel.v2.grpc_v2 import grpc_predict_v2_pb2 as frameduel_dot_serve_dot_grpc__v2_dot_grpc__predict__v2__pb2
 
 GRPC_GENERATED_VERSION = '1.81.1'
 GRPC_VERSION = grpc.__version__
@@ -18,7 +18,7 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in frameduel/serve/grpc_v2/grpc_predict_v2_pb2_grpc.py depends on'
+        + ' but the generated code in frameduel/v2/grpc_v2/grpc_predict_v2_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'

@@ -1,6 +1,6 @@
 """A fork server per framework: import the framework once, then fork one fresh process per job.
 
-    python -m frameduel.runner.zygote FRAMEWORK        (JSON lines: requests on stdin, replies on stdout)
+    python -m frameduel.jobs.zygote FRAMEWORK        (JSON lines: requests on stdin, replies on stdout)
 
 A cold `import tensorflow, keras` costs ~8 s here and `import torch` ~3 s; a run measuring every cell in
 3 processes would spend most of its time importing. The zygote pays the import once. It never runs
@@ -27,13 +27,16 @@ import sys
 import traceback
 from typing import Any, BinaryIO
 
-from frameduel.runner.launch import PARENT_PID_ENV, die_with_parent
+from frameduel.jobs.launch import PARENT_PID_ENV, die_with_parent
 from frameduel.spec import FRAMEWORK_INFO, FRAMEWORKS, check_choice
 
 # What each zygote imports before it forks: the framework's backend (first: a Keras backend module sets
 # KERAS_BACKEND before Keras is imported) and what it names in ZYGOTE_PRELOAD, its model files and the
 # worker itself.
-COMMON_PRELOAD = ("frameduel.runner.worker", "frameduel.runner.timing")
+# Named as strings: the jobs layer imports no track. The entry point, the measuring worker and parity's
+# (compare proves parity before it measures); other kinds import their modules in the child.
+COMMON_PRELOAD = ("frameduel.jobs.entry", "frameduel.runner.worker", "frameduel.runner.timing",
+                  "frameduel.parity.worker")
 
 
 def preload(framework: str) -> None:
@@ -44,7 +47,8 @@ def preload(framework: str) -> None:
     for module in (*getattr(backend, "ZYGOTE_PRELOAD", ()), *COMMON_PRELOAD):
         importlib.import_module(module)
     for workload in WORKLOADS.values():
-        importlib.import_module(model_module_name(workload, framework))
+        if (module := model_module_name(workload, framework)) is not None:
+            importlib.import_module(module)
 
 
 def reply(channel: BinaryIO, message: dict[str, Any]) -> None:

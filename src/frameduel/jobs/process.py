@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from frameduel.runner.launch import PARENT_PID_ENV
+from frameduel.jobs.launch import PARENT_PID_ENV
 
 
 @dataclass(frozen=True)
@@ -60,18 +60,18 @@ def kill_group(process: subprocess.Popen) -> None:
 
 
 def job_environment() -> dict[str, str]:
-    """A job's environment: ours, unbuffered, and our pid, so that the job dies with us (runner/launch.py)."""
+    """A job's environment: ours, unbuffered, and our pid, so that the job dies with us (jobs/launch.py)."""
     return {**os.environ, "PYTHONUNBUFFERED": "1", PARENT_PID_ENV: str(os.getpid())}
 
 
 def run_job(module: str, args: list[str], job_json: str, timeout_s: float, workdir: Path) -> JobOutcome:
     """Run `python -m module *args` with job_json on stdin; stderr goes to a file in workdir. The job
-    dies with this process even if this process is killed (runner/launch.py)."""
+    dies with this process even if this process is killed (jobs/launch.py)."""
     stderr_path = workdir / f"{secrets.token_hex(4)}.stderr"
     with open(stderr_path, "w") as stderr:
         # A new session makes the job a process-group leader, so killing the group kills its children.
         process = subprocess.Popen(
-            [sys.executable, "-m", "frameduel.runner.launch", module, *args],
+            [sys.executable, "-m", "frameduel.jobs.launch", module, *args],
             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=stderr, text=True,
             start_new_session=True, env=job_environment(),
         )
@@ -98,7 +98,7 @@ def popen_from_keeper(*args: Any, **kwargs: Any) -> subprocess.Popen:
 
 
 class Zygote:
-    """Parent side of a fork server (runner/zygote.py): the same run_job, with the framework imported once.
+    """Parent side of a fork server (jobs/zygote.py): the same run_job, with the framework imported once.
 
     Started lazily on the first job; if it dies, the job fails with its last words and the next job
     starts a new one. close() stops it and any child still running.
@@ -112,7 +112,7 @@ class Zygote:
     def start(self) -> None:
         with open(self.stderr_path, "w") as stderr:
             self.process = popen_from_keeper(
-                [sys.executable, "-m", "frameduel.runner.zygote", self.framework],
+                [sys.executable, "-m", "frameduel.jobs.zygote", self.framework],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, start_new_session=True,
                 env=job_environment(),
             )

@@ -22,7 +22,7 @@ c<concurrency> b<batch>"``) have these fields:
     throughput_rps  successful requests per second;  throughput_sps: samples per second
     latency_ms      {"p50", "p90", "p99", "mean", "max"} of successful requests, milliseconds
     windows_sps     samples per second in consecutive windows of window_s (stability over time)
-    window_noise    IQR/median of windows_sps;  stable: window_noise below runner.stats.NOISE_THRESHOLD
+    window_noise    IQR/median of windows_sps;  stable: window_noise below stats.NOISE_THRESHOLD
     dropped         open loop only: arrivals not sent because too many were already waiting
 """
 
@@ -32,11 +32,10 @@ import asyncio
 import gc
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -45,70 +44,18 @@ import numpy as np
 from frameduel.environment import fingerprint
 from frameduel.errors import FrameduelError
 from frameduel.export.runtimes import load_runtime
-from frameduel.runner.stats import NOISE_THRESHOLD, percentile, summarize
-from frameduel.serve.protocol import DATATYPES, encode_infer_request, tensor_metadata
+from frameduel.loadgen.target import MODEL_URLS, Connection, LoadTestConfig, Outcome, Target, make_inputs
+from frameduel.stats import NOISE_THRESHOLD, percentile, summarize
 from frameduel.store import Store
+from frameduel.v2.protocol import encode_infer_request, tensor_metadata
 
-MODES = ("closed", "open")
 MAX_WAITING_PER_CONNECTION = 16  # open loop: arrivals queued beyond this per connection are dropped
-
-
-@dataclass(frozen=True)
-class LoadTestConfig:
-    url: str  # http://HOST:PORT/v2/models/NAME[/versions/V] (a trailing /infer is fine), or grpc://HOST:PORT/NAME...
-    concurrency: int = 8  # closed loop: clients; open loop: connections
-    duration_s: float = 10.0  # measured period, after warm-up
-    warmup_s: float = 1.0
-    mode: str = "closed"
-    rate: float | None = None  # open loop: mean arrivals per second
-    batch: int = 1  # samples per request
-    binary: bool = True  # binary-tensor extension (gRPC: raw contents) for inputs and outputs; JSON (typed) if not
-    window_s: float = 1.0
-    token: str | None = field(default=None, repr=False)
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise FrameduelError(f"unknown load-test mode '{self.mode}'; choose from: {', '.join(MODES)}")
-        if self.mode == "open" and not (self.rate and self.rate > 0):
-            raise FrameduelError("the open loop needs --rate, the mean requests per second")
-        if self.concurrency < 1 or self.batch < 1 or self.duration_s <= 0 or self.window_s <= 0:
-            raise FrameduelError("concurrency and batch must be >= 1, duration and window > 0")
-
-    def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if k != "token"}  # never store the secret
-
-
-class Connection(Protocol):
-    """One client's link to the server, sending the one prepared request again and again."""
-
-    async def send(self) -> str | None:
-        """Send the request once; None on success, else the failure's status (see ``errors``)."""
-
-    async def close(self) -> None: ...
-
-
-@dataclass(frozen=True)
-class Target:
-    model: str
-    metadata: dict[str, Any]  # as the REST model metadata has it
-    connect: Callable[[], Connection]  # a new connection (on the running event loop)
-
-
-@dataclass(frozen=True)
-class Outcome:
-    end: float  # perf_counter at completion
-    latency_s: float
-    error: str | None  # None: success
-
-
-MODEL_URLS = "http://HOST:PORT/v2/models/NAME[/versions/V] or grpc://HOST:PORT/NAME[/versions/V]"
 
 
 def resolve_target(config: LoadTestConfig) -> Target:
     """Check the URL names a served model (one clear error otherwise), fetch its metadata, try one request."""
     if config.url.startswith("grpc://"):
-        from frameduel.serve.grpc_load import grpc_target  # grpcio and the stubs only load for gRPC
+        from frameduel.loadgen.grpc_load import grpc_target  # grpcio and the stubs only load for gRPC
 
         return grpc_target(config)
     return http_target(config)
@@ -141,18 +88,6 @@ def error_text(response: httpx.Response) -> str:
         return str(response.json().get("error", response.text))
     except ValueError:
         return response.text[:200]
-
-
-def make_inputs(metadata: dict[str, Any], batch: int, seed: int) -> dict[str, np.ndarray]:
-    """Random inputs of the model's shapes, the dynamic (-1) axes set to batch."""
-    rng = np.random.default_rng(seed)
-    inputs = {}
-    for spec in metadata["inputs"]:
-        shape = tuple(batch if d == -1 else d for d in spec["shape"])
-        dtype = np.dtype(DATATYPES[spec["datatype"]])
-        values = rng.standard_normal(shape) if dtype.kind == "f" else rng.integers(0, 2, shape)
-        inputs[spec["name"]] = values.astype(dtype)
-    return inputs
 
 
 def request_bytes(base: str, host: str, port: int, infer_path: str, metadata: dict[str, Any],

@@ -4,9 +4,9 @@ The *_pb2*.py files are protoc's output, committed; after editing the .proto, re
 
     pip install grpcio-tools==1.81.1
     cd src && python -m grpc_tools.protoc -I . --python_out=. --grpc_python_out=. \\
-        frameduel/serve/grpc_v2/grpc_predict_v2.proto && \\
+        frameduel/v2/grpc_v2/grpc_predict_v2.proto && \\
     sed -i 's/_descriptor_pool.Default().AddSerializedFile/_descriptor_pool.DescriptorPool().AddSerializedFile/' \\
-        frameduel/serve/grpc_v2/grpc_predict_v2_pb2.py
+        frameduel/v2/grpc_v2/grpc_predict_v2_pb2.py
 
 The sed line gives the messages a descriptor pool of their own: tritonclient and KServe's SDK register
 the same names (package ``inference``) in protobuf's default pool, and one process holding both would

@@ -435,3 +435,14 @@ def process_spread(process_medians: Sequence[float]) -> float:
     """max / min - 1 of the process medians: 0 for one process."""
     x = _as_samples(process_medians, "process medians")
     return float(x.max() / x.min() - 1.0) if x.min() > 0 else math.inf
+
+
+def max_rel_diff(reference: np.ndarray, other: np.ndarray) -> tuple[float, float]:
+    """(max abs difference, that difference relative to the reference's largest magnitude)."""
+    if reference.shape != other.shape:
+        return float("inf"), float("inf")
+    if not reference.size:
+        return 0.0, 0.0
+    max_abs = float(np.max(np.abs(reference.astype(np.float64) - other)))
+    scale = float(np.max(np.abs(reference)))
+    return max_abs, max_abs / scale if scale > 0 else max_abs

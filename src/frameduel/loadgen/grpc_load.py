@@ -13,10 +13,10 @@ from urllib.parse import urlsplit
 import grpc
 
 from frameduel.errors import FrameduelError
-from frameduel.serve.grpc_app import SERVICE, add_tensor, raw_needed
-from frameduel.serve.grpc_v2 import grpc_predict_v2_pb2 as pb
-from frameduel.serve.grpc_v2 import grpc_predict_v2_pb2_grpc as pb_grpc
-from frameduel.serve.loadtest import MODEL_URLS, LoadTestConfig, Target, make_inputs
+from frameduel.loadgen.target import MODEL_URLS, LoadTestConfig, Target, make_inputs
+from frameduel.v2.grpc_tensors import SERVICE, add_tensor, raw_needed
+from frameduel.v2.grpc_v2 import grpc_predict_v2_pb2 as pb
+from frameduel.v2.grpc_v2 import grpc_predict_v2_pb2_grpc as pb_grpc
 
 # Own connection per channel (not grpc's process-wide subchannel pool, where equal channels share one),
 # and answers of any size.

@@ -17,7 +17,8 @@ from frameduel.checkpoints import model_config
 from frameduel.errors import FrameduelError
 from frameduel.runner.contention import CONTENTION_THRESHOLD_CORES
 from frameduel.runner.plan import Plan
-from frameduel.runner.stats import (
+from frameduel.spec import FRAMEWORKS, MODES, Measurement, RunSpec
+from frameduel.stats import (
     UNSTABLE_THRESHOLD,
     Dispersion,
     Interval,
@@ -33,7 +34,6 @@ from frameduel.runner.stats import (
     summarize,
     throughput,
 )
-from frameduel.spec import FRAMEWORKS, MODES, Measurement, RunSpec
 from frameduel.workloads import get_workload
 
 # A training step's FLOPs in forwards: backward computes the activations' gradients (one forward's

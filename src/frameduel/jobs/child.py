@@ -1,0 +1,26 @@
+"""What every job's process reports about itself: the key line of an error, its memory."""
+
+from __future__ import annotations
+
+import resource
+
+import psutil
+
+
+def error_line(exc: BaseException) -> str:
+    """The key line of an error: its type and the first line of its message, truncated.
+
+    tf.function errors open with "in user code:" and a traceback, and end with the real cause.
+    """
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    if len(lines) > 1 and lines[0].startswith("in user code"):
+        lines = lines[-1:]
+    return f"{type(exc).__name__}: {lines[0][:300] if lines else ''}".rstrip(": ")
+
+
+def rss_mb() -> float:
+    return psutil.Process().memory_info().rss / 2**20
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
