@@ -73,10 +73,12 @@ def one_per_machine(session: RaySession, machines: list[Machine], jobs: list[Job
 
     dispatch()
     for (job, machine), result in session.completed(running):
-        lost = isinstance(result, RemoteFailure) and "node died" in result.cause
-        if not lost:  # a lost node's machine takes no more jobs; the others go on
+        if isinstance(result, RemoteFailure) and not session.node_answers(machine.node.node_id):
+            result = RemoteFailure(f"{result.cause}; its Ray node {machine.node.node_id[:8]} is gone", lost=True)
+        if not (isinstance(result, RemoteFailure) and result.lost):  # a lost machine takes no more jobs
             free.append(machine)
         yield job, machine, result
         dispatch()
     for job in waiting:  # every machine of their class was lost
-        yield job, None, RemoteFailure(f"no machine of class {bound.get(group_of(job))} is left in the cluster")
+        yield job, None, RemoteFailure(f"no machine of class {bound.get(group_of(job))} is left in the cluster",
+                                       lost=True)

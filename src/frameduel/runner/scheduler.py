@@ -24,13 +24,10 @@ from frameduel.jobs.servers import ForkServers
 from frameduel.jobs.spawn import Launcher, spawn_job
 from frameduel.runner.plan import Plan
 from frameduel.runner.store_writer import CellWriter, when_writable
-from frameduel.spec import MeasureBudget, Measurement, RunSpec
+from frameduel.spec import LOST, MeasureBudget, Measurement, RunSpec
 from frameduel.store import Store
 
 CellCallback = Callable[[int, RunSpec, "Measurement | None"], None]  # None = the cell is starting
-# The status of a cell whose machine was lost before it returned (a Ray node died): it is never stored, so
-# --resume measures it. Not a job status (spec.STATUSES): the cell's own process said nothing.
-LOST = "lost"
 
 
 def new_run_id() -> str:
