@@ -39,6 +39,7 @@ class RemoteFailure:
 
     cause: str
     lost: bool = False
+    raised: bool = False  # the task's own code raised (it ran): not a death of its worker or node
 
 
 def check_address(address: str) -> None:
@@ -169,4 +170,16 @@ class RaySession:
             try:
                 yield tag, ray.get(done[0])
             except ray.exceptions.RayError as exc:
-                yield tag, RemoteFailure(failure_cause(exc))
+                yield tag, RemoteFailure(failure_cause(exc), raised=isinstance(exc, ray.exceptions.RayTaskError))
+
+    def results_within(self, pending: dict[Any, Any], timeout_s: float) -> list[tuple[Any, Any]]:
+        """(tag, result or RemoteFailure) of every task in pending {object ref: tag}; a task not done within
+        timeout_s is cancelled and lost (its node may be dead without the cluster knowing it yet)."""
+        import ray
+
+        done, late = ray.wait(list(pending), num_returns=len(pending), timeout=timeout_s)
+        for ref in late:
+            ray.cancel(ref, force=True)
+        answers = list(self.completed({ref: pending[ref] for ref in done}))
+        return answers + [(pending[ref], RemoteFailure(f"no answer within {timeout_s:g} s", lost=True))
+                          for ref in late]

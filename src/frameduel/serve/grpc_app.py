@@ -157,9 +157,10 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     @refusals
     async def ModelInfer(self, request: pb.ModelInferRequest, context: Any) -> pb.ModelInferResponse:
         raw = bool(request.raw_input_contents)
-        return await self.service.infer("grpc", request.model_name, request.model_version,
-                                        lambda: decode_infer_request(request),
-                                        lambda done: encode_infer_response(done, raw))
+        with self.service.admitted("grpc"):
+            return await self.service.infer("grpc", request.model_name, request.model_version,
+                                            lambda: decode_infer_request(request),
+                                            lambda done: encode_infer_response(done, raw))
 
     @refusals
     async def RepositoryIndex(self, request: pb.RepositoryIndexRequest, context: Any) -> pb.RepositoryIndexResponse:
@@ -190,8 +191,9 @@ def bearer_token(metadata: Sequence[tuple[str, Any]] | None) -> str:
 class BearerAuth(grpc.aio.ServerInterceptor):
     """Every rpc but health needs the metadata 'authorization: Bearer TOKEN'."""
 
-    def __init__(self, token: str) -> None:
+    def __init__(self, token: str, service: ModelService) -> None:
         self.token = token
+        self.service = service  # counts the refusals
 
         async def deny(request: bytes, context: grpc.aio.ServicerContext) -> None:
             await context.abort(grpc.StatusCode.UNAUTHENTICATED,
@@ -203,13 +205,14 @@ class BearerAuth(grpc.aio.ServerInterceptor):
                                 details: grpc.HandlerCallDetails) -> Any:
         if details.method in OPEN_METHODS or token_matches(bearer_token(details.invocation_metadata), self.token):
             return await continuation(details)
+        self.service.count_auth_failure("grpc")
         return self.deny
 
 
 async def start_grpc_server(service: ModelService, host: str, port: int, token: str | None,
                             max_message_bytes: int) -> grpc.aio.Server:
     """Listen on host:port on the running event loop (where the batchers live)."""
-    server = grpc.aio.server(interceptors=[BearerAuth(token)] if token else None, options=[
+    server = grpc.aio.server(interceptors=[BearerAuth(token, service)] if token else None, options=[
         ("grpc.max_receive_message_length", max_message_bytes),  # larger requests: RESOURCE_EXHAUSTED, by grpc
         ("grpc.max_send_message_length", -1),
         ("grpc.so_reuseport", 0),  # a busy port is an error, never a port silently shared with another server
