@@ -53,10 +53,8 @@ def answered_right(response: httpx.Response, x: np.ndarray, version: int = 1) ->
 def grpc_infer(server: Server, model: str, x: np.ndarray, token: str | None = None,
                timeout: float = 60) -> tuple[str, str]:
     """(status code name, details) of one ModelInfer with raw contents."""
-    request = pb.ModelInferRequest(model_name=model)
-    tensor = request.inputs.add(name="x", datatype="FP32", shape=x.shape)
-    assert tensor is not None
-    request.raw_input_contents.append(x.tobytes())
+    request = pb.ModelInferRequest(model_name=model, raw_input_contents=[x.tobytes()])
+    request.inputs.add(name="x", datatype="FP32", shape=x.shape)
     metadata = [("authorization", f"Bearer {token}")] if token else None
     with grpc.insecure_channel(server.grpc) as channel:
         try:
@@ -242,18 +240,20 @@ def sigterm_under_load(tmp: Path, clients: int = 16, drain_timeout_s: float = 30
         thread.join(timeout=60)
     log = server.stderr()
     server.log.close()
-    in_flight = [c for c in calls if c[0] < signalled < c[1]]
+    # Which calls the server had admitted when the signal came, only it knows: a 503 says it refused one at the door
+    # (before any work), a 200 answered after the signal was one it had admitted; anything else is a lost call.
+    finished_after = [c for c in calls if c[0] < signalled < c[1] and c[2] == "200"]
     refused = [c for c in calls if c[2] == "503"]
     lost = [c for c in calls if c[2] not in ("200", "503", "refused")]
     return FaultRow(
         "SIGTERM under load", f"SIGTERM to the server with {clients} clients in a closed loop (300 ms batch window)",
         "the signal: readiness false, new infer calls 503, admitted ones finish (drain)",
-        f"{sum(c[2] == '200' for c in in_flight)}/{len(in_flight)} in flight answered 200; {len(refused)} new ones "
-        f"503 'shutting down'; exit {returncode} {drained_s:.1f} s after the signal (limit {drain_timeout_s:g} s)",
-        len(lost) + sum(c[2] != "200" for c in in_flight), drained_s,
-        {"returncode": returncode, "in_flight": len(in_flight), "in_flight_ok": sum(c[2] == "200" for c in in_flight),
-         "refused_503": len(refused), "connection_refused": sum(c[2] == "refused" for c in calls),
-         "lost": lost, "calls": len(calls), "log": log[-1000:]})
+        f"{len(finished_after)} calls in flight at SIGTERM answered 200; {len(refused)} new ones 503 'shutting "
+        f"down'; exit {returncode} {drained_s:.1f} s after the signal (limit {drain_timeout_s:g} s)",
+        len(lost), drained_s,
+        {"returncode": returncode, "finished_after": len(finished_after), "refused_503": len(refused),
+         "connection_refused": sum(c[2] == "refused" for c in calls), "lost": lost, "calls": len(calls),
+         "log": log[-1000:]})
 
 
 # -- a token -------------------------------------------------------------------------------------------------
@@ -289,7 +289,7 @@ def auth_faults(tmp: Path) -> FaultRow:
             for name, headers in (("none", {}), ("wrong", {"Authorization": "Bearer nope"})):
                 status = httpx.request(method, f"{server.http}{path}", headers=headers, timeout=30, **body).status_code
                 answers[(path, name)] = status
-                if name == "none" and status != 401:
+                if name == "none" and status not in (401, 404):  # 404: no such route (/docs is off with a token)
                     open_routes.append(f"{path} ({status})")
         right = post(server, "affine", X, Authorization=f"Bearer {TOKEN}")
         grpc_answers = {}

@@ -265,13 +265,13 @@ def job_children(process: subprocess.Popen) -> list[psutil.Process]:
         return []
 
 
-def interrupted_runs(tmp: Path, interrupts: int = INTERRUPTS, repeats: int = 12, seed: int = 0) -> FaultRow:
+def interrupted_runs(tmp: Path, interrupts: int = INTERRUPTS, repeats: int = 20, seed: int = 0) -> FaultRow:
     """SIGTERM and SIGINT in turn, each at a random moment after the run starts (uniform over 0-3 s: inside
     the first cells, between them, inside a write); then --resume, interrupted again, until `interrupts`
     signals; then a last --resume must complete the run with every planned round stored exactly once."""
     db, rng = tmp / "results.sqlite", random.Random(seed)
     kept: dict[tuple[str, int], tuple[int, str]] = {}
-    exits, problems, left_running, resumes = [], [], 0, []
+    exits, problems, left_running, completed = [], [], 0, []
     run_id = None
     for index in range(interrupts):
         sig = (signal.SIGTERM, signal.SIGINT)[index % 2]
@@ -288,9 +288,11 @@ def interrupted_runs(tmp: Path, interrupts: int = INTERRUPTS, repeats: int = 12,
         run_id = run_id or only_run(db)
         exits.append(compare.returncode)
         rows = stored(db)
-        if compare.returncode == 0:  # the run ended before the signal landed
-            resumes.append("complete")
-        elif compare.returncode != 130 or "Traceback" in err or f"--resume {run_id}" not in err:
+        if "Traceback" in err:
+            problems.append(f"{sig.name}: a traceback: {err.strip()[-300:]}")
+        elif run_status(db, run_id) == "complete":  # every round was stored before the signal landed (it may
+            completed.append(compare.returncode)     # still have stopped the summary: exit 1 or 130)
+        elif compare.returncode != 130 or f"--resume {run_id}" not in err:
             problems.append(f"{sig.name}: exit {compare.returncode}: {err.strip()[-300:]}")
         elif run_status(db, run_id) != "interrupted":
             problems.append(f"{sig.name}: the run is {run_status(db, run_id)}, not interrupted")
@@ -310,7 +312,8 @@ def interrupted_runs(tmp: Path, interrupts: int = INTERRUPTS, repeats: int = 12,
         "KeyboardInterrupt (SIGTERM handled as Ctrl-C): run marked interrupted, workers killed",
         f"exit 130 and 'Resume with: frameduel compare --resume RUN' each time; last resume exit {final.returncode}, "
         f"{len(rows)}/{len(planned)} rounds", len(missing) + len(extra) + len(redone) + left_running, recover_s,
-        {"exits": exits, "problems": problems, "left_running": left_running, "final_returncode": final.returncode,
+        {"exits": exits, "problems": problems, "left_running": left_running, "completed_early": completed,
+         "final_returncode": final.returncode,
          "final_stderr": final.stderr, "missing": sorted(missing), "extra": sorted(extra), "redone": redone,
          "stored_before_last_resume": len(kept), "planned": len(planned),
          "statuses": sorted({status for _, status in rows.values()}), "run_status": run_status(db, run_id)})

@@ -50,7 +50,7 @@ def test_sigterm_under_load_answers_what_it_accepted_refuses_the_rest_with_503_a
     row = sigterm_under_load(tmp_path)
     details = row.details
     assert details["returncode"] == 0, details["log"]
-    assert details["in_flight"] >= 1 and details["in_flight_ok"] == details["in_flight"]
+    assert details["finished_after"] >= 1  # calls admitted before the signal were answered, not cut off
     assert details["refused_503"] >= 1 and not details["lost"]
     assert row.recover_s < 30 and row.lost == 0
 
@@ -58,7 +58,7 @@ def test_sigterm_under_load_answers_what_it_accepted_refuses_the_rest_with_503_a
 def test_with_a_token_only_health_is_open_and_every_refusal_is_401_and_counted(tmp_path):
     row = auth_faults(tmp_path)
     details = row.details
-    assert details["open"] == ["/v2/health/live (200)", "/v2/health/ready (200)", "/docs (404)"]
+    assert details["open"] == ["/v2/health/live (200)", "/v2/health/ready (200)"]
     assert {rpc: code for rpc, code in details["grpc"].items()} == {
         "ServerLive": "OK", "ServerReady": "OK", "ServerMetadata": "UNAUTHENTICATED",
         "ModelReady": "UNAUTHENTICATED", "ModelInfer": "UNAUTHENTICATED"}

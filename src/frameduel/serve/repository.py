@@ -160,7 +160,7 @@ class ModelRepository:
             raise ServeError(f"cannot load {name} version {version}: {exc}; install frameduel[export]",
                              "load_failed") from None
         except Exception as exc:  # noqa: BLE001 - whatever a runtime raises on a bad artefact fails this model only
-            cause = str(exc) if isinstance(exc, FrameduelError) else one_line(exc)
+            cause = " ".join(str(exc).split()) if isinstance(exc, FrameduelError) else one_line(exc)  # one line
             self.errors[(name, version)] = cause
             raise ServeError(f"cannot load {name} version {version}: {cause}", "load_failed") from None
         self.errors.pop((name, version), None)
