@@ -19,7 +19,8 @@ import os
 import sqlite3
 import struct
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -93,8 +94,8 @@ class StoreDamaged(FrameduelError):
 
 
 def damaged_message(path: Path, what: str, doing: str = "use") -> str:
-    return (f"cannot {doing} results database {path}: it is damaged ({what}); frameduel left it as it is: recover "
-            f"what it holds with `sqlite3 {path} .recover | sqlite3 recovered.sqlite`, or pass --db NEW_PATH")
+    return (f"cannot {doing} results database {path}: it is damaged ({what}); frameduel left it as it is: restore a "
+            f"copy, salvage what is readable with `sqlite3 {path} .recover` (or .dump), or pass --db NEW_PATH")
 
 
 def store_error(path: Path, exc: sqlite3.Error, doing: str = "use") -> FrameduelError:
@@ -201,6 +202,15 @@ class Store:
 
     def close(self) -> None:
         self.db.close()
+
+    @contextmanager
+    def patience(self, seconds: float) -> Iterator[None]:
+        """Statements in the block wait at most `seconds` for another process's write lock (then StoreBusy)."""
+        self.db.execute(f"PRAGMA busy_timeout = {int(seconds * 1000)}")
+        try:
+            yield
+        finally:
+            self.db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
 
     # -- runs ------------------------------------------------------------------------------------
     def _save_environment(self, environment: dict[str, Any]) -> str:

@@ -22,8 +22,9 @@ from pathlib import Path
 import psutil
 
 from frameduel.runner.plan import Plan
+from frameduel.runner.store_writer import SAVE_PATIENCE_S
 from frameduel.spec import Measurement
-from frameduel.store import BUSY_TIMEOUT_S, Store
+from frameduel.store import Store
 from tests.conftest import cli_command, run_cli, wait_for
 from tests.faults.support import FaultRow, one_line
 
@@ -124,9 +125,10 @@ def store_locked(tmp: Path, lock_s: float = LOCK_S, repeats: int = 5) -> FaultRo
                               text=True)
     assert locker.stdout.readline().strip() == "locked"
     locked_at, at_lock = time.monotonic(), len(stored(db))  # WAL: reading goes on while another process writes
+    time.sleep(max(lock_s - 1.0, 0.0))
+    during_lock = len(stored(db)) - at_lock  # nothing can have been written meanwhile
     locker.wait(timeout=lock_s + 60)
     released_at = time.monotonic()
-    during_lock = len(stored(db)) - at_lock  # nothing can have been written meanwhile
     stored_by = wait_for(lambda: time.monotonic() if len(stored(db)) > at_lock + during_lock
                          or compare.poll() is not None else None, timeout=300)
     out, err = finish(compare, lines)
@@ -136,8 +138,8 @@ def store_locked(tmp: Path, lock_s: float = LOCK_S, repeats: int = 5) -> FaultRo
     recover_s = stored_by - released_at if finished_in_lock else 0.0  # nothing waited: nothing to recover
     return FaultRow(
         "results database locked", f"another process held BEGIN EXCLUSIVE on the database for {lock_s:g} s mid-run",
-        f"SQLITE_BUSY after the {BUSY_TIMEOUT_S:g} s busy timeout: {finished_in_lock} finished cell(s) kept in "
-        "memory",
+        f"SQLITE_BUSY after waiting {SAVE_PATIENCE_S:g} s: {finished_in_lock} cell(s) finished meanwhile, kept in "
+        "memory and written once it let go",
         f"run completed, exit {compare.returncode}, {len(rows)}/{2 * repeats} cells stored"
         + (", 'waiting to store' said once" if "waiting to store" in err else ""),
         len(missing) + (2 * repeats - len(rows)), recover_s,
@@ -239,22 +241,21 @@ def truncated_database(tmp: Path) -> FaultRow:
     results = {name: run_cli(*args, "--db", str(db), timeout=300) for name, args in commands.items()}
     touched = digest(db) != before
     side_files = [p.name for p in db.parent.iterdir() if p.name.startswith(db.name) and p != db]
+    salvage = subprocess.run(["sqlite3", str(db), ".dump"], capture_output=True, text=True)  # best effort
+    salvaged = salvage.stdout.count("INSERT INTO cells")
     started = time.monotonic()
-    recovered_db = tmp / "recovered.sqlite"
-    recovery = subprocess.run(f"sqlite3 {db} .recover | sqlite3 {recovered_db}", shell=True, capture_output=True,
-                              text=True)
-    listed = run_cli("runs", "--db", str(recovered_db))
+    fresh = run_cli("runs", "--db", str(tmp / "new.sqlite"))  # the way on: a new database
     recover_s = time.monotonic() - started
-    recovered_cells = len(stored(recovered_db)) if recovered_db.exists() else 0
     first = results["runs"].stderr.strip()
     return FaultRow(
         "truncated database", f"results.sqlite cut to {full // 2} of its {full} bytes",
         "the header's page count exceeds the file (checked before any write)",
-        f"exit {results['runs'].returncode} in runs/show/compare --resume/report: {first}",
+        f"exit {results['runs'].returncode} in runs/show/compare --resume/report: {first} (sqlite3 .dump salvages "
+        f"{salvaged} of its 40 cell rows; the cut pages held the run's own row)",
         int(touched) + len(side_files), recover_s,
         {"results": {name: (r.returncode, r.stderr) for name, r in results.items()}, "touched": touched,
-         "side_files": side_files, "recovery_returncode": recovery.returncode, "recovered_cells": recovered_cells,
-         "recovered_runs_listed": run_id in listed.stdout, "path": str(db)})
+         "side_files": side_files, "salvaged_cells": salvaged, "fresh_returncode": fresh.returncode,
+         "path": str(db)})
 
 
 # -- SIGTERM and SIGINT to compare ------------------------------------------------------------------------

@@ -1,9 +1,9 @@
 """Storing finished cells while another process holds the results database's write lock.
 
 SQLite lets one process write at a time. A second frameduel, a `sqlite3` shell or a backup that keeps a write
-transaction open makes every write here wait BUSY_TIMEOUT_S and then fail with StoreBusy. A run must not lose
-a measured cell to that, nor stop measuring: a cell that cannot be written yet is kept in memory, in finishing
-order, and written with the next one; where the run needs the store complete (before it reads it to choose
+transaction open makes a write here wait, then fail with StoreBusy. A run must not lose a measured cell to that,
+nor stop measuring: a cell that cannot be written within SAVE_PATIENCE_S is kept in memory, in finishing order,
+and written with the next one; where the run needs the store complete (before it reads it to choose
 added rounds, and at its end) it waits for the lock with backoff, saying so once. A cell kept in memory when
 the run is interrupted is not stored, so --resume measures it again: nothing half-written, nothing twice.
 """
@@ -21,6 +21,7 @@ from frameduel.store import Store, StoreBusy
 
 log = logging.getLogger("frameduel.store")
 MAX_BACKOFF_S = 2.0  # between tries once the run waits for the lock (each try itself waits BUSY_TIMEOUT_S)
+SAVE_PATIENCE_S = 0.5  # how long storing a cell waits for the lock before the cell waits in memory instead
 T = TypeVar("T")
 
 
@@ -52,7 +53,8 @@ class CellWriter:
         self.waiting.append((round_index, measurement))
         self.most_waiting = max(self.most_waiting, len(self.waiting))
         try:
-            self._write_waiting()
+            with self.store.patience(SAVE_PATIENCE_S):  # a lock held for long must not stall the measuring
+                self._write_waiting()
         except StoreBusy:
             pass  # tried again with the next cell, or by flush()
 
