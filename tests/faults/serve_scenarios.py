@@ -5,6 +5,7 @@ load, and a token. Each scenario runs its own server process (tests/faults/serve
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import signal
 import threading
@@ -20,6 +21,7 @@ import numpy as np
 from frameduel.serve.service import token_matches
 from frameduel.v2.grpc_v2 import grpc_predict_v2_pb2 as pb
 from frameduel.v2.grpc_v2 import grpc_predict_v2_pb2_grpc as pb_grpc
+from tests.conftest import wait_for
 from tests.faults.runtimes import HANG, HANG_S, RAISE
 from tests.faults.support import FaultRow, Server, metric, running, start_server
 from tests.serve_support import expected, infer_json, write_affine_model
@@ -105,7 +107,7 @@ def runtime_hangs(tmp: Path, deadline_s: float = 1.0) -> FaultRow:
     repo = tmp / "repo"
     write_affine_model(repo, "faulty", 1)
     write_affine_model(repo, "affine", 1)
-    write_serving(repo, "faulty", runtime=FAULTY, max_queue_delay_us=100_000, max_batch_size=16,
+    write_serving(repo, "faulty", runtime=FAULTY, max_queue_delay_us=300_000, max_batch_size=16,
                   compute_timeout_s=deadline_s)
     with running(repo, grpc=True) as server:
         for _ in range(20):  # 16 quick batches: the next ones are waited for on the event loop ("inline")
@@ -209,10 +211,12 @@ def sigterm_under_load(tmp: Path, clients: int = 16, drain_timeout_s: float = 30
     lock = threading.Lock()
 
     def client() -> None:
+        # A connection per call (no keep-alive), so no call can meet a kept-alive connection closed under it.
+        http = httpx.Client(base_url=server.http, timeout=60, limits=httpx.Limits(max_keepalive_connections=0))
         while True:
             sent = time.monotonic()
             try:
-                response = post(server, "affine", X)
+                response = http.post("/v2/models/affine/infer", json=infer_json(X))
                 if answered_right(response, X):
                     outcome = "200"
                 elif response.status_code == 503 and "shutting down" in error_of(response):
@@ -226,12 +230,13 @@ def sigterm_under_load(tmp: Path, clients: int = 16, drain_timeout_s: float = 30
             with lock:
                 calls.append((sent, time.monotonic(), outcome))
             if outcome != "200":
+                http.close()
                 return
 
     threads = [threading.Thread(target=client) for _ in range(clients)]
     for thread in threads:
         thread.start()
-    time.sleep(1.5)
+    wait_for(lambda: len(calls) >= 2 * clients, timeout=120)  # every client under way
     signalled = time.monotonic()
     server.process.send_signal(signal.SIGTERM)
     returncode = server.process.wait(timeout=drain_timeout_s + 60)
@@ -252,6 +257,7 @@ def sigterm_under_load(tmp: Path, clients: int = 16, drain_timeout_s: float = 30
         f"down'; exit {returncode} {drained_s:.1f} s after the signal (limit {drain_timeout_s:g} s)",
         len(lost), drained_s,
         {"returncode": returncode, "finished_after": len(finished_after), "refused_503": len(refused),
+         "server_in_flight": int(re.search(r"draining (\d+) request", log).group(1)) if "draining" in log else None,
          "connection_refused": sum(c[2] == "refused" for c in calls), "lost": lost, "calls": len(calls),
          "log": log[-1000:]})
 

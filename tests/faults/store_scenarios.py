@@ -266,7 +266,7 @@ def job_children(process: subprocess.Popen) -> list[psutil.Process]:
         return []
 
 
-def interrupted_runs(tmp: Path, interrupts: int = INTERRUPTS, repeats: int = 20, seed: int = 0) -> FaultRow:
+def interrupted_runs(tmp: Path, interrupts: int = INTERRUPTS, repeats: int = 14, seed: int = 0) -> FaultRow:
     """SIGTERM and SIGINT in turn, each at a random moment after the run starts (uniform over 0-3 s: inside
     the first cells, between them, inside a write); then --resume, interrupted again, until `interrupts`
     signals; then a last --resume must complete the run with every planned round stored exactly once."""

@@ -26,7 +26,7 @@ def test_a_hanging_runtime_gets_504_its_worker_replaced_and_the_loop_never_stall
     row = runtime_hangs(tmp_path)
     details = row.details
     assert details["statuses"] == [504] * 3 and all("did not answer within 1 s" in e for e in details["errors"])
-    assert details["answered_in"] < 15  # the 1 s deadline and the 100 ms batch window, on a busy machine
+    assert details["answered_in"] < 15  # the 1 s deadline and the 300 ms batch window, on a busy machine
     assert details["after"] == 200 and details["other_model"] == 200 and details["ready"] == 200
     assert details["grpc"][0] == "DEADLINE_EXCEEDED"
     assert details["replaced"] == 2
@@ -50,7 +50,8 @@ def test_sigterm_under_load_answers_what_it_accepted_refuses_the_rest_with_503_a
     row = sigterm_under_load(tmp_path)
     details = row.details
     assert details["returncode"] == 0, details["log"]
-    assert details["finished_after"] >= 1  # calls admitted before the signal were answered, not cut off
+    # The server counted what it had admitted when the signal came; every one of them was answered 200 after it.
+    assert details["finished_after"] >= details["server_in_flight"] >= 1
     assert details["refused_503"] >= 1 and not details["lost"]
     assert row.recover_s < 30 and row.lost == 0
 
