@@ -66,12 +66,13 @@ def print_hostile(rows: list[FaultRow]) -> None:
     hostile = [row for row in rows if row.fault.startswith("hostile: ")]
     if not hostile:
         return
-    print("\n| hostile input | answer | peak RSS MB (server at rest) | next request | opened outside |")
+    print("\n| hostile input | answer | server RSS MB: before, peak | next request | opened outside |")
     print("|---|---|---|---|---|")
     for row in hostile:
         d = row.details
-        print(f"| {cell(row.injected)} | {cell(row.result)} | {d['peak_rss_mb']:.0f} ({d['baseline_rss_mb']:.0f}) | "
-              f"{d.get('after', '-')} | {len(d.get('opened_outside', []))} |")
+        print(f"| {cell(row.injected)} | {cell(row.result)} | {d['rss_before_mb']:.0f}, {d['peak_rss_mb']:.0f} | "
+              f"{d.get('after', '-')} | {len(d.get('opened_outside') or [])} |")
+    print(f"\n(the server at rest, models loaded: {hostile[0].details['baseline_rss_mb']:.0f} MB)")
 
 
 def main() -> None:

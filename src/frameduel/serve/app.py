@@ -144,7 +144,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)  # unknown routes, wrong methods, auth
     async def on_http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
+        message = str(exc.detail)
+        if exc.status_code == 404 and message == "Not Found":  # no route matched (a name holding '/' never does)
+            message = (f"no endpoint {request.method} {request.url.path}; model names hold no '/', and the "
+                       "endpoints are listed in /openapi.json")
+        return JSONResponse({"error": message}, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def on_invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
