@@ -20,7 +20,14 @@ import psutil
 
 from frameduel.cluster.session import allow_loopback_cluster
 from tests.conftest import run_cli, wait_for
-from tests.faults.store_scenarios import compare_args, only_run, planned_rounds, start_compare, stored
+from tests.faults.store_scenarios import (
+    compare_args,
+    no_leftovers,
+    only_run,
+    planned_rounds,
+    start_compare,
+    stored,
+)
 from tests.faults.support import FaultRow, one_line
 
 
@@ -63,7 +70,7 @@ def ray_args(cluster: Any) -> tuple[str, ...]:
     return ("--executor", "ray", "--address", cluster.address)
 
 
-def node_lost_mid_compare(tmp: Path, cluster: Any, repeats: int = 3) -> FaultRow:
+def _node_lost_mid_compare(tmp: Path, cluster: Any, repeats: int = 3) -> FaultRow:
     db = tmp / "results.sqlite"
     compare, lines = start_compare(*compare_args(db, repeats), *ray_args(cluster))
     wait_for(lambda: len(stored(db)) >= 1, timeout=300)
@@ -110,10 +117,10 @@ def sweep_id_of(db: Path) -> str:
 
 
 SWEEP = ("sweep", "--workloads", "mlp", "--frameworks", "numpy", "--grid", "lr=1e-2,3e-2", "--seeds", "3",
-         "--target", "0.99", "--max-epochs", "40")
+         "--target", "0.99", "--max-epochs", "4")  # ~2 s an epoch: a trial runs for a while
 
 
-def node_lost_mid_sweep(tmp: Path, cluster: Any) -> FaultRow:
+def _node_lost_mid_sweep(tmp: Path, cluster: Any) -> FaultRow:
     db = tmp / "sweep.sqlite"
     sweep, lines = start_compare(*SWEEP, *ray_args(cluster), "--db", str(db))
     wait_for(lambda: len(stored_trials(db)) >= 1, timeout=300)
@@ -137,3 +144,13 @@ def node_lost_mid_sweep(tmp: Path, cluster: Any) -> FaultRow:
         {"returncode": sweep.returncode, "stderr": err, "stdout": out, "stored_at_fault": len(at_fault),
          "resume_returncode": resumed.returncode, "resume_stderr": resumed.stderr, "redone": redone,
          "trials": len(after), "one_line": one_line(err)})
+
+
+def node_lost_mid_compare(tmp: Path, cluster: Any, repeats: int = 3) -> FaultRow:
+    with no_leftovers():
+        return _node_lost_mid_compare(tmp, cluster, repeats)
+
+
+def node_lost_mid_sweep(tmp: Path, cluster: Any) -> FaultRow:
+    with no_leftovers():
+        return _node_lost_mid_sweep(tmp, cluster)

@@ -202,11 +202,7 @@ def load_failures(tmp: Path) -> FaultRow:
 
 
 # -- SIGTERM under load ---------------------------------------------------------------------------------------
-def sigterm_under_load(tmp: Path, clients: int = 16, drain_timeout_s: float = 30.0) -> FaultRow:
-    repo = tmp / "repo"
-    write_affine_model(repo, "affine", 1)
-    write_serving(repo, "affine", max_queue_delay_us=300_000, max_batch_size=64)  # requests wait in the queue
-    server = start_server(repo, drain_timeout_s=drain_timeout_s)
+def _sigterm_under_load(tmp: Path, server: Server, clients: int, drain_timeout_s: float) -> FaultRow:
     calls: list[tuple[float, float, str]] = []  # (sent, answered, outcome)
     lock = threading.Lock()
 
@@ -325,3 +321,16 @@ def auth_faults(tmp: Path) -> FaultRow:
          "grpc": grpc_answers, "counted": counted, "right": right.status_code, "timing_ratio": ratio,
          "refused": refused})
 
+
+
+def sigterm_under_load(tmp: Path, clients: int = 16, drain_timeout_s: float = 30.0) -> FaultRow:
+    repo = tmp / "repo"
+    write_affine_model(repo, "affine", 1)
+    write_serving(repo, "affine", max_queue_delay_us=300_000, max_batch_size=64)  # requests wait in the queue
+    server = start_server(repo, drain_timeout_s=drain_timeout_s)
+    try:
+        return _sigterm_under_load(tmp, server, clients, drain_timeout_s)
+    finally:
+        if server.process.poll() is None:
+            server.process.kill()
+            server.process.wait()

@@ -95,10 +95,27 @@ class Lines:
         return sum(start <= t <= end and marker in line for t, line in self.lines)
 
 
+STARTED: list[subprocess.Popen] = []  # every command a scenario started, killed by no_leftovers() if still running
+
+
 def start_compare(*args: str) -> tuple[subprocess.Popen, Lines]:
     process = subprocess.Popen(cli_command(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                env={**os.environ, "COLUMNS": "200"})
+    STARTED.append(process)
     return process, Lines(process)
+
+
+@contextlib.contextmanager
+def no_leftovers() -> Iterator[None]:
+    """Whatever happens in the block (a failed check included), no command it started runs on after it."""
+    try:
+        yield
+    finally:
+        while STARTED:
+            process = STARTED.pop()
+            if process.poll() is None:
+                process.kill()
+                process.wait()
 
 
 def finish(process: subprocess.Popen, lines: Lines, timeout: float = 600) -> tuple[str, str]:
@@ -117,12 +134,13 @@ db.execute("COMMIT")
 """
 
 
-def store_locked(tmp: Path, lock_s: float = LOCK_S, repeats: int = 5) -> FaultRow:
+def _store_locked(tmp: Path, lock_s: float = LOCK_S, repeats: int = 5) -> FaultRow:
     db = tmp / "results.sqlite"
     compare, lines = start_compare(*compare_args(db, repeats))
     wait_for(lambda: len(stored(db)) >= 1, timeout=300)
     locker = subprocess.Popen([sys.executable, "-c", LOCKER, str(db), str(lock_s)], stdout=subprocess.PIPE,
                               text=True)
+    STARTED.append(locker)
     assert locker.stdout.readline().strip() == "locked"
     locked_at, at_lock = time.monotonic(), len(stored(db))  # WAL: reading goes on while another process writes
     time.sleep(max(lock_s - 1.0, 0.0))
@@ -165,15 +183,14 @@ def small_filesystem(where: Path, size: str = "4m") -> Iterator[bool]:
 def fill(directory: Path) -> Path:
     """Write a file until the filesystem is full; return it."""
     filler = directory / "filler"
-    with open(filler, "wb") as file:
+    with open(filler, "wb", buffering=0) as file:  # unbuffered: closing it has nothing left to write
         with contextlib.suppress(OSError):
             while True:
                 file.write(b"\0" * 65536)
-                file.flush()
     return filler
 
 
-def disk_full(tmp: Path, repeats: int = 4) -> FaultRow:
+def _disk_full(tmp: Path, repeats: int = 4) -> FaultRow:
     """The database's filesystem fills up after two cells: a real small tmpfs where this process may mount one,
     else a file-size limit (RLIMIT_FSIZE) set on the running compare at the database's current size."""
     with small_filesystem(tmp / "small") as mounted:
@@ -266,7 +283,7 @@ def job_children(process: subprocess.Popen) -> list[psutil.Process]:
         return []
 
 
-def interrupted_runs(tmp: Path, interrupts: int = INTERRUPTS, repeats: int = 14, seed: int = 0) -> FaultRow:
+def _interrupted_runs(tmp: Path, interrupts: int = INTERRUPTS, repeats: int = 14, seed: int = 0) -> FaultRow:
     """SIGTERM and SIGINT in turn, each at a random moment after the run starts (uniform over 0-3 s: inside
     the first cells, between them, inside a write); then --resume, interrupted again, until `interrupts`
     signals; then a last --resume must complete the run with every planned round stored exactly once."""
@@ -319,3 +336,21 @@ def interrupted_runs(tmp: Path, interrupts: int = INTERRUPTS, repeats: int = 14,
          "stored_before_last_resume": len(kept), "planned": len(planned),
          "statuses": sorted({status for _, status in rows.values()}), "run_status": run_status(db, run_id)})
 
+
+
+def store_locked(tmp: Path, lock_s: float = LOCK_S, repeats: int = 5) -> FaultRow:
+    """Another process holds the write lock for lock_s seconds in the middle of a run."""
+    with no_leftovers():
+        return _store_locked(tmp, lock_s, repeats)
+
+
+def disk_full(tmp: Path, repeats: int = 4) -> FaultRow:
+    """The database's filesystem fills up after two cells."""
+    with no_leftovers():
+        return _disk_full(tmp, repeats)
+
+
+def interrupted_runs(tmp: Path, interrupts: int = INTERRUPTS, repeats: int = 14, seed: int = 0) -> FaultRow:
+    """SIGTERM and SIGINT to compare at random moments, each run resumed."""
+    with no_leftovers():
+        return _interrupted_runs(tmp, interrupts, repeats, seed)
