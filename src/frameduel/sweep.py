@@ -323,8 +323,10 @@ def run_sweep(store: Store, sweep_id: str, request: SweepRequest, environment: d
         for result in (executor or LocalTrials()).run([t for t in plan_trials(request) if t.key not in done], request):
             keep(result)
     if lost:
-        raise FrameduelError(f"{len(lost)} trial(s) were lost with their machine (listed above) and are not stored; "
-                             f"the rest are: finish the sweep with frameduel sweep --resume {sweep_id}")
+        shown = ", ".join(result.trial.key for result in lost[:4]) + (f" and {len(lost) - 4} more" if len(lost) > 4
+                                                                     else "")
+        raise FrameduelError(f"{len(lost)} trial(s) were lost with their machine ({shown}) and are not stored; the "
+                             f"rest are: finish the sweep with frameduel sweep --resume {sweep_id}")
     return stored_trials(store, sweep_id)
 
 

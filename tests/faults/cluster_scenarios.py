@@ -66,6 +66,11 @@ def node_running(cluster: Any, task: str) -> Any | None:
     return None
 
 
+def last_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    return lines[-1] if lines else ""
+
+
 def ray_args(cluster: Any) -> tuple[str, ...]:
     return ("--executor", "ray", "--address", cluster.address)
 
@@ -82,7 +87,6 @@ def _node_lost_mid_compare(tmp: Path, cluster: Any, repeats: int = 3) -> FaultRo
     out = lines.text()
     reported_s = time.monotonic() - killed_at
     at_fault, run_id = stored(db), only_run(db)
-    lost_lines = [line for line in out.splitlines() if " lost " in line or ": lost" in line]
     started = time.monotonic()
     resumed = run_cli("compare", "--resume", run_id, *ray_args(cluster), "--db", str(db), timeout=900)
     recover_s = time.monotonic() - started
@@ -92,9 +96,9 @@ def _node_lost_mid_compare(tmp: Path, cluster: Any, repeats: int = 3) -> FaultRo
     return FaultRow(
         "Ray node killed mid-compare", f"SIGKILL to every process of the node running cell {len(before) + 1} of "
         f"{2 * repeats}", "a pinned probe task the node no longer runs: cells 'lost', not stored",
-        f"exit {compare.returncode} {reported_s:.0f} s later: {err.strip()}; {len(lost_lines)} 'lost' lines; "
-        f"--resume exit {resumed.returncode}, {len(after)}/{2 * repeats} rounds", len(missing) + redone, recover_s,
-        {"returncode": compare.returncode, "stderr": err, "stdout": out, "lost_lines": lost_lines,
+        f"exit {compare.returncode} {reported_s:.0f} s later: {last_line(err)}; --resume exit {resumed.returncode}, "
+        f"{len(after)}/{2 * repeats} rounds", len(missing) + redone, recover_s,
+        {"returncode": compare.returncode, "stderr": err, "stdout": out,
          "stored_at_fault": len(at_fault), "resume_returncode": resumed.returncode,
          "resume_stderr": resumed.stderr, "redone": redone, "missing": sorted(missing), "one_line": one_line(err),
          "statuses": sorted({status for _, status in after.values()})})
@@ -139,7 +143,7 @@ def _node_lost_mid_sweep(tmp: Path, cluster: Any) -> FaultRow:
     return FaultRow(
         "Ray node killed mid-sweep", "SIGKILL to every process of a node running a trial",
         "trials that failed while a node stopped answering: 'lost', not stored",
-        f"exit {sweep.returncode}: {err.strip()[-300:]}; --resume exit {resumed.returncode}, "
+        f"exit {sweep.returncode}: {last_line(err)}; --resume exit {resumed.returncode}, "
         f"{len(after)}/{planned} trials", (planned - len(after)) + redone, recover_s,
         {"returncode": sweep.returncode, "stderr": err, "stdout": out, "stored_at_fault": len(at_fault),
          "resume_returncode": resumed.returncode, "resume_stderr": resumed.stderr, "redone": redone,

@@ -23,7 +23,7 @@ from tests.faults.support import FaultRow, OpenWatch, Server, peak_rss_mb, reset
 from tests.serve_support import infer_json, write_affine_model
 
 MAX_CONNECTIONS, HEADER_TIMEOUT_S = 200, 2.0
-AT_ONCE = 6  # large bodies sent together: more than the server's body budget (256 MB) holds
+AT_ONCE = 20  # large JSON bodies sent together: more than the server's body budget (256 MB) holds
 GB = 2**30
 X = np.arange(8, dtype=np.float32).reshape(2, 4) / 8  # (B=2, 4)
 
@@ -137,27 +137,51 @@ def huge_shapes(server: Server) -> list[tuple[str, Callable[[], tuple[int | None
     ]
 
 
+def json_body(numbers: int) -> bytes:
+    """An infer body of `numbers` JSON numbers (0.5, 5 bytes each): too many samples for the queue, once parsed."""
+    return json.dumps({"inputs": [{"name": "x", "shape": [numbers // 4, 4], "datatype": "FP32",
+                                   "data": [0.5] * numbers}]}).encode()
+
+
+def binary_body(numbers: int) -> tuple[bytes, dict[str, str]]:
+    header = json.dumps({"inputs": [{"name": "x", "shape": [numbers // 4, 4], "datatype": "FP32",
+                                     "parameters": {"binary_data_size": numbers * 4}}]}).encode()
+    return header + np.zeros(numbers, np.float32).tobytes(), {"Inference-Header-Content-Length": str(len(header)),
+                                                              "Content-Type": "application/octet-stream"}
+
+
 def big_bodies(server: Server) -> list[tuple[str, Callable[[], tuple[int | None, str]]]]:
-    path = "/v2/models/affine/infer"
-    # ~60 MB of numbers: just below the 64 MB limit, so it is read and parsed; too many samples to queue
-    large = json.dumps({"inputs": [{"name": "x", "shape": [3_000_000, 4], "datatype": "FP32",
-                                    "data": [0.5] * 12_000_000}]}).encode()
+    path, url = "/v2/models/affine/infer", f"{server.http}/v2/models/affine/infer"
+    too_much_json, most_json = json_body(12_000_000), json_body(3_000_000)  # ~57 MB and ~14 MB
+    binary, binary_headers = binary_body(15_000_000)  # 60 MB
 
-    def concurrent() -> tuple[int | None, str]:
+    def at_once() -> tuple[int | None, str]:
         with ThreadPoolExecutor(AT_ONCE) as pool:
-            answers = list(pool.map(lambda _: http_status(httpx.post(
-                f"{server.http}{path}", content=large, timeout=120)), range(AT_ONCE)))
-        codes = sorted({code for code, _ in answers})
-        return codes[-1], "; ".join(sorted({f"{code}: {reason[:80]}" for code, reason in answers}))
+            answers = list(pool.map(lambda _: http_status(httpx.post(url, content=most_json, timeout=300)),
+                                    range(AT_ONCE)))
+        counts = {code: sum(c == code for c, _ in answers) for code in sorted({c for c, _ in answers})}
+        return max(counts), "; ".join(f"{n} x {code}: {next(r for c, r in answers if c == code)[:90]}"
+                                      for code, n in counts.items())
 
+    typed = pb.ModelInferRequest(model_name="affine")
+    typed.inputs.add(name="x", datatype="FP32", shape=[1_250_000, 4]).contents.fp32_contents.extend(
+        np.zeros(5_000_000, np.float32))
+    raw = pb.ModelInferRequest(model_name="affine", raw_input_contents=[np.zeros(15_000_000, np.float32).tobytes()])
+    raw.inputs.add(name="x", datatype="FP32", shape=[3_750_000, 4])
     return [
         ("1 GB body, Content-Length declared", lambda: stream_body(server, head(path, Content_Length=str(GB)),
                                                                    chunks_of(GB))[:2]),
         ("1 GB body, chunked (no length)", lambda: stream_body(server, head(path, Transfer_Encoding="chunked"),
                                                                chunks_of(GB, chunked=True))[:2]),
-        (f"a {len(large) / 2**20:.0f} MB JSON tensor (12M numbers, under the body limit)", lambda: http_status(
-            httpx.post(f"{server.http}{path}", content=large, timeout=120))),
-        (f"{AT_ONCE} such bodies at once ({AT_ONCE * len(large) / 2**20:.0f} MB)", concurrent),
+        (f"a {len(too_much_json) / 2**20:.0f} MB JSON tensor (12M numbers)", lambda: http_status(
+            httpx.post(url, content=too_much_json, timeout=300))),
+        (f"a {len(most_json) / 2**20:.0f} MB JSON tensor (3M numbers, under the JSON limit)", lambda: http_status(
+            httpx.post(url, content=most_json, timeout=300))),
+        (f"{AT_ONCE} such JSON bodies at once ({AT_ONCE * len(most_json) / 2**20:.0f} MB)", at_once),
+        (f"a {len(binary) / 2**20:.0f} MB binary tensor (15M numbers, under the body limit)", lambda: http_status(
+            httpx.post(url, content=binary, headers=binary_headers, timeout=300))),
+        ("gRPC typed contents of 5M numbers", lambda: grpc_call(server, "ModelInfer", typed)),
+        ("gRPC raw contents of 15M numbers (60 MB)", lambda: grpc_call(server, "ModelInfer", raw)),
     ]
 
 

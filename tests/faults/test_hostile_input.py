@@ -9,9 +9,9 @@ from tests.faults.hostile_scenarios import HEADER_TIMEOUT_S, MAX_CONNECTIONS, ho
 
 pytestmark = pytest.mark.slow
 # What bounds the server's memory: the bodies it holds at once (max_buffered_bytes, 256 MB) plus the one JSON body
-# being parsed (parsing is on the event loop, one at a time), which takes ~10x its size while it is Python floats
-# (~600 MB for a 60 MB body), over the server at rest (~110 MB).
-PEAK_BOUND_MB = 1536
+# being parsed (parsing is on the event loop, one at a time; JSON is limited to 16 MB), which takes ~15x its size
+# while its numbers are Python floats, over the server at rest (~110 MB).
+PEAK_BOUND_MB = 1024
 
 
 def test_hostile_inputs_get_a_4xx_with_a_reason_bounded_memory_and_no_read_outside(tmp_path):

@@ -187,9 +187,16 @@ def run_plan(store: Store, run_id: str, plan: Plan, on_cell: CellCallback | None
         executor.close()
     if lost:
         mark_interrupted(store, run_id)
-        raise FrameduelError(f"{len(lost)} cell round(s) were lost with their machine (listed above) and are not "
+        raise FrameduelError(f"{len(lost)} cell round(s) were lost with their machine ({named(lost)}) and are not "
                              f"stored; the rest are: finish the run with frameduel compare --resume {run_id}")
     when_writable(store, lambda: store.set_run_status(run_id, "complete"), "the run's status")
+
+
+def named(cells: list[Cell], shown: int = 4) -> str:
+    """'mlp infer numpy eager round 2, ...' for the first `shown` cells, then how many more."""
+    names = [f"{spec.workload} {spec.task} {spec.framework} {spec.mode} round {round_index + 1}"
+             for round_index, spec in cells[:shown]]
+    return ", ".join(names) + (f" and {len(cells) - shown} more" if len(cells) > shown else "")
 
 
 def mark_interrupted(store: Store, run_id: str) -> None:

@@ -56,6 +56,9 @@ class ServerConfig:
     threads: int | None = None  # runtime intra-op threads per model version
     batching: BatchingConfig = field(default_factory=BatchingConfig)
     max_body_bytes: int = 64 * 2**20  # larger bodies get 413 before they are read into memory (gRPC: messages)
+    # The JSON part of a body: parsed, each number is a Python object for a while (~15x the text in memory), so
+    # JSON is for small tensors; large ones go as binary data (Inference-Header-Content-Length), read in place.
+    max_json_bytes: int = 16 * 2**20
     # All infer bodies held at once (being read, parsed, or viewed by queued inputs); past it: 429. Without it,
     # every open connection could hold max_body_bytes.
     max_buffered_bytes: int = 256 * 2**20
@@ -92,12 +95,12 @@ class BodyBudget:
 
 
 async def read_body(request: Request, limit: int, timeout_s: float = 60.0, budget: BodyBudget | None = None,
-                    held: list[int] | None = None) -> bytes:
+                    held: list[int] | None = None, hint: str = "") -> bytes:
     """The whole body, within limit bytes and timeout_s; with a budget, what it holds is added to held[0] (the
-    caller releases it once the request is answered)."""
+    caller releases it once the request is answered). hint: the fix a too large body's message names."""
     declared = request.headers.get("content-length", "")
     if declared.isascii() and declared.isdigit() and int(declared) > limit:
-        raise ServeError(f"the body is {declared} bytes; the limit is {limit}", "too_large")
+        raise ServeError(f"the body is {declared} bytes; the limit is {limit}{hint}", "too_large")
     chunks: list[bytes] = []
 
     async def read() -> None:
@@ -105,7 +108,7 @@ async def read_body(request: Request, limit: int, timeout_s: float = 60.0, budge
         async for chunk in request.stream():  # counted as it arrives: chunked bodies have no declared length
             size += len(chunk)
             if size > limit:
-                raise ServeError(f"the body exceeds the limit of {limit} bytes", "too_large")
+                raise ServeError(f"the body exceeds the limit of {limit} bytes{hint}", "too_large")
             if budget is not None and held is not None:
                 budget.take(len(chunk))
                 held[0] += len(chunk)
@@ -131,6 +134,10 @@ async def request_parameters(request: Request) -> dict[str, Any]:
     if not isinstance(parameters, dict):
         raise ServeError("the body must be empty or a JSON object like {\"parameters\": {...}}")
     return parameters
+
+
+JSON_HINT = ("; JSON bodies are for small tensors: send large ones as binary data (the binary tensor extension, "
+             f"{HEADER_LENGTH})")
 
 
 def encode_rest(done: Inferred) -> tuple[bytes, dict[str, str]]:
@@ -262,16 +269,26 @@ def create_app(config: ServerConfig) -> FastAPI:
 
     bodies = BodyBudget(config.max_buffered_bytes)
 
+    def body_limit(header_length: str | None) -> tuple[int, str]:
+        """(bytes an infer body may take, the fix a larger one is told): all JSON, or JSON and binary tensor data."""
+        if header_length is None:
+            return min(config.max_json_bytes, config.max_body_bytes), JSON_HINT
+        if header_length.isascii() and header_length.isdigit() and int(header_length) > config.max_json_bytes:
+            raise ServeError(f"{HEADER_LENGTH} {header_length} is past the JSON limit of {config.max_json_bytes} "
+                             "bytes; send the tensors' values as binary data", "too_large")
+        return config.max_body_bytes, ""
+
     async def infer(request: Request, model: str, version: str | None) -> Response:
         held = [0]  # bytes of this body in the budget, released once it is answered (its inputs may view it)
+        header_length = request.headers.get(HEADER_LENGTH)
         with service.admitted("rest"):
             try:
                 try:
-                    body = await read_body(request, config.max_body_bytes, config.body_timeout_s, bodies, held)
+                    limit, hint = body_limit(header_length)
+                    body = await read_body(request, limit, config.body_timeout_s, bodies, held, hint)
                 except ServeError as exc:
                     service.count_failure("rest", exc)
                     raise
-                header_length = request.headers.get(HEADER_LENGTH)
                 answer, headers = await service.infer("rest", model, version,
                                                       lambda: parse_infer_request(body, header_length), encode_rest)
             finally:

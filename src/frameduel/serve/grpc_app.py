@@ -37,6 +37,9 @@ from frameduel.v2.protocol import (
 )
 
 OPEN_METHODS = frozenset(f"/{SERVICE}/{rpc}" for rpc in ("ServerLive", "ServerReady"))  # health needs no token
+# Typed contents become a Python number each while decoded (a 61 MB message of FP32: +670 MB, 3 s of the event
+# loop), so they are for small tensors, as REST's JSON is (app.ServerConfig.max_json_bytes); raw contents are not.
+MAX_TYPED_VALUES = 4 * 2**20
 Message = TypeVar("Message")
 
 
@@ -52,7 +55,11 @@ def typed_tensor(tensor: Any, shape: tuple[int, ...], dtype: np.dtype, where: st
     stray = [f.name for f, _ in tensor.contents.ListFields() if f.name != field]
     if stray:
         raise ServeError(f"{where}: a {tensor.datatype} tensor's values go in contents.{field}, not {stray}")
-    values = np.array(getattr(tensor.contents, field), dtype=FIELD_DTYPES[field])
+    contents = getattr(tensor.contents, field)
+    if len(contents) > MAX_TYPED_VALUES:
+        raise ServeError(f"{where}: {len(contents)} typed values; typed contents are for up to {MAX_TYPED_VALUES}: "
+                         "send large tensors in raw_input_contents", "too_large")
+    values = np.array(contents, dtype=FIELD_DTYPES[field])
     return checked_values(values, shape, dtype, where, f"contents.{field}")
 
 
