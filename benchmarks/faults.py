@@ -2,7 +2,7 @@
 user saw, what was lost (must be nothing) and how long until whole again; then the server's peak memory under
 each hostile input.
 
-    .venv/bin/python benchmarks/faults.py                      # everything, ~10 min on 2 cores
+    .venv/bin/python benchmarks/faults.py                      # everything, ~5 min on 2 cores
     .venv/bin/python benchmarks/faults.py --groups store,serve # some of: store, serve, hostile, cluster
     .venv/bin/python benchmarks/faults.py --json faults.json   # also every row's details
 
