@@ -20,9 +20,6 @@ from rich.table import Table
 from frameduel import environment
 from frameduel.accuracy.run import DEFAULT_MODES, AccuracyRequest, local_runs, run_accuracy
 from frameduel.analysis.adaptive import AdaptiveRounds
-from frameduel.analysis.evidence import load_evidence
-from frameduel.analysis.summary import RunSummary, summarize_planned_run
-from frameduel.analysis.verdict import verdicts
 from frameduel.browser.setup import setup_browser
 from frameduel.checkpoints import model_config, open_checkpoint
 from frameduel.doctor import diagnose
@@ -33,7 +30,6 @@ from frameduel.export.reference import DIGITS_SIZE
 from frameduel.export.run import ExportRequest, run_export, save_results
 from frameduel.export.table import print_export
 from frameduel.frameworks import check_framework
-from frameduel.jobs.cores import core_slots
 from frameduel.parity.cache import prove_parity
 from frameduel.parity.check import (
     NATIVE_DIRECTIONS,
@@ -51,15 +47,19 @@ from frameduel.report.advise import advise as advise_scenario
 from frameduel.report.diff import RunSide, diff_runs, print_diff
 from frameduel.report.doctor import print_doctor
 from frameduel.report.document import build_report
+from frameduel.report.evidence import load_evidence
 from frameduel.report.finetune import print_finetune
 from frameduel.report.generation import print_generation
 from frameduel.report.mlflow_export import log_to_mlflow
 from frameduel.report.parity import data_parallel_lines, print_modes, print_parity
 from frameduel.report.render import write_report
+from frameduel.report.summary import RunSummary, summarize_planned_run
 from frameduel.report.sweep import print_sweep, sweep_json
 from frameduel.report.sweep_document import write_sweep_report
 from frameduel.report.tensorboard import write_tensorboard
 from frameduel.report.terminal import ms, print_summary
+from frameduel.report.verdict import verdicts
+from frameduel.runner.cores import core_slots
 from frameduel.runner.finetune import FinetuneRequest, loss_agreement, run_finetune
 from frameduel.runner.generate import GenerateRequest, run_generate
 from frameduel.runner.plan import (
@@ -884,7 +884,7 @@ def loadtest(
     db: Path | None = DbOption,
 ) -> None:
     """Load-test a served model: throughput, latency percentiles, stability over time; the result is stored."""
-    from frameduel.loadgen.loadtest import LoadTestConfig, run_loadtest, save_loadtest
+    from frameduel.serve.loadtest import LoadTestConfig, run_loadtest, save_loadtest
 
     config = LoadTestConfig(url, concurrency, duration, warmup, mode, rate, batch, not json_tensors, token=token)
     result = run_loadtest(config)
