@@ -491,6 +491,9 @@ def browser_setup_command(
 
 
 def main() -> None:
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill` stops a command the way Ctrl-C does
     sys.exit(app())
 
 

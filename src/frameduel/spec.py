@@ -101,6 +101,9 @@ SIZES: tuple[str, ...] = ("tiny", "small", "base")
 # Terminal states of a measured cell; every one of them counts as "finished" for --resume.
 # "unsupported": the framework cannot run this workload, task or mode, and the error says why.
 STATUSES: tuple[str, ...] = ("ok", "failed", "oom", "timeout", "unsupported")
+# A cell or sweep trial whose machine was lost before it returned (its Ray node died): reported, never stored,
+# so --resume runs it. Not a terminal state: nothing of the cell's own process came back.
+LOST = "lost"
 
 
 def check_choice(kind: str, value: str, choices: tuple[str, ...] | list[str]) -> str:
