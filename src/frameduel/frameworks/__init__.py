@@ -106,6 +106,24 @@ def plan_generation(workload: Workload, config: Any, batch: Batch | None, prompt
     return GenerationPlan(Batch(prompt_ids, prompt_ids.reshape(-1)), decode_steps, prompt_ids.shape[1] + decode_steps)
 
 
+def kv_geometry(config: Any) -> tuple[int, int, int]:
+    """(layers, key/value heads, head width) of a decoder's KV cache: llama's grouped-query heads, gpt's heads."""
+    if hasattr(config, "num_key_value_heads"):
+        return config.num_hidden_layers, config.num_key_value_heads, config.head_dim
+    return config.n_layer, config.n_head, config.n_embd // config.n_head
+
+
+def span_bucket(positions: np.ndarray, length: int, bucket: int) -> int:
+    """Cache positions a step's attention reads: past the furthest row's position, rounded up to `bucket`
+    (few distinct shapes for a compiler), at most the cache's `length`."""
+    return min(length, -(-(int(positions.max()) + 1) // bucket) * bucket)
+
+
+def rows_bucket(rows: int) -> int:
+    """Rows of a step padded to a power of two: static-shape compilers (XLA) compile one graph per bucket."""
+    return 1 << max(0, rows - 1).bit_length()
+
+
 def batch_shard(batch: Batch, index: int, count: int) -> Batch:
     """Data parallel: worker `index` of `count` takes this contiguous 1/count of the global batch."""
     size = len(batch.inputs) // count
@@ -145,6 +163,11 @@ def model_module_name(workload: Workload, framework: str) -> str | None:
     """The workload's model file this framework runs (Keras' other backends run the Keras one); None for a
     framework that builds its model itself (numpy)."""
     return workload.model_modules.get(FRAMEWORK_INFO[framework].models)
+
+
+def load_llm(framework: str) -> ModuleType:
+    """The LLM server's forward: load_stepper(spec, slots, max_len, max_rows) and describe(spec) (*_llm.py)."""
+    return importlib.import_module(capability(framework, "llm_module"))
 
 
 def load_exporter(framework: str) -> ModuleType:

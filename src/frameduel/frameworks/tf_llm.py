@@ -1,0 +1,134 @@
+"""TensorFlow side of the LLM server (frameduel.llm): one forward over a ragged batch of tokens per step.
+
+torch_llm.py exposes the same names and explains the row layout: one token per row, each with its own
+position and KV-cache slot. TF's tensors are immutable, so the slot cache is a tf.Variable per layer
+and a step scatters each row's key and value into it (scatter_nd_update, in place) before gathering
+the rows' slots back for attention; inside a tf.function TF orders the two by the variable's automatic
+control dependencies.
+
+What TensorFlow makes hard here is the ragged batch's shape. The row count changes every step, and a
+traced graph wants one shape:
+  - function: one tf.function per attention span (span is a Python int in the graph: static in the
+    slice), with the row count left None in the signature, so a span traces once and serves any batch;
+  - xla: XLA compiles one executable per concrete shape, so rows are padded to a power of two (padding
+    rows write to a scratch slot) and attention always spans the whole cache; every bucket compiles
+    at start-up, before the server takes requests;
+  - eager: every op dispatched from Python, no tracing: the baseline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from frameduel.checkpoints import model_config
+from frameduel.frameworks import kv_geometry, rows_bucket, span_bucket, tf_backend
+from frameduel.spec import RunSpec
+from frameduel.workloads import get_workload
+from frameduel.workloads.common_tf import full_precision
+
+tf = tf_backend.tf  # imported there, with the environment TensorFlow needs set first
+SPAN_BUCKET = 32  # function mode: attention spans round up to a multiple of this (one trace each)
+
+
+class RowCache:
+    """One layer's slot cache seen by one step: variables (slots + 1, length, kv heads, hd), slot-major so
+    that a row's (slot, position) is one scatter index; the last slot is the padding rows' scratch."""
+
+    def __init__(self, k: Any, v: Any, slots: Any, span: int) -> None:
+        self.k, self.v, self.slots, self.span = k, v, slots, span
+
+    def write(self, k: Any, v: Any, positions: Any) -> tuple[Any, Any]:
+        """k, v (N, kv heads, 1, hd) of one token per row at positions (N, 1) -> (N, kv heads, span, hd)."""
+        index = tf.stack([self.slots, positions[:, 0]], axis=1)  # (N, 2)
+        self.k.scatter_nd_update(index, k[:, :, 0, :])
+        self.v.scatter_nd_update(index, v[:, :, 0, :])
+        # (N, span, 2): every row reads its own slot's first span positions, no other slot's.
+        reads = tf.stack(tf.meshgrid(self.slots, tf.range(self.span), indexing="ij"), axis=-1)
+        return (tf.transpose(self.k.gather_nd(reads), (0, 2, 1, 3)),  # (N, kv heads, span, hd)
+                tf.transpose(self.v.gather_nd(reads), (0, 2, 1, 3)))
+
+
+class Stepper:
+    """The Keras model, its slot variables and the mode's forward; step() is called from the engine's thread."""
+
+    def __init__(self, spec: RunSpec, slots: int, max_len: int) -> None:
+        workload = get_workload(spec.workload)
+        config = model_config(workload, spec.checkpoint, spec.size)
+        self.model = tf_backend.build_model(workload, spec)
+        layers, heads, width = kv_geometry(config)
+        shape = (slots + 1, max_len, heads, width)
+        dtype = full_precision()
+        self.keys = [tf.Variable(tf.zeros(shape, dtype), trainable=False) for _ in range(layers)]
+        self.values = [tf.Variable(tf.zeros(shape, dtype), trainable=False) for _ in range(layers)]
+        self.max_len, self.scratch, self.mode = max_len, slots, spec.mode
+        self.vocab_size = config.vocab_size
+        self.kv_bytes = 2 * layers * int(np.prod(shape)) * np.dtype(dtype).itemsize
+        self.device = "/GPU:0" if spec.device == "cuda" else "/CPU:0"
+        self.traced: dict[int, Callable[..., Any]] = {}  # span -> its tf.function (function mode)
+        self.signature = [tf.TensorSpec([None], tf.int32)] * 4  # ids, positions, slots, rows: any count
+        self.xla = tf.function(self.forward_full, input_signature=self.signature, jit_compile=True)
+
+    def forward(self, ids: Any, positions: Any, slots: Any, rows: Any, span: int) -> Any:
+        caches = [RowCache(k, v, slots, span) for k, v in zip(self.keys, self.values, strict=True)]
+        hidden = self.model.hidden(ids[:, None], positions[:, None], caches)  # (N, 1, C)
+        return tf.cast(self.model.head(tf.gather(hidden[:, 0], rows)), tf.float32)  # (R, vocab)
+
+    def forward_full(self, ids: Any, positions: Any, slots: Any, rows: Any) -> Any:
+        return self.forward(ids, positions, slots, rows, self.max_len)
+
+    def function_for(self, span: int) -> Callable[..., Any]:
+        if span not in self.traced:
+            self.traced[span] = tf.function(lambda *args: self.forward(*args, span), input_signature=self.signature)
+        return self.traced[span]
+
+    def step(self, ids: np.ndarray, positions: np.ndarray, slots: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """ids, positions, slots (N,) int; rows (R,) the indices whose logits are wanted -> (R, vocab) float32."""
+        wanted = len(rows)
+        if self.mode == "xla":  # pad to the bucket: padding rows are token 0 at position 0 of the scratch slot
+            padded = rows_bucket(len(ids))
+            ids, positions, slots, rows = (np.pad(a, (0, padded - len(a)), constant_values=fill) for a, fill in
+                                           ((ids, 0), (positions, 0), (slots, self.scratch), (rows, 0)))
+        args = [tf.constant(a.astype(np.int32)) for a in (ids, positions, slots, rows)]
+        with tf.device(self.device):
+            if self.mode == "xla":
+                logits = self.xla(*args)
+            elif self.mode == "function":
+                logits = self.function_for(span_bucket(positions, self.max_len, SPAN_BUCKET))(*args)
+            else:
+                logits = self.forward(*args, span_bucket(positions, self.max_len, SPAN_BUCKET))
+        return logits.numpy()[:wanted]
+
+    def warm_up(self, max_rows: int) -> None:
+        """Trace (function: every span) or compile (xla: every row bucket) before any request waits on it."""
+        if self.mode == "xla":
+            sizes = [1 << i for i in range(rows_bucket(max_rows).bit_length())]
+            spans = [self.max_len]
+        else:
+            sizes = [1, max_rows]
+            spans = list(range(SPAN_BUCKET, self.max_len + SPAN_BUCKET, SPAN_BUCKET)) if self.mode == "function" \
+                else [self.max_len]
+        for span in spans:
+            for rows in sizes:
+                positions = np.arange(rows) % min(span, self.max_len)
+                positions[-1] = min(span, self.max_len) - 1  # the row that sets the span
+                self.step(np.zeros(rows, np.int64), positions, np.full(rows, self.scratch), np.arange(rows))
+
+
+def load_stepper(spec: RunSpec, slots: int, max_len: int, max_rows: int) -> Stepper:
+    """Build the model (a checkpoint's weights, or the preset's seeded ones) with `slots` cache slots of
+    `max_len` positions, traced or compiled for steps of up to `max_rows` rows."""
+    tf_backend.configure(spec)
+    stepper = Stepper(spec, slots, max_len)
+    stepper.warm_up(max_rows)
+    return stepper
+
+
+def describe(spec: RunSpec) -> dict[str, Any]:
+    """What the mode does with the ragged batch, for the server's start line and metadata."""
+    shapes = {"eager": f"any row count; attention span rounded up to {SPAN_BUCKET} positions",
+              "function": f"one tf.function per attention span (multiples of {SPAN_BUCKET}), rows dynamic",
+              "xla": "one XLA executable per power-of-two row count; attention spans the whole cache"}
+    return {"mode": spec.mode, "shapes": shapes[spec.mode]}

@@ -1,0 +1,97 @@
+"""PyTorch side of the LLM server (frameduel.llm): one forward over a ragged batch of tokens per step.
+
+tf_llm.py exposes the same names. Every row of a step is one token with its own position and KV-cache
+slot: a running sequence's last token (decode) or one token of a prompt being prefilled (chunked
+prefill), so requests join and leave the batch between any two steps. The model is the workload's own
+model file, whose attention takes per-row positions (B, T); only the cache is the server's. A RowCache
+writes each row's key and value at (slot, position), then hands attention every row's slot up to `span`
+positions: attention reads the longest live sequence, never the whole cache.
+
+Modes: eager, and compile (torch.compile with dynamic shapes: the row count and the span change every
+step, so the graph is compiled once with symbolic sizes instead of once per size).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from frameduel.checkpoints import model_config
+from frameduel.frameworks import kv_geometry, span_bucket, torch_backend
+from frameduel.spec import RunSpec
+from frameduel.workloads import get_workload
+
+SPAN_BUCKET = 32  # attention spans round up to a multiple of this
+
+
+class RowCache:
+    """One layer's slot cache seen by one step: keys and values (slots + 1, kv heads, length, hd), the last
+    slot a scratch row that padding writes to. Rows of one sequence's prompt share its slot: each writes
+    its own position before any reads, so a prompt's tokens see each other within the step."""
+
+    def __init__(self, k: torch.Tensor, v: torch.Tensor, slots: torch.Tensor, span: int) -> None:
+        self.k, self.v, self.slots, self.span = k, v, slots, span
+
+    def write(self, k: torch.Tensor, v: torch.Tensor, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """k, v (N, kv heads, 1, hd) of one token per row at positions (N, 1) -> (N, kv heads, span, hd)."""
+        self.k[self.slots, :, positions[:, 0]] = k[:, :, 0].to(self.k.dtype)
+        self.v[self.slots, :, positions[:, 0]] = v[:, :, 0].to(self.v.dtype)
+        return self.k[self.slots, :, : self.span], self.v[self.slots, :, : self.span]
+
+
+def forward_rows(model: torch.nn.Module, ids: torch.Tensor, positions: torch.Tensor, slots: torch.Tensor,
+                 rows: torch.Tensor, keys: list[torch.Tensor], values: list[torch.Tensor], span: int) -> torch.Tensor:
+    """Logits (R, vocab) of the rows asked for, after every row's token (N,) went through the model."""
+    caches = [RowCache(k, v, slots, span) for k, v in zip(keys, values, strict=True)]
+    hidden = model.hidden(ids[:, None], positions[:, None], caches)  # (N, 1, C): each row a batch of one token
+    return model.lm_head(hidden[rows, 0])  # (R, vocab)
+
+
+class Stepper:
+    """The model, its slot caches and the mode's forward; step() is called from the engine's thread only."""
+
+    def __init__(self, spec: RunSpec, slots: int, max_len: int) -> None:
+        workload = get_workload(spec.workload)
+        config = model_config(workload, spec.checkpoint, spec.size)
+        self.model = torch_backend.build_model(workload, spec).eval()
+        layers, heads, width = kv_geometry(config)
+        dtype = torch_backend.param_dtype(spec)
+        shape = (slots + 1, heads, max_len, width)
+        self.keys = [torch.zeros(shape, dtype=dtype) for _ in range(layers)]
+        self.values = [torch.zeros(shape, dtype=dtype) for _ in range(layers)]
+        self.max_len, self.scratch = max_len, slots
+        self.vocab_size = config.vocab_size
+        self.kv_bytes = 2 * layers * int(np.prod(shape)) * self.keys[0].element_size()
+        self.forward = torch.compile(forward_rows, dynamic=True) if spec.mode == "compile" else forward_rows
+
+    def step(self, ids: np.ndarray, positions: np.ndarray, slots: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """ids, positions, slots (N,) int; rows (R,) the indices whose logits are wanted -> (R, vocab) float32."""
+        span = span_bucket(positions, self.max_len, SPAN_BUCKET)
+        tensors = (torch.from_numpy(a.astype(np.int64)) for a in (ids, positions, slots, rows))
+        with torch.no_grad():
+            logits = self.forward(self.model, *tensors, self.keys, self.values, span)
+        return logits.float().numpy()
+
+    def warm_up(self, max_rows: int) -> None:
+        """First calls allocate, pick kernels and (compile mode) compile, before any request waits on them."""
+        for rows in sorted({1, 2, min(max_rows, 8), max_rows}):
+            positions = np.arange(rows, dtype=np.int64) % self.max_len
+            self.step(np.zeros(rows, np.int64), positions, np.full(rows, self.scratch), np.arange(rows))
+
+
+def load_stepper(spec: RunSpec, slots: int, max_len: int, max_rows: int) -> Stepper:
+    """Build the model (a checkpoint's weights, or the preset's seeded ones) with `slots` cache slots of
+    `max_len` positions, warmed up for steps of up to `max_rows` rows."""
+    torch_backend.configure(spec)
+    stepper = Stepper(spec, slots, max_len)
+    stepper.warm_up(max_rows)
+    return stepper
+
+
+def describe(spec: RunSpec) -> dict[str, Any]:
+    """What the mode does with the ragged batch, for the server's start line and metadata."""
+    if spec.mode == "compile":
+        return {"mode": "compile", "shapes": "torch.compile, dynamic shapes: one graph for every row count and span"}
+    return {"mode": "eager", "shapes": f"any row count; attention span rounded up to {SPAN_BUCKET} positions"}
