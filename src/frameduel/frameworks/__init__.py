@@ -113,6 +113,13 @@ def kv_geometry(config: Any) -> tuple[int, int, int]:
     return config.n_layer, config.n_head, config.n_embd // config.n_head
 
 
+def kv_cache_bytes(config: Any, slots: int, max_len: int, dtype_bytes: int = 4) -> int:
+    """The LLM server's preallocated cache: keys and values of every layer, `slots` sequences and one scratch
+    slot (padding rows write there), `max_len` positions each."""
+    layers, heads, width = kv_geometry(config)
+    return 2 * layers * (slots + 1) * heads * max_len * width * dtype_bytes
+
+
 def span_bucket(positions: np.ndarray, length: int, bucket: int) -> int:
     """Cache positions a step's attention reads: past the furthest row's position, rounded up to `bucket`
     (few distinct shapes for a compiler), at most the cache's `length`."""

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from frameduel.checkpoints import model_config
-from frameduel.frameworks import kv_geometry, rows_bucket, span_bucket, tf_backend
+from frameduel.frameworks import kv_cache_bytes, kv_geometry, rows_bucket, span_bucket, tf_backend
 from frameduel.spec import RunSpec
 from frameduel.workloads import get_workload
 from frameduel.workloads.common_tf import full_precision
@@ -65,7 +65,7 @@ class Stepper:
         self.values = [tf.Variable(tf.zeros(shape, dtype), trainable=False) for _ in range(layers)]
         self.max_len, self.scratch, self.mode = max_len, slots, spec.mode
         self.vocab_size = config.vocab_size
-        self.kv_bytes = 2 * layers * int(np.prod(shape)) * np.dtype(dtype).itemsize
+        self.kv_bytes = kv_cache_bytes(config, slots, max_len, np.dtype(dtype).itemsize)
         self.device = "/GPU:0" if spec.device == "cuda" else "/CPU:0"
         self.traced: dict[int, Callable[..., Any]] = {}  # span -> its tf.function (function mode)
         self.signature = [tf.TensorSpec([None], tf.int32)] * 4  # ids, positions, slots, rows: any count

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from frameduel.checkpoints import model_config
-from frameduel.frameworks import kv_geometry, span_bucket, torch_backend
+from frameduel.frameworks import kv_cache_bytes, kv_geometry, span_bucket, torch_backend
 from frameduel.spec import RunSpec
 from frameduel.workloads import get_workload
 
@@ -63,7 +63,7 @@ class Stepper:
         self.values = [torch.zeros(shape, dtype=dtype) for _ in range(layers)]
         self.max_len, self.scratch = max_len, slots
         self.vocab_size = config.vocab_size
-        self.kv_bytes = 2 * layers * int(np.prod(shape)) * self.keys[0].element_size()
+        self.kv_bytes = kv_cache_bytes(config, slots, max_len, self.keys[0].element_size())
         self.forward = torch.compile(forward_rows, dynamic=True) if spec.mode == "compile" else forward_rows
 
     def step(self, ids: np.ndarray, positions: np.ndarray, slots: np.ndarray, rows: np.ndarray) -> np.ndarray:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,9 +29,11 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException
 
 from frameduel import __version__
+from frameduel.checkpoints import model_config
 from frameduel.errors import FrameduelError
+from frameduel.frameworks import kv_cache_bytes
 from frameduel.llm.engine import Engine
-from frameduel.llm.model import ServedModel, describe_mode, load_model_stepper, load_tokenizer
+from frameduel.llm.model import ServedModel, describe_mode, load_model_stepper, load_tokenizer, resolve_model
 from frameduel.llm.params import EngineConfig
 from frameduel.llm.scheduler import Event, Sequence
 from frameduel.llm.tokenizer import Tokenizer
@@ -50,6 +52,7 @@ from frameduel.serve.openai_api import (
 )
 from frameduel.serve.service import token_matches
 from frameduel.v2.protocol import ServeError
+from frameduel.workloads import get_workload
 
 log = logging.getLogger("frameduel.serve.llm")
 GENERATE_STATUS = {400: 422}  # KServe's generate extension answers a request it cannot process with 422
@@ -305,6 +308,19 @@ def add_generate_routes(app: FastAPI, service: LLMService, guarded: list[Any], s
     app.add_api_route(f"/v2/models/{{model}}/{suffix}", route, methods=["POST"], dependencies=guarded)
     app.add_api_route(f"/v2/models/{{model}}/versions/{{version}}/{suffix}", route, methods=["POST"],
                       dependencies=guarded)
+
+
+def serve_llm(target: str, framework: str, mode: str | None, size: str, threads: int, name: str | None,
+              engine: EngineConfig, host: str, port: int, token: str | None, say: Callable[[str], None]) -> None:
+    """`frameduel serve --llm`: check everything, say what is served and how much memory its cache takes, serve."""
+    served = resolve_model(target, framework, mode, size, engine.max_len, name, threads)
+    config = model_config(get_workload(served.workload), served.checkpoint, served.size)
+    cache = kv_cache_bytes(config, engine.slots, served.max_len)
+    say(f"serving {served.name} ({served.workload}, {framework} {served.mode}, {threads} thread(s)) at "
+        f"http://{host}:{port}/v1: KV cache {engine.slots} slots x {served.max_len} positions = "
+        f"{cache / 2**20:.1f} MiB, {engine.running_limit} sequence(s) at once, prefill chunk {engine.prefill_chunk} "
+        "(Ctrl-C stops)")
+    run_llm_server(LLMServerConfig(served, engine, host, port, token))
 
 
 def run_llm_server(config: LLMServerConfig) -> None:
