@@ -120,10 +120,20 @@ def kv_cache_bytes(config: Any, slots: int, max_len: int, dtype_bytes: int = 4) 
     return 2 * layers * (slots + 1) * heads * max_len * width * dtype_bytes
 
 
-def span_bucket(positions: np.ndarray, length: int, bucket: int) -> int:
-    """Cache positions a step's attention reads: past the furthest row's position, rounded up to `bucket`
-    (few distinct shapes for a compiler), at most the cache's `length`."""
-    return min(length, -(-(int(positions.max()) + 1) // bucket) * bucket)
+SMALLEST_SPAN = 32
+
+
+def span_bucket(positions: np.ndarray, length: int) -> int:
+    """Cache positions a step's attention reads: past the furthest row's position, rounded up to a power of
+    two (at least SMALLEST_SPAN, at most the cache's `length`): at most twice what is needed, and few
+    distinct shapes for a tracer (log2 of the context)."""
+    needed = int(positions.max()) + 1
+    return min(length, max(SMALLEST_SPAN, 1 << (needed - 1).bit_length()))
+
+
+def span_buckets(length: int) -> list[int]:
+    """Every span span_bucket can return for a cache of `length` positions."""
+    return sorted({min(length, SMALLEST_SPAN << i) for i in range(max(1, length.bit_length()))})
 
 
 def rows_bucket(rows: int) -> int:

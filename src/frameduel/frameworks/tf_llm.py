@@ -8,8 +8,9 @@ control dependencies.
 
 What TensorFlow makes hard here is the ragged batch's shape. The row count changes every step, and a
 traced graph wants one shape:
-  - function: one tf.function per attention span (span is a Python int in the graph: static in the
-    slice), with the row count left None in the signature, so a span traces once and serves any batch;
+  - function: one tf.function per attention span (a power of two of positions: a Python int in the graph,
+    static in the slice), with the row count left None in the signature, so a span traces once, at
+    start-up, and serves any batch;
   - xla: XLA compiles one executable per concrete shape, so rows are padded to a power of two (padding
     rows write to a scratch slot) and attention always spans the whole cache; every bucket compiles
     at start-up, before the server takes requests;
@@ -24,13 +25,12 @@ from typing import Any
 import numpy as np
 
 from frameduel.checkpoints import model_config
-from frameduel.frameworks import kv_cache_bytes, kv_geometry, rows_bucket, span_bucket, tf_backend
+from frameduel.frameworks import kv_cache_bytes, kv_geometry, rows_bucket, span_bucket, span_buckets, tf_backend
 from frameduel.spec import RunSpec
 from frameduel.workloads import get_workload
 from frameduel.workloads.common_tf import full_precision
 
 tf = tf_backend.tf  # imported there, with the environment TensorFlow needs set first
-SPAN_BUCKET = 32  # function mode: attention spans round up to a multiple of this (one trace each)
 
 
 class RowCache:
@@ -96,24 +96,21 @@ class Stepper:
             if self.mode == "xla":
                 logits = self.xla(*args)
             elif self.mode == "function":
-                logits = self.function_for(span_bucket(positions, self.max_len, SPAN_BUCKET))(*args)
+                logits = self.function_for(span_bucket(positions, self.max_len))(*args)
             else:
-                logits = self.forward(*args, span_bucket(positions, self.max_len, SPAN_BUCKET))
+                logits = self.forward(*args, span_bucket(positions, self.max_len))
         return logits.numpy()[:wanted]
 
     def warm_up(self, max_rows: int) -> None:
         """Trace (function: every span) or compile (xla: every row bucket) before any request waits on it."""
         if self.mode == "xla":
-            sizes = [1 << i for i in range(rows_bucket(max_rows).bit_length())]
-            spans = [self.max_len]
+            sizes, spans = [1 << i for i in range(rows_bucket(max_rows).bit_length())], [self.max_len]
         else:
-            sizes = [1, max_rows]
-            spans = list(range(SPAN_BUCKET, self.max_len + SPAN_BUCKET, SPAN_BUCKET)) if self.mode == "function" \
-                else [self.max_len]
+            sizes, spans = [1, max_rows], span_buckets(self.max_len) if self.mode == "function" else [self.max_len]
         for span in spans:
             for rows in sizes:
-                positions = np.arange(rows) % min(span, self.max_len)
-                positions[-1] = min(span, self.max_len) - 1  # the row that sets the span
+                positions = np.arange(rows) % span
+                positions[-1] = span - 1  # the row that sets the span
                 self.step(np.zeros(rows, np.int64), positions, np.full(rows, self.scratch), np.arange(rows))
 
 
@@ -128,7 +125,7 @@ def load_stepper(spec: RunSpec, slots: int, max_len: int, max_rows: int) -> Step
 
 def describe(spec: RunSpec) -> dict[str, Any]:
     """What the mode does with the ragged batch, for the server's start line and metadata."""
-    shapes = {"eager": f"any row count; attention span rounded up to {SPAN_BUCKET} positions",
-              "function": f"one tf.function per attention span (multiples of {SPAN_BUCKET}), rows dynamic",
+    shapes = {"eager": "any row count; attention spans a power of two of positions",
+              "function": "one tf.function per attention span (powers of two), rows dynamic",
               "xla": "one XLA executable per power-of-two row count; attention spans the whole cache"}
     return {"mode": spec.mode, "shapes": shapes[spec.mode]}

@@ -23,8 +23,6 @@ from frameduel.frameworks import kv_cache_bytes, kv_geometry, span_bucket, torch
 from frameduel.spec import RunSpec
 from frameduel.workloads import get_workload
 
-SPAN_BUCKET = 32  # attention spans round up to a multiple of this
-
 
 class RowCache:
     """One layer's slot cache seen by one step: keys and values (slots + 1, kv heads, length, hd), the last
@@ -68,7 +66,7 @@ class Stepper:
 
     def step(self, ids: np.ndarray, positions: np.ndarray, slots: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """ids, positions, slots (N,) int; rows (R,) the indices whose logits are wanted -> (R, vocab) float32."""
-        span = span_bucket(positions, self.max_len, SPAN_BUCKET)
+        span = span_bucket(positions, self.max_len)
         tensors = (torch.from_numpy(a.astype(np.int64)) for a in (ids, positions, slots, rows))
         with torch.no_grad():
             logits = self.forward(self.model, *tensors, self.keys, self.values, span)
@@ -94,4 +92,4 @@ def describe(spec: RunSpec) -> dict[str, Any]:
     """What the mode does with the ragged batch, for the server's start line and metadata."""
     if spec.mode == "compile":
         return {"mode": "compile", "shapes": "torch.compile, dynamic shapes: one graph for every row count and span"}
-    return {"mode": "eager", "shapes": f"any row count; attention span rounded up to {SPAN_BUCKET} positions"}
+    return {"mode": "eager", "shapes": "any row count; attention spans a power of two of positions"}

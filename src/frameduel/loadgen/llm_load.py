@@ -173,9 +173,10 @@ def server_model(config: LLMLoadConfig, base: str) -> dict[str, Any]:
         raise FrameduelError(f"{base}/v1/models answered {response.status_code}: {error_text(response)}")
     models = response.json().get("data") or []
     found = [m for m in models if config.model in (None, m.get("id"))]
+    if config.model is not None and not found:
+        return {"id": config.model}  # a server loading models on demand lists only some (transformers serve)
     if not found:
-        served = ", ".join(str(m.get("id")) for m in models) or "none"
-        raise FrameduelError(f"{base} does not serve model '{config.model}'; it serves: {served}")
+        raise FrameduelError(f"{base}/v1/models lists no model; name one with --model")
     return found[0]
 
 

@@ -125,8 +125,10 @@ class LLMService:
         params = sampling_params(request, len(prompt), self.served.max_len)
         return self.engine.submit(prompt, params, asyncio.Queue()), len(prompt)
 
-    async def stream(self, reply: Reply, sequence: Sequence, include_usage: bool) -> AsyncIterator[bytes]:
-        """SSE events as the engine's steps arrive. Closing the stream early (the client left) cancels."""
+    async def stream(self, reply: Reply, sequence: Sequence, request: GenerationRequest) -> AsyncIterator[bytes]:
+        """SSE events as the engine's steps arrive, one per step that adds text (a token that completes no
+        character, or may begin a stop string, waits for the next). Closing the stream early cancels."""
+        pending: list[int] = []  # token ids not sent yet (return_token_ids)
         try:
             if reply.kind == "chat":  # OpenAI's first chunk names the role
                 yield reply.chunk("", None, first=True)
@@ -135,11 +137,14 @@ class LLMService:
                 if event.error is not None:
                     yield sse({"error": openai_error(500, event.error)["error"]})
                     break
+                pending.append(event.token)
                 if event.text or event.finish_reason:
-                    yield reply.chunk(event.text, event.finish_reason)
+                    yield reply.chunk(event.text, event.finish_reason,
+                                      token_ids=pending if request.return_token_ids else None)
+                    pending = []
                 if event.finish_reason:
                     break
-            if include_usage:
+            if request.include_usage:
                 yield reply.usage_chunk(usage(len(sequence.prompt), len(sequence.output)))
             if reply.kind != "generate":
                 yield SSE_DONE
@@ -147,7 +152,8 @@ class LLMService:
             if sequence.finish_reason is None:
                 self.engine.cancel(sequence)
 
-    async def collect(self, reply: Reply, sequence: Sequence, request: Request) -> Response:
+    async def collect(self, reply: Reply, sequence: Sequence, parsed: GenerationRequest,
+                      request: Request) -> Response:
         """The whole answer at once; a client that leaves before it is ready cancels the sequence."""
         watcher = asyncio.create_task(self.watch(request, sequence))
         pieces = []
@@ -158,7 +164,8 @@ class LLMService:
                 pieces.append(event.text)
                 if event.finish_reason:
                     body = reply.whole("".join(pieces), event.finish_reason,
-                                       usage(len(sequence.prompt), len(sequence.output)))
+                                       usage(len(sequence.prompt), len(sequence.output)),
+                                       list(sequence.output) if parsed.return_token_ids else None)
                     return Response(orjson.dumps(body), media_type="application/json")
             return Response(status_code=499)  # nobody reads it: the client has gone
         finally:
@@ -182,8 +189,8 @@ class LLMService:
         self.metrics.count(endpoint, 200)
         reply = Reply.new(kind, self.served.name)
         if parsed.stream if stream is None else stream:
-            return StreamingResponse(self.stream(reply, sequence, parsed.include_usage), media_type="text/event-stream")
-        return await self.collect(reply, sequence, request)
+            return StreamingResponse(self.stream(reply, sequence, parsed), media_type="text/event-stream")
+        return await self.collect(reply, sequence, parsed, request)
 
 
 def status_of(exc: FrameduelError, kind: str) -> int:

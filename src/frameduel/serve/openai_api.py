@@ -22,10 +22,11 @@ from frameduel.v2.protocol import ServeError
 KINDS = ("completion", "chat", "generate")
 # Accepted with an effect, per kind (everything else is refused by name, unless NO_EFFECT allows its value).
 SAMPLING_FIELDS = ("max_tokens", "temperature", "top_p", "seed", "stop")
+# return_token_ids is vLLM's extension: each choice (and chunk) also carries the ids of its tokens.
 FIELDS = {
-    "completion": ("model", "prompt", *SAMPLING_FIELDS, "n", "stream", "stream_options", "user"),
+    "completion": ("model", "prompt", *SAMPLING_FIELDS, "n", "stream", "stream_options", "user", "return_token_ids"),
     "chat": ("model", "messages", *SAMPLING_FIELDS, "max_completion_tokens", "n", "stream", "stream_options",
-             "user"),
+             "user", "return_token_ids"),
     "generate": ("text_input", "parameters", "id"),
 }
 # OpenAI parameters whose default changes nothing: accepted at exactly these values.
@@ -52,6 +53,7 @@ class GenerationRequest:
     stop: tuple[str, ...] = ()
     stream: bool = False
     include_usage: bool = False
+    return_token_ids: bool = False
 
 
 def loads(body: bytes) -> dict[str, Any]:
@@ -129,10 +131,13 @@ def stream_fields(data: dict[str, Any]) -> dict[str, Any]:
     include_usage = (options or {}).get("include_usage", False)
     if not isinstance(include_usage, bool):
         raise ServeError("'stream_options.include_usage' must be true or false")
+    token_ids = data.get("return_token_ids", False)
+    if not isinstance(token_ids, bool):
+        raise ServeError(f"'return_token_ids' must be true or false, got {token_ids!r}")
     n = data.get("n", 1)
     if n != 1 or not is_int(n):
         raise ServeError(f"'n'={n!r}: this server returns one choice per request; send n=1 (or leave it out)")
-    return {"stream": stream, "include_usage": include_usage}
+    return {"stream": stream, "include_usage": include_usage, "return_token_ids": token_ids}
 
 
 def model_field(data: dict[str, Any]) -> str:
@@ -230,8 +235,9 @@ class Reply:
     def head(self, chunk: bool) -> dict[str, Any]:
         return {"id": self.id, "object": OBJECTS[self.kind][chunk], "created": self.created, "model": self.model}
 
-    def whole(self, text: str, finish_reason: str, usage: dict[str, int]) -> dict[str, Any]:
-        """The non-streamed answer."""
+    def whole(self, text: str, finish_reason: str, usage: dict[str, int],
+              token_ids: list[int] | None = None) -> dict[str, Any]:
+        """The non-streamed answer; token_ids when the request asked for them."""
         if self.kind == "generate":
             return {"id": self.id, "model_name": self.model, "model_version": "1", "text_output": text,
                     "finish_reason": finish_reason, "usage": usage}
@@ -240,9 +246,12 @@ class Reply:
                       "finish_reason": finish_reason}
         else:
             choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": finish_reason}
+        if token_ids is not None:
+            choice["token_ids"] = token_ids
         return {**self.head(False), "choices": [choice], "usage": usage}
 
-    def chunk(self, text: str, finish_reason: str | None, first: bool = False) -> bytes:
+    def chunk(self, text: str, finish_reason: str | None, first: bool = False,
+              token_ids: list[int] | None = None) -> bytes:
         """One SSE event carrying a piece of text (and the finish reason on the last one)."""
         if self.kind == "generate":
             body: dict[str, Any] = {"id": self.id, "model_name": self.model, "model_version": "1",
@@ -256,6 +265,8 @@ class Reply:
         else:
             body = {**self.head(True), "choices": [{"index": 0, "text": text, "logprobs": None,
                                                     "finish_reason": finish_reason}]}
+        if token_ids is not None and self.kind != "generate":
+            body["choices"][0]["token_ids"] = token_ids
         return sse(body)
 
     def usage_chunk(self, usage: dict[str, int]) -> bytes:
