@@ -17,6 +17,7 @@ import pytest
 
 from frameduel.checkpoints.synthetic import byte_level_backend
 from frameduel.errors import FrameduelError
+from frameduel.frameworks import LLM_CONTRACT
 from frameduel.llm import sampling
 from frameduel.llm.engine import Engine
 from frameduel.llm.params import EngineConfig, SamplingParams
@@ -27,7 +28,9 @@ from frameduel.loadgen.llm_load import LLMLoadConfig, Record, parse_slo, summari
 from frameduel.loadgen.sse_client import EventSplitter
 from frameduel.report.llm_serving import check_llm_claim
 from frameduel.serve.openai_api import parse_request, sampling_params
+from frameduel.spec import FRAMEWORK_INFO, frameworks_with
 from frameduel.v2.protocol import ServeError
+from tests.test_backend_contract import public_functions
 
 VOCAB = 256
 
@@ -253,3 +256,11 @@ def test_the_llm_claim_is_judged_on_frameduels_two_servers():
     assert status == "not supported" and "peers: transformers serve 1,800" in lines[1]
     assert check_llm_claim([llm_result("torch", 3000), llm_result("tf", 1000)])[0] == "supported"
     assert check_llm_claim([llm_result("torch", 3000, concurrency=1), llm_result("tf", 1000, 1)])[0] == "inconclusive"
+
+
+def test_every_llm_module_has_the_contract_with_the_same_arguments():
+    apis = {framework: public_functions(FRAMEWORK_INFO[framework].llm_module.rsplit(".", 1)[-1])
+            for framework in frameworks_with("llm_module")}
+    assert set(apis) == {"torch", "tf"}
+    for name in LLM_CONTRACT:
+        assert apis["torch"][name] == apis["tf"][name], name

@@ -182,6 +182,10 @@ def model_module_name(workload: Workload, framework: str) -> str | None:
     return workload.model_modules.get(FRAMEWORK_INFO[framework].models)
 
 
+# What every LLM-serving module (FrameworkInfo.llm_module: torch_llm.py, tf_llm.py) exposes, same arguments.
+LLM_CONTRACT: tuple[str, ...] = ("load_stepper", "describe")
+
+
 def load_llm(framework: str) -> ModuleType:
     """The LLM server's forward: load_stepper(spec, slots, max_len, max_rows) and describe(spec) (*_llm.py)."""
     return importlib.import_module(capability(framework, "llm_module"))

@@ -81,7 +81,10 @@ class Stepper:
 
     def function_for(self, span: int) -> Callable[..., Any]:
         if span not in self.traced:
-            self.traced[span] = tf.function(lambda *args: self.forward(*args, span), input_signature=self.signature)
+            def forward(ids: Any, positions: Any, slots: Any, rows: Any) -> Any:
+                return self.forward(ids, positions, slots, rows, span)
+
+            self.traced[span] = tf.function(forward, input_signature=self.signature)
         return self.traced[span]
 
     def step(self, ids: np.ndarray, positions: np.ndarray, slots: np.ndarray, rows: np.ndarray) -> np.ndarray:
