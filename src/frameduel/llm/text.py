@@ -22,7 +22,10 @@ class OutputText:
     stopped: bool = field(default=False)
 
     def add(self, token: int) -> str:
-        """Decode one token; return the text that may go out now. Sets `stopped` at a stop string."""
+        """Decode one token; return the text that may go out now. Sets `stopped` at a stop string, after
+        which nothing more goes out."""
+        if self.stopped:
+            return ""
         self.text += self.decode(token) or ""
         if not self.stop:
             return self.release(len(self.text))
