@@ -31,6 +31,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("cluster",),  # the tracks' jobs on a Ray cluster
     ("analysis",),  # statistics of a run, verdicts, added processes: compute, never print
     ("report",),  # documents, tables, plots, claims and advice
+    ("cli_help",),  # the help texts of the command line's longer options (cli.py keeps their declarations)
     ("cli",),  # parse, call one function, print
 ]
 LAYER_OF = {unit: index for index, units in enumerate(LAYERS) for unit in units}

@@ -16,6 +16,7 @@ from typing import Any
 import psutil
 
 from frameduel.environment import THREAD_ENV_VARS, cpu_info
+from frameduel.errors import FrameduelError
 
 # Other processes keeping this many cores busy, on average over the sampling window, make timings move.
 BUSY_CORES_PROBLEM = 0.25  # = runner.contention.CONTENTION_THRESHOLD_CORES, the per-cell flag
@@ -137,7 +138,9 @@ def sample_cpu(seconds: float) -> tuple[float, float, list[dict[str, Any]]]:
 
 
 def diagnose(seconds: float = SAMPLE_SECONDS) -> Diagnosis:
-    """Read the machine (sampling CPU use for `seconds`) and list its problems, each with a fix."""
+    """Read the machine (sampling CPU use for `seconds`, > 0) and list its problems, each with a fix."""
+    if not seconds > 0:
+        raise FrameduelError(f"--seconds must be > 0, got {seconds:g}")
     info = cpu_info()
     flags = set((read_text("/proc/cpuinfo") or "").split("flags", 1)[-1].split("\n", 1)[0].split())
     busy, steal, processes = sample_cpu(seconds)

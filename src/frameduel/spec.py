@@ -116,6 +116,81 @@ def check_choice(kind: str, value: str, choices: tuple[str, ...] | list[str]) ->
     return value
 
 
+def split_list(value: str | None) -> tuple[str, ...] | None:
+    """'mlp, cnn' -> ("mlp", "cnn"): an option's comma-separated names; None (the option left out) stays None."""
+    if value is None:
+        return None
+    items = tuple(item.strip() for item in value.split(",") if item.strip())
+    if not items:
+        raise FrameduelError(f"empty list '{value}'; give comma-separated names, e.g. mlp,cnn")
+    return items
+
+
+# --modes, one syntax for every command: a bare mode ("compile") applies to every framework that has it;
+# FRAMEWORK=MODE ("tf=xla") pins one framework; the two mix ("eager,tf=xla"). A framework nothing is pinned
+# to, when no bare mode is given either, keeps the command's default.
+def mode_items(requested: tuple[str, ...]) -> list[tuple[str | None, str]]:
+    """("eager", "tf=xla") -> [(None, "eager"), ("tf", "xla")]; an unknown framework is one line."""
+    items: list[tuple[str | None, str]] = []
+    for item in requested:
+        framework, pinned, mode = item.partition("=")
+        items.append((check_choice("framework", framework.strip(), FRAMEWORKS), mode.strip()) if pinned
+                     else (None, item))
+    return items
+
+
+def check_bare_modes(frameworks: tuple[str, ...], requested: tuple[str, ...]) -> None:
+    """Each bare mode is one of some framework's, and every framework nothing is pinned to has one of them."""
+    for fw in frameworks:
+        check_choice("framework", fw, FRAMEWORKS)
+    items = mode_items(requested)
+    bare = [mode for framework, mode in items if framework is None]
+    for mode in bare:
+        if not any(mode in MODES[fw] for fw in frameworks):
+            valid = "; ".join(f"{fw}: {', '.join(MODES[fw])}" for fw in frameworks)
+            raise FrameduelError(f"mode '{mode}' is not valid for {', '.join(frameworks)}; valid modes: {valid}")
+    pinned = {framework for framework, _ in items}
+    for fw in frameworks:
+        if bare and fw not in pinned and not any(mode in MODES[fw] for mode in bare):
+            raise FrameduelError(f"none of the modes {', '.join(requested)} applies to {fw}; "
+                                 f"add one of: {', '.join(MODES[fw])}")
+
+
+def check_modes(frameworks: tuple[str, ...], requested: tuple[str, ...] | None) -> None:
+    """--modes of a command that runs every mode asked for (compare, generate): one line for a mode that
+    is none of the frameworks' (naming the valid ones), or a framework left without a mode."""
+    if requested is None:
+        return
+    check_bare_modes(frameworks, requested)
+    for fw, mode in mode_items(requested):
+        if fw in frameworks and mode not in MODES[fw]:  # pins of frameworks not run are left alone
+            raise FrameduelError(f"mode '{mode}' is not valid for {fw}; choose from: {', '.join(MODES[fw])}")
+
+
+def modes_for(framework: str, requested: tuple[str, ...] | None) -> tuple[str, ...]:
+    """The modes a framework runs, in its registry order: those pinned to it, else the bare ones it has,
+    else (no bare mode given) all of them."""
+    items = mode_items(requested or ())
+    wanted = ({mode for fw, mode in items if fw == framework}
+              or {mode for fw, mode in items if fw is None} or set(MODES[framework]))
+    return tuple(mode for mode in MODES[framework] if mode in wanted)
+
+
+def one_mode_each(frameworks: tuple[str, ...], requested: tuple[str, ...] | None,
+                  defaults: dict[str, str]) -> dict[str, str]:
+    """framework -> the one mode it trains in (accuracy, sweep, finetune): the last mode pinned to it, else
+    the last bare one it has, else its default. Pinned modes are checked where they are used."""
+    modes = dict(defaults)
+    if requested is None:
+        return modes
+    check_bare_modes(frameworks, requested)
+    # Bare modes first, then pins (sorted is stable): a pin wins over a bare mode, a later one over an earlier.
+    for pinned, mode in sorted(mode_items(requested), key=lambda item: item[0] is not None):
+        for fw in [pinned] if pinned else [fw for fw in modes if mode in MODES[fw]]:
+            modes[fw] = mode
+    return modes
+
+
 def directory_name(path: str) -> str:
     return path.rstrip("/").rsplit("/", 1)[-1]
 

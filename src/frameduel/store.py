@@ -256,3 +256,8 @@ class Store:
             newest = {record.key: record for record in records}
             records = [record for record in records if newest[record.key] is record]
         return records
+
+
+def open_store(db: Path | None = None) -> Store:
+    """The results database at db (--db), else at default_db_path()."""
+    return Store(db or default_db_path())

@@ -166,6 +166,14 @@ def check_sweep(request: SweepRequest) -> None:
             raise FrameduelError("--early-stop asha stops the worst trials of a search; add --search random")
 
 
+def sweep_request(accuracy: AccuracyRequest, grid: list[str], parallel: int | None, search: str | None,
+                  samples: int, early_stop: str | None) -> SweepRequest:
+    """A new sweep from its options (--grid KEY=V1,V2 items; samples count only for a search); check_sweep
+    checks it, as it does a stored one resumed."""
+    return SweepRequest(accuracy, parse_grid(grid, ranges=search is not None), parallel, search,
+                        samples if search else 0, early_stop)
+
+
 def plan_trials(request: SweepRequest) -> list[Trial]:
     """Seed-major, then configuration, frameworks alternating: drift and contention hit all alike. A
     search's trials are drawn as it goes: none are planned."""

@@ -18,12 +18,22 @@ from typing import Any
 
 import numpy as np
 
+from frameduel import environment
 from frameduel.datasets import TRAIN_IMAGES, check_sklearn
 from frameduel.errors import FrameduelError
 from frameduel.frameworks import check_framework
 from frameduel.jobs.process import run_job
 from frameduel.jobs.spawn import Launcher, spawn_job
-from frameduel.spec import FRAMEWORK_INFO, MODES, NATIVE_FRAMEWORKS, RunSpec
+from frameduel.spec import (
+    DEVICES,
+    FRAMEWORK_INFO,
+    MODES,
+    NATIVE_FRAMEWORKS,
+    RunSpec,
+    check_choice,
+    one_mode_each,
+    split_list,
+)
 from frameduel.training.digits import DIGITS_BATCH
 from frameduel.workloads import WORKLOADS, get_workload
 
@@ -125,6 +135,22 @@ def check_request(request: AccuracyRequest) -> None:
         raise FrameduelError(f"--batch-size must be between 1 and {TRAIN_IMAGES} (the train split's size), "
                              f"got {request.batch_size}")
     check_sklearn()
+
+
+def accuracy_request(workloads: str, frameworks: str, modes: str | None, seeds: int, target: float,
+                     max_epochs: int, batch_size: int = DIGITS_BATCH, device: str | None = "cpu",
+                     threads: int | None = 1) -> AccuracyRequest:
+    """What `accuracy` (and each `sweep` trial) trains, from its options: device None is this machine's
+    default, threads None all its cores; --modes gives each framework one mode (spec.one_mode_each)."""
+    device = check_choice("device", device or environment.default_device(), DEVICES)
+    environment.check_device(device)
+    if threads is not None and threads < 1:
+        raise FrameduelError(f"--threads must be >= 1, got {threads}")
+    names, chosen = split_list(workloads) or (), split_list(frameworks) or ()
+    return AccuracyRequest(workloads=names, frameworks=chosen,
+                           modes=one_mode_each(chosen, split_list(modes), DEFAULT_MODES), seeds=seeds, target=target,
+                           max_epochs=max_epochs, batch_size=batch_size, device=device,
+                           threads=threads or environment.default_threads())
 
 
 def run_specs(request: AccuracyRequest) -> list[RunSpec]:

@@ -21,7 +21,7 @@ from frameduel.checkpoints.families import IGNORED, Family, Translation, family_
 from frameduel.checkpoints.reader import StoredTensor, read_config, read_tensor, stored_tensors
 from frameduel.errors import FrameduelError
 
-__all__ = ["Checkpoint", "CheckpointWeights", "open_checkpoint", "model_config"]
+__all__ = ["Checkpoint", "CheckpointWeights", "open_checkpoint", "model_config", "resolve_workload"]
 
 
 @dataclass(frozen=True)
@@ -112,3 +112,18 @@ def model_config(workload: Any, checkpoint: str | None, size: str) -> Any:
         raise FrameduelError(f"checkpoint '{loaded.directory.name}' is a {loaded.workload} model; run it with the "
                              f"{loaded.workload} workload, not {workload.name}")
     return loaded.config
+
+
+def resolve_workload(workload: str | None, checkpoint: Path | None, default: str | None = None,
+                     usage: str = "") -> tuple[str, str | None]:
+    """A command's workload and its checkpoint's absolute path (None without one): the workload named, else
+    the checkpoint's family (a bad checkpoint refused now, in one line), else the default. With none of the
+    three, one line naming both ways to give one; usage says what for, e.g. "to check (e.g. ...)"."""
+    path = str(Path(checkpoint).expanduser().resolve()) if checkpoint is not None else None
+    if workload is not None:
+        return workload, path
+    if path is not None:
+        return open_checkpoint(path).workload, path
+    if default is None:
+        raise FrameduelError(f"name a workload {usage}, or pass --checkpoint DIR")
+    return default, path

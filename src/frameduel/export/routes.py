@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from frameduel.errors import FrameduelError
+from frameduel.errors import FrameduelError, Unsupported
 from frameduel.export.manifest import FORMATS
-from frameduel.spec import FRAMEWORKS, check_choice
+from frameduel.spec import FRAMEWORKS, capability, check_choice
 
 
 @dataclass(frozen=True)
@@ -62,9 +62,14 @@ ROUTES: dict[str, dict[str, Route | str]] = {
 
 
 def route(framework: str, fmt: str) -> Route | str:
-    """The Route for a pair, or its unsupported reason; unknown names are user errors."""
+    """The Route for a pair, or its unsupported reason (a framework without an exporter in the registry:
+    that reason, for every format); unknown names are user errors."""
     check_choice("framework", framework, FRAMEWORKS)
     check_choice("format", fmt, FORMATS)
+    try:
+        capability(framework, "export_module")
+    except Unsupported as exc:
+        return str(exc)
     return ROUTES[framework][fmt]
 
 

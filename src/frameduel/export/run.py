@@ -30,8 +30,8 @@ from typing import Any
 from frameduel import __version__
 from frameduel.browser.page import require_chromium, require_playwright
 from frameduel.browser.setup import require_converter, require_npm_packages
-from frameduel.checkpoints import model_config, open_checkpoint
-from frameduel.environment import package_version
+from frameduel.checkpoints import model_config, open_checkpoint, resolve_workload
+from frameduel.environment import default_threads, package_version
 from frameduel.errors import FrameduelError
 from frameduel.export.bench import BenchBudget
 from frameduel.export.convert_worker import SOURCE_FILE
@@ -54,7 +54,7 @@ from frameduel.export.reference import (
 )
 from frameduel.export.routes import BROWSER_TOKEN_IDS, Route, check_formats, route
 from frameduel.jobs.spawn import spawn_job
-from frameduel.spec import FRAMEWORKS, MODES, SIZES, RunSpec, check_choice
+from frameduel.spec import FRAMEWORKS, MODES, SIZES, RunSpec, check_choice, split_list
 from frameduel.store import Store, now_iso
 from frameduel.workloads import get_workload
 
@@ -109,6 +109,22 @@ class ArtefactResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def export_request(workload: str | None, checkpoint: Path | None, framework: str, formats: str, out: Path,
+                   size: str | None, epochs: int, max_batch: int, threads: int | None, seed: int, timeout_s: float,
+                   bench_seconds: float) -> ExportRequest:
+    """`export`'s options; run_export checks them. Workload None: the checkpoint's family (a bad checkpoint
+    refused now); size None: digits where the workload has a digits model and no checkpoint is given, else
+    tiny; threads None: all cores."""
+    workload, checkpoint_path = resolve_workload(workload, checkpoint, usage="to export (e.g. frameduel export mlp "
+                                                 "--framework torch)")
+    if size is None:  # a checkpoint's config sets the model; the preset is only RunSpec's placeholder
+        size = DIGITS_SIZE if get_workload(workload).digits is not None and not checkpoint_path else "tiny"
+    return ExportRequest(workload=workload, framework=framework, formats=split_list(formats) or (), out=out,
+                         size=size, checkpoint=checkpoint_path, epochs=epochs, max_batch=max_batch, seed=seed,
+                         threads=threads or default_threads(), timeout_s=timeout_s,
+                         budget=BenchBudget(max_seconds=bench_seconds))
 
 
 def check_request(request: ExportRequest) -> None:

@@ -15,6 +15,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from frameduel.analysis.compare import summarize_stored_run
 from frameduel.analysis.evidence import (
     EDGE_FORMATS,
     Evidence,
@@ -23,10 +24,12 @@ from frameduel.analysis.evidence import (
     best_served_throughput,
     export_success,
     geometric_mean,
+    load_evidence,
     served_generation,
 )
 from frameduel.analysis.summary import NOISE_BAND, CellSummary, RunSummary, group_label
-from frameduel.spec import FRAMEWORK_INFO, FRAMEWORKS, NATIVE_FRAMEWORKS
+from frameduel.spec import FRAMEWORK_INFO, FRAMEWORKS, NATIVE_FRAMEWORKS, check_choice
+from frameduel.store import Store
 
 # criterion -> weight, per scenario. Weights of criteria without evidence in a run are dropped and
 # the rest renormalised. "deployed latency", "edge latency", "export success", "served throughput" and "served
@@ -256,3 +259,10 @@ def advise(summary: RunSummary, scenario: str, evidence: Evidence | None = None)
     winner = ranked[0] if len(ranked) > 1 and scores[ranked[0]] - scores[ranked[1]] > DECISIVE_MARGIN else None
     notes = evidence.parity_notes(summary.workloads)
     return Advice(scenario, winner, scores, used, notes)
+
+
+def advise_stored_run(store: Store, run_id: str, scenario: str) -> Advice:
+    """advise() for a stored run, with the parity, export and serving evidence of its workloads."""
+    check_choice("scenario", scenario, tuple(SCENARIO_WEIGHTS))
+    _, summary = summarize_stored_run(store, run_id)
+    return advise(summary, scenario, load_evidence(store, summary.workloads))

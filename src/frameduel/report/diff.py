@@ -17,10 +17,12 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from frameduel.analysis.compare import summarize_stored_run
 from frameduel.analysis.summary import CellSummary, Ratio, RunSummary, speedup
 from frameduel.report.tables import interval_ms, ms, status_text
 from frameduel.report.terminal import VERDICT_STYLES
 from frameduel.spec import RunSpec
+from frameduel.store import Store
 
 SETTINGS = ("device", "threads", "seed")  # spec fields left out of the match, shown as differences instead
 
@@ -217,3 +219,12 @@ def print_diff(console: Console, diff: RunDiff) -> None:
     console.print("[bold]environment differences (A -> B):[/bold]")
     for change in diff.environment:
         console.print(f"  {change.line}", highlight=False, markup=False)
+
+
+def stored_side(store: Store, run_id: str) -> RunSide:
+    run, summary = summarize_stored_run(store, run_id)
+    return RunSide(run_id, summary, run.environment)
+
+
+def diff_stored_runs(store: Store, run_a: str, run_b: str) -> RunDiff:
+    return diff_runs(stored_side(store, run_a), stored_side(store, run_b))

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.console import Console
 from rich.table import Table
 
 from frameduel.report.generation import number, print_errors, run_cells, run_table
-from frameduel.runner.finetune import FinetuneResult, loss_agreement
+from frameduel.runner.finetune import FinetuneRequest, FinetuneResult, loss_agreement
 
 
 def finetune_table(results: list[FinetuneResult]) -> Table:
@@ -21,8 +23,16 @@ def finetune_table(results: list[FinetuneResult]) -> Table:
     return table
 
 
-def print_finetune(console: Console, results: list[FinetuneResult], title: str) -> None:
-    console.print(title, highlight=False, soft_wrap=True)
+def finetune_json(request: FinetuneRequest, results: list[FinetuneResult]) -> dict[str, Any]:
+    spec = request.specs[0]
+    return {"workload": spec.workload, "model": spec.model_label, "lora": spec.task_label,
+            "loss_max_rel_diff": loss_agreement(results), "results": [r.to_dict() for r in results]}
+
+
+def print_finetune(console: Console, request: FinetuneRequest, results: list[FinetuneResult]) -> None:
+    spec = request.specs[0]
+    console.print(f"{spec.workload} {spec.model_label}, {spec.task_label}: {request.steps} Adam steps, batch "
+                  f"{spec.batch_size}, same start in every framework", highlight=False, soft_wrap=True)
     console.print(finetune_table(results))
     print_errors(console, results)
     for r in results:

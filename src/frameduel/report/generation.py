@@ -9,7 +9,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from frameduel.report.terminal import status_style
-from frameduel.runner.generate import GenerateResult, first_difference
+from frameduel.runner.generate import GenerateRequest, GenerateResult, first_difference
 
 
 def number(value: float | None, digits: int = 2) -> str:
@@ -47,8 +47,17 @@ def generation_table(results: list[GenerateResult]) -> Table:
     return table
 
 
-def print_generation(console: Console, results: list[GenerateResult], title: str) -> None:
-    console.print(title, highlight=False, soft_wrap=True)
+def generation_json(request: GenerateRequest, results: list[GenerateResult]) -> dict[str, Any]:
+    spec = request.specs[0]
+    # Without a checkpoint each framework draws its own random weights, so their ids are not comparable.
+    return {"workload": spec.workload, "model": spec.model_label, "prompt": list(request.prompt),
+            "same_weights": spec.checkpoint is not None, "results": [r.to_dict() for r in results]}
+
+
+def print_generation(console: Console, request: GenerateRequest, results: list[GenerateResult]) -> None:
+    spec = request.specs[0]
+    console.print(f"{spec.workload} {spec.model_label}, {spec.precision}, batch {spec.batch_size}: "
+                  f"{len(request.prompt)} prompt tokens, {request.new_tokens} new", highlight=False, soft_wrap=True)
     console.print(generation_table(results))
     print_errors(console, results)
     done = [r for r in results if r.status == "ok"]

@@ -3,6 +3,8 @@ the proof, beside the informational fp32 line), the layer-by-layer table; then t
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -114,3 +116,22 @@ def data_parallel_lines(report: DataParallelParity) -> list[str]:
         lines.append(f"{mark(spread == 0.0)} {label}: workers' states after training differ by {spread:.1e} "
                      "(must be 0: one model, replicated)")
     return lines
+
+
+def print_data_parallel(console: Console, report: DataParallelParity) -> None:
+    for line in data_parallel_lines(report):
+        console.print(line, highlight=False, soft_wrap=True)
+
+
+def parity_json(reports: list[ParityReport], modes_reports: list[ModesReport]) -> dict[str, Any]:
+    """`parity --json`: every direction, and the modes check (the first task's, then every task's)."""
+    return {"directions": [report.to_dict() for report in reports],
+            "modes": modes_reports[0].to_dict() if modes_reports else None,
+            "modes_by_task": [m.to_dict() for m in modes_reports]}
+
+
+def print_parity_reports(console: Console, reports: list[ParityReport], modes_reports: list[ModesReport]) -> None:
+    for report in reports:
+        print_parity(console, report)
+    for modes_report in modes_reports:
+        print_modes(console, modes_report)

@@ -4,13 +4,23 @@ documents (report/sweep_document.py), so terminal and HTML/Markdown say the same
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
+from frameduel.jobs.cores import core_slots
+from frameduel.report.accuracy import run_line
 from frameduel.report.generation import number
-from frameduel.sweep import ConfigSummary, TrialResult, best_configs, sensitivity
+from frameduel.sweep import (
+    ConfigSummary,
+    SweepRequest,
+    TrialResult,
+    best_configs,
+    planned_trial_count,
+    sensitivity,
+)
 
 LEFT_COLUMNS = ("workload", "fw", "config")
 
@@ -71,3 +81,17 @@ def sweep_json(sweep_id: str, results: list[TrialResult], summaries: list[Config
             "configs": [s.to_dict() for s in summaries], "best": [s.to_dict() for s in best_configs(summaries)],
             "sensitivity": [{"workload": w, "framework": f, "reached": r, "configs": t, "slowest_over_fastest": x}
                             for (w, f), (r, t, x) in sensitivity(summaries).items()]}
+
+
+def trials_at_once(request: SweepRequest, ray_cpus: int | None) -> str:
+    """How the trials run: N at a time on this machine's cores (one slot each), or on Ray with ray_cpus CPUs each."""
+    return f"{len(core_slots(request.parallel))} at a time" if ray_cpus is None else f"on Ray, {ray_cpus} CPU(s) each"
+
+
+def print_sweep_start(console: Console, sweep_id: str, request: SweepRequest, at_once: str, db: Path) -> None:
+    console.print(f"sweep [bold]{sweep_id}[/bold]: {planned_trial_count(request)} trials, {at_once}, db {db}",
+                  soft_wrap=True, highlight=False)
+
+
+def trial_line(result: TrialResult, target: float) -> str:
+    return f"{result.trial.key} (cores {','.join(map(str, result.cpus))}): {run_line(result.run, target)}"

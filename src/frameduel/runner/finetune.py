@@ -20,13 +20,15 @@ from typing import Any
 
 import numpy as np
 
-from frameduel.checkpoints import model_config
+from frameduel import environment
+from frameduel.checkpoints import model_config, resolve_workload
 from frameduel.checkpoints.adapters import adapter_file_bytes
+from frameduel.errors import FrameduelError
 from frameduel.frameworks import load_backend
 from frameduel.jobs.child import error_line, peak_rss_mb
 from frameduel.jobs.envelope import Envelope
 from frameduel.jobs.spawn import spawn_job
-from frameduel.spec import RunSpec
+from frameduel.spec import FRAMEWORKS, MODES, SIZES, RunSpec, check_choice, one_mode_each, split_list
 from frameduel.workloads import get_workload
 from frameduel.workloads.weight_files import load_weights, save_weights
 
@@ -40,6 +42,28 @@ class FinetuneRequest:
     out: Path  # adapters go to <out>/<framework>-<mode>/
     learning_rate: float = 1e-3
     timeout_s: float = 600.0
+
+
+def finetune_request(workload: str | None, checkpoint: Path | None, size: str, frameworks: str, modes: str | None,
+                     steps: int, batch_size: int, learning_rate: float, lora_rank: int, lora_alpha: float,
+                     lora_targets: str | None, out: Path, threads: int | None, seed: int) -> FinetuneRequest:
+    """`finetune`'s options: one spec per framework, each in one mode (spec.one_mode_each; default eager);
+    a bad checkpoint, size, LoRA target or count is one line now. Workload None: the checkpoint's family, else
+    llama; threads None: all cores."""
+    workload, checkpoint_path = resolve_workload(workload, checkpoint, "llama")
+    w = get_workload(workload)
+    model_config(w, checkpoint_path, check_choice("size", size, SIZES))  # a bad checkpoint: refused now
+    lora = w.lora_settings(lora_rank, lora_alpha, split_list(lora_targets))
+    if steps < 2 or batch_size < 1 or threads is not None and threads < 1:
+        raise FrameduelError("--steps must be >= 2, --batch-size and --threads >= 1")
+    chosen = tuple(check_choice("framework", fw, FRAMEWORKS) for fw in split_list(frameworks) or ())
+    plain = {fw: MODES[fw][0] for fw in FRAMEWORKS}  # each framework's first mode is its eager one
+    mode_of = one_mode_each(chosen, split_list(modes), plain)
+    specs = tuple(RunSpec(workload=workload, framework=fw, mode=mode_of[fw], task="finetune", batch_size=batch_size,
+                          threads=threads or environment.default_threads(), size=size, seed=seed,
+                          checkpoint=checkpoint_path, lora=lora)
+                  for fw in chosen)
+    return FinetuneRequest(specs, steps, out, learning_rate)
 
 
 @dataclass

@@ -18,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from frameduel.checkpoints import model_config
+from frameduel import environment
+from frameduel.checkpoints import model_config, resolve_workload
 from frameduel.checkpoints.adapters import check_adapter_fits, read_adapter
 from frameduel.errors import FrameduelError
 from frameduel.frameworks import load_backend
@@ -26,7 +27,7 @@ from frameduel.jobs.child import error_line, peak_rss_mb
 from frameduel.jobs.envelope import Envelope
 from frameduel.jobs.spawn import spawn_job
 from frameduel.runner.timing import measure_generation
-from frameduel.spec import MeasureBudget, RunSpec, check_choice
+from frameduel.spec import DEVICES, MeasureBudget, RunSpec, check_choice, check_modes, modes_for, split_list
 from frameduel.stats import percentile
 from frameduel.workloads import get_workload
 
@@ -40,6 +41,32 @@ class GenerateRequest:
     specs: tuple[RunSpec, ...]  # one per framework and mode, task "generate"
     prompt: tuple[int, ...]
     new_tokens: int
+
+
+def generate_request(workload: str | None, checkpoint: Path | None, adapter: Path | None, prompt: str,
+                     new_tokens: int, size: str, frameworks: str, modes: str | None, precision: str, batch_size: int,
+                     device: str | None, threads: int | None, seed: int) -> GenerateRequest:
+    """`generate`'s options: one spec per framework and mode (--modes as compare's, spec.modes_for); the
+    device, precision, threads and prompt ids checked now. Workload None: the checkpoint's family, else llama;
+    device None: this machine's; threads None: all cores."""
+    workload, checkpoint_path = resolve_workload(workload, checkpoint, "llama")
+    device = check_choice("device", device or environment.default_device(), DEVICES)
+    environment.check_device(device)
+    environment.check_precision(precision, device)
+    if threads is not None and threads < 1:
+        raise FrameduelError(f"--threads must be >= 1, got {threads}")
+    try:
+        prompt_ids = tuple(int(token) for token in split_list(prompt) or ())
+    except ValueError:
+        raise FrameduelError(f"bad prompt '{prompt}'; give integer token ids, e.g. --prompt 1,2,3") from None
+    chosen, requested = split_list(frameworks) or (), split_list(modes)
+    check_modes(chosen, requested)
+    specs = tuple(RunSpec(workload=workload, framework=fw, mode=mode, task="generate", precision=precision,
+                          batch_size=batch_size, device=device, threads=threads or environment.default_threads(),
+                          size=size, seed=seed, checkpoint=checkpoint_path,
+                          adapter=str(adapter.resolve()) if adapter else None)
+                  for fw in chosen for mode in modes_for(fw, requested))
+    return GenerateRequest(specs, prompt_ids, new_tokens)
 
 
 @dataclass

@@ -14,7 +14,6 @@ from frameduel.errors import FrameduelError
 from frameduel.frameworks import check_framework
 from frameduel.jobs.cores import available_cores, core_slots
 from frameduel.spec import (
-    MODES,
     NATIVE_FRAMEWORKS,
     PRECISIONS,
     SIZES,
@@ -22,7 +21,9 @@ from frameduel.spec import (
     MeasureBudget,
     RunSpec,
     check_choice,
+    check_modes,
     frameworks_with,
+    modes_for,
 )
 from frameduel.workloads import Workload, get_workload
 
@@ -89,7 +90,7 @@ class MatrixRequest:
 
     workloads: tuple[str, ...] = ("mlp", "cnn")
     frameworks: tuple[str, ...] = NATIVE_FRAMEWORKS
-    modes: tuple[str, ...] | None = None
+    modes: tuple[str, ...] | None = None  # --modes items: bare modes and FRAMEWORK=MODE pins (spec.mode_items)
     tasks: tuple[str, ...] | None = None  # None: every task each workload supports
     precisions: tuple[str, ...] = ("fp32",)
     preset: str = "quick"
@@ -122,6 +123,12 @@ class MatrixRequest:
     # Other processes' busy cores when the run is planned (doctor.diagnose): with threads left to the default,
     # a core another process holds is not given to the frameworks (see matched_threads).
     busy_cores: float = 0.0
+
+    @property
+    def threads_lowered(self) -> bool:
+        """Other processes hold cores and the frameworks get fewer threads for it (matched_threads): threads
+        left to the default, one cell at a time, on this machine."""
+        return self.threads is None and self.parallel == 1 and not self.cluster and self.busy_cores >= TAKEN_CORE
 
 
 # A core counts as taken by other processes from this much sustained use: a one-core busy loop reads ~1.0,
@@ -194,6 +201,14 @@ class Plan:
             adaptive=AdaptiveSettings(**adaptive) if adaptive else None,
         )
 
+    @property
+    def workloads(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(spec.workload for spec in self.specs))
+
+    @property
+    def frameworks(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(spec.framework for spec in self.specs))
+
     def estimated_round_s(self) -> float:
         """A worker's likely wall time before any has finished: start-up, setup and compilation, warm-up,
         then sampling that usually stops between min_seconds and max_seconds."""
@@ -204,26 +219,6 @@ class Plan:
     def schedule(self) -> list[tuple[int, RunSpec]]:
         """Round-major order: every cell once, then every cell again, so drift hits all cells alike."""
         return [(round_index, spec) for round_index in range(self.repeats) for spec in self.specs]
-
-
-def modes_for(framework: str, requested: tuple[str, ...] | None) -> tuple[str, ...]:
-    if requested is None:
-        return MODES[framework]
-    return tuple(mode for mode in MODES[framework] if mode in requested)
-
-
-def check_modes(frameworks: tuple[str, ...], requested: tuple[str, ...] | None) -> None:
-    if requested is None:
-        return
-    for mode in requested:
-        if not any(mode in MODES[fw] for fw in frameworks):
-            valid = "; ".join(f"{fw}: {', '.join(MODES[fw])}" for fw in frameworks)
-            raise FrameduelError(f"mode '{mode}' is not valid for {', '.join(frameworks)}; valid modes: {valid}")
-    for fw in frameworks:
-        if not modes_for(fw, requested):
-            raise FrameduelError(
-                f"none of the modes {', '.join(requested)} applies to {fw}; add one of: {', '.join(MODES[fw])}"
-            )
 
 
 def interleave(specs: list[RunSpec]) -> list[RunSpec]:
