@@ -432,7 +432,7 @@ def serve(
 
         engine = EngineConfig(kv_slots, max_model_len, prefill_chunk, max_waiting, max_running)
         serve_llm(llm, framework, mode, size, threads or default_threads(), served_model_name, engine, host, port,
-                  token, say=lambda line: console.print(line, highlight=False))
+                  token, say=lambda line: console.print(line, highlight=False, soft_wrap=True))
         return
     if repository is None:
         raise FrameduelError("name what to serve: --repository DIR (exported models) or --llm CHECKPOINT|WORKLOAD")

@@ -88,8 +88,8 @@ class LLMService:
         self.engine = Engine(stepper, self.tokenizer, self.config.engine, self.served.max_len, self.metrics,
                              lambda events: loop.call_soon_threadsafe(dispatch, events))
         self.metrics.kv_bytes.set(stepper.kv_bytes)
-        self.facts = {**self.served.to_dict(), **describe_mode(self.served), "kv_cache_bytes": stepper.kv_bytes,
-                      "tokenizer": self.tokenizer.source, **self.config.engine.to_dict()}
+        self.facts = {**self.config.engine.to_dict(), **self.served.to_dict(), **describe_mode(self.served),
+                      "kv_cache_bytes": stepper.kv_bytes, "tokenizer": self.tokenizer.source}
         self.engine.start()
 
     def stop(self) -> None:
