@@ -117,11 +117,12 @@ def frameduel_server(checkpoint: Path, framework: str, mode: str | None, max_run
     return command, f"http://127.0.0.1:{port}", {}
 
 
-def transformers_server() -> tuple[list[str], str, dict[str, str]]:
+def transformers_server(checkpoint: Path) -> tuple[list[str], str, dict[str, str]]:
+    """The checkpoint preloaded (FORCE_MODEL): every request is served by it, whatever model it names."""
     port = port_free()
     executable = shutil.which("transformers", path=str(Path(sys.executable).parent)) or "transformers"
-    command = [executable, "serve", "--continuous-batching", "--device", "cpu", "--port", str(port),
-               "--host", "127.0.0.1"]
+    command = [executable, "serve", str(checkpoint), "--continuous-batching", "--device", "cpu", "--port", str(port),
+               "--host", "127.0.0.1", "--log-level", "warning"]
     return command, f"http://127.0.0.1:{port}", {"OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
 
 
@@ -141,7 +142,7 @@ def servers(checkpoint: Path, args: argparse.Namespace) -> Iterator[tuple[str, l
     yield ("frameduel torch, one at a time", *frameduel_server(checkpoint, "torch", args.modes.get("torch"), 1, top),
            (top,))
     if args.transformers:
-        yield ("transformers serve --continuous-batching", *transformers_server(), args.concurrency)
+        yield ("transformers serve --continuous-batching", *transformers_server(checkpoint), args.concurrency)
 
 
 def run_model(name: str, args: argparse.Namespace, store: Store) -> list[dict]:
