@@ -4,7 +4,7 @@ same weights, same load, and frameduel's continuous batching against one request
 Models, written by checkpoints/synthetic.py so that every server loads the very same files:
   - llama-small: the built-in llama small preset (vocab 256, width 128, 2 layers, GQA 4/2) as a Hugging
     Face checkpoint with the byte-level tokenizer (the built-in workloads' own), 256 positions;
-  - tiny-hf-llama: a tiny Hugging Face Llama with a trained byte-level BPE tokenizer (vocab 512, width 64,
+  - tiny-hf-llama: a tiny Hugging Face Llama with a trained byte-level BPE tokenizer (vocab 480, width 64,
     4 layers, GQA 4/2, 512 positions) and a chat template.
 Weights are random (N(0, 0.02)); no end-of-sequence id, so every request generates exactly its max_tokens.
 
@@ -58,7 +58,7 @@ from frameduel.workloads.llama import PRESETS, LlamaConfig
 
 MODELS = {
     "llama-small": (replace(PRESETS["small"], max_position_embeddings=256), "bytes"),
-    "tiny-hf-llama": (LlamaConfig(vocab_size=512, block_size=64, hidden_size=64, intermediate_size=172,
+    "tiny-hf-llama": (LlamaConfig(vocab_size=480, block_size=64, hidden_size=64, intermediate_size=172,
                                   num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2,
                                   max_position_embeddings=512), "bpe"),
 }

@@ -416,7 +416,7 @@ def serve(
     size: str = typer.Option("small", help="--llm gpt/llama: the preset"),
     kv_slots: int = typer.Option(32, help="--llm: KV-cache slots, the sequences decoding at once"),
     max_model_len: int | None = typer.Option(None, help="--llm: positions per slot, prompt and output"),
-    prefill_chunk: int = typer.Option(256, help="--llm: prompt tokens prefilled per step beside the decoding ones"),
+    prefill_chunk: int = typer.Option(64, help="--llm: prompt tokens prefilled per step beside the decoding ones"),
     max_waiting: int = typer.Option(256, help="--llm: requests waiting for a slot; more get 429"),
     max_running: int | None = typer.Option(None, help=cli_help.SERVE_LLM_MAX_RUNNING),
     served_model_name: str | None = typer.Option(None, help="--llm: the model id clients name"),

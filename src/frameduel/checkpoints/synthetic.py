@@ -74,7 +74,7 @@ def trained_bpe(vocab_size: int, seed: int) -> Tokenizer:
     backend.train_from_iterator(corpus, trainer)
     if backend.get_vocab_size() != vocab_size:
         raise FrameduelError(f"the BPE tokenizer learned {backend.get_vocab_size()} tokens, not {vocab_size}; "
-                             "choose a vocabulary size the corpus supports (300-600)")
+                             "choose a vocabulary size the corpus supports (262-500)")
     backend.post_processor = processors.TemplateProcessing(single=f"{BOS} $A",
                                                            special_tokens=[(BOS, backend.token_to_id(BOS))])
     return backend
