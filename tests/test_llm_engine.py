@@ -9,7 +9,7 @@ the real servers.
 
 from __future__ import annotations
 
-import threading
+import asyncio
 import time
 
 import numpy as np
@@ -154,31 +154,33 @@ class Recorder:
     def on_finish(self, sequence, now): ...
 
 
-def test_the_engine_thread_serves_submits_and_a_cancel_frees_the_slot_at_the_next_step():
-    done = threading.Event()
+def test_the_engine_serves_submits_and_a_cancel_frees_the_slot_at_the_next_step():
+    async def scenario() -> None:
+        done = asyncio.Event()
 
-    def deliver(events):
-        if any(event.finish_reason for event in events):
-            done.set()
+        def deliver(events):
+            if any(event.finish_reason for event in events):
+                done.set()
 
-    config = EngineConfig(slots=1, max_waiting=1, prefill_chunk=16)
-    engine = Engine(TableStepper(delay=0.002), byte_level_tokenizer(), config, 4096, Recorder(), deliver)
-    engine.start()
-    try:
-        endless = engine.submit([1, 2, 3], SamplingParams(4000, temperature=0.0), None)
-        deadline = time.monotonic() + 5
-        while not endless.output and time.monotonic() < deadline:
-            time.sleep(0.005)
-        queued = engine.submit([4], SamplingParams(2, temperature=0.0), None)
-        with pytest.raises(ServeError) as full:
-            engine.submit([5], SamplingParams(2, temperature=0.0), None)
-        assert full.value.status == 429 and "\n" not in str(full.value)
-        engine.cancel(endless)
-        assert done.wait(5), "the queued request never got the freed slot"
-        assert endless.finish_reason == "cancelled" and len(endless.output) < 4000
-        assert queued.output == expected([4], 2) and queued.finish_reason == "length"
-    finally:
-        engine.stop()
+        config = EngineConfig(slots=1, max_waiting=1, prefill_chunk=16)
+        engine = Engine(TableStepper(delay=0.002), byte_level_tokenizer(), config, 4096, Recorder(), deliver)
+        engine.start()
+        try:
+            endless = engine.submit([1, 2, 3], SamplingParams(4000, temperature=0.0), None)
+            while not endless.output:
+                await asyncio.sleep(0.005)
+            queued = engine.submit([4], SamplingParams(2, temperature=0.0), None)
+            with pytest.raises(ServeError) as full:
+                engine.submit([5], SamplingParams(2, temperature=0.0), None)
+            assert full.value.status == 429 and "\n" not in str(full.value)
+            engine.cancel(endless)
+            await asyncio.wait_for(done.wait(), 5)  # the queued request got the freed slot
+            assert endless.finish_reason == "cancelled" and len(endless.output) < 4000
+            assert queued.output == expected([4], 2) and queued.finish_reason == "length"
+        finally:
+            await engine.stop()
+
+    asyncio.run(scenario())
 
 
 @pytest.mark.parametrize(("body", "message"), [

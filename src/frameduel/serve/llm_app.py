@@ -77,8 +77,9 @@ class LLMService:
         self.engine: Engine | None = None
         self.facts: dict[str, Any] = {}
 
-    def start(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Load the framework and the model (minutes at worst: tracing, compiling), then run the engine."""
+    def start(self) -> None:
+        """Load the framework and the model (minutes at worst: tracing, compiling), then run the engine on
+        the running event loop."""
         stepper = load_model_stepper(self.served, self.config.engine)
 
         def dispatch(events: list[Event]) -> None:
@@ -86,15 +87,15 @@ class LLMService:
                 event.sequence.sink.put_nowait(event)
 
         self.engine = Engine(stepper, self.tokenizer, self.config.engine, self.served.max_len, self.metrics,
-                             lambda events: loop.call_soon_threadsafe(dispatch, events))
+                             dispatch)
         self.metrics.kv_bytes.set(stepper.kv_bytes)
         self.facts = {**self.config.engine.to_dict(), **self.served.to_dict(), **describe_mode(self.served),
                       "kv_cache_bytes": stepper.kv_bytes, "tokenizer": self.tokenizer.source}
         self.engine.start()
 
-    def stop(self) -> None:
+    async def stop(self) -> None:
         if self.engine is not None:
-            self.engine.stop()
+            await self.engine.stop()
 
     # -- requests ------------------------------------------------------------------------------------------
     def model_entry(self) -> dict[str, Any]:
@@ -228,12 +229,12 @@ def create_llm_app(config: LLMServerConfig, tokenizer: Tokenizer) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        service.start(asyncio.get_running_loop())
+        service.start()
         freeze_heap()
         try:
             yield
         finally:
-            service.stop()
+            await service.stop()
 
     app = FastAPI(title="frameduel LLM server (OpenAI-compatible, KServe generate)", version=__version__,
                   lifespan=lifespan)
