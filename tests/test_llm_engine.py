@@ -45,15 +45,17 @@ class TableStepper:
     vocab_size, kv_bytes = VOCAB, 0
 
     def __init__(self, delay: float = 0.0) -> None:
-        self.steps: list[tuple[int, int]] = []  # (rows, sampled rows)
+        self.calls: list[tuple[int, int]] = []  # (tokens, sampled tokens) of each model call
+        self.steps: list[tuple[int, int]] = []  # the same, summed over each step's calls
         self.delay = delay
 
     def step(self, ids, positions, slots, rows):
+        """ids, positions (B, T); rows into the B*T tokens."""
         time.sleep(self.delay)
-        self.steps.append((len(ids), len(rows)))
+        self.calls.append((ids.size, len(rows)))
         logits = np.zeros((len(rows), VOCAB), np.float32)
         for out, row in enumerate(rows):
-            logits[out, next_token(int(ids[row]), int(positions[row]))] = 10.0
+            logits[out, next_token(int(ids.reshape(-1)[row]), int(positions.reshape(-1)[row]))] = 10.0
         return logits
 
 
@@ -77,7 +79,9 @@ def run_all(scheduler: Scheduler, stepper: TableStepper) -> None:
         scheduler.admit()
         plan = scheduler.plan()
         if plan is not None:
-            scheduler.finish_step(plan, stepper.step(plan.ids, plan.positions, plan.slots, plan.rows), 0.0)
+            logits = np.concatenate([stepper.step(f.ids, f.positions, f.slots, f.rows) for f in plan.forwards])
+            stepper.steps.append((plan.tokens, len(plan.sampled)))
+            scheduler.finish_step(plan, logits, 0.0)
 
 
 def test_sequences_join_and_leave_the_batch_and_decode_what_they_would_alone():
@@ -92,7 +96,8 @@ def test_sequences_join_and_leave_the_batch_and_decode_what_they_would_alone():
     # step 1: 4 prompt tokens of `long` (the chunk), `short` waits for budget although it holds a slot;
     # `late` waits for a slot until `short` leaves.
     assert stepper.steps[0] == (4, 0)
-    assert max(rows for rows, _ in stepper.steps) <= 2 + 4  # decode rows + one chunk, never more
+    assert max(tokens for tokens, _ in stepper.steps) <= 2 + 4  # decode rows + one chunk, never more
+    assert all(tokens == 1 or sampled <= 1 for tokens, sampled in stepper.calls if tokens > sampled)
     assert list(scheduler.free) and not scheduler.running
 
 

@@ -41,10 +41,12 @@ class RowCache:
         self.k, self.v, self.slots, self.span = k, v, slots, span
 
     def write(self, k: Any, v: Any, positions: Any) -> tuple[Any, Any]:
-        """k, v (N, kv heads, 1, hd) of one token per row at positions (N, 1) -> (N, kv heads, span, hd)."""
-        index = tf.stack([self.slots, positions[:, 0]], axis=1)  # (N, 2)
-        self.k.scatter_nd_update(index, k[:, :, 0, :])
-        self.v.scatter_nd_update(index, v[:, :, 0, :])
+        """k, v (B, kv heads, T, hd) of row b's tokens at positions (B, T) -> (B, kv heads, span, hd)."""
+        slots = tf.broadcast_to(self.slots[:, None], tf.shape(positions))
+        index = tf.reshape(tf.stack([slots, positions], axis=-1), (-1, 2))  # (B*T, 2): (slot, position)
+        for cache, new in ((self.k, k), (self.v, v)):
+            flat = tf.transpose(new, (0, 2, 1, 3))  # (B, T, kv heads, hd)
+            cache.scatter_nd_update(index, tf.reshape(flat, (-1, flat.shape[2], flat.shape[3])))
         # (N, span, 2): every row reads its own slot's first span positions, no other slot's.
         reads = tf.stack(tf.meshgrid(self.slots, tf.range(self.span), indexing="ij"), axis=-1)
         return (tf.transpose(self.k.gather_nd(reads), (0, 2, 1, 3)),  # (N, kv heads, span, hd)
@@ -68,13 +70,15 @@ class Stepper:
         self.kv_bytes = kv_cache_bytes(config, slots, max_len, np.dtype(dtype).itemsize)
         self.device = "/GPU:0" if spec.device == "cuda" else "/CPU:0"
         self.traced: dict[int, Callable[..., Any]] = {}  # span -> its tf.function (function mode)
-        self.signature = [tf.TensorSpec([None], tf.int32)] * 4  # ids, positions, slots, rows: any count
+        # ids and positions (B, T), slots (B,), rows (R,): any counts
+        self.signature = [tf.TensorSpec([None, None], tf.int32)] * 2 + [tf.TensorSpec([None], tf.int32)] * 2
         self.xla = tf.function(self.forward_full, input_signature=self.signature, jit_compile=True)
 
     def forward(self, ids: Any, positions: Any, slots: Any, rows: Any, span: int) -> Any:
         caches = [RowCache(k, v, slots, span) for k, v in zip(self.keys, self.values, strict=True)]
-        hidden = self.model.hidden(ids[:, None], positions[:, None], caches)  # (N, 1, C)
-        return tf.cast(self.model.head(tf.gather(hidden[:, 0], rows)), tf.float32)  # (R, vocab)
+        hidden = self.model.hidden(ids, positions, caches)  # (B, T, C)
+        flat = tf.reshape(hidden, (-1, hidden.shape[-1]))
+        return tf.cast(self.model.head(tf.gather(flat, rows)), tf.float32)  # (R, vocab)
 
     def forward_full(self, ids: Any, positions: Any, slots: Any, rows: Any) -> Any:
         return self.forward(ids, positions, slots, rows, self.max_len)
@@ -88,12 +92,10 @@ class Stepper:
         return self.traced[span]
 
     def step(self, ids: np.ndarray, positions: np.ndarray, slots: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        """ids, positions, slots (N,) int; rows (R,) the indices whose logits are wanted -> (R, vocab) float32."""
+        """ids, positions (B, T); slots (B,); rows (R,) into the B*T tokens -> logits (R, vocab) float32."""
         wanted = len(rows)
-        if self.mode == "xla":  # pad to the bucket: padding rows are token 0 at position 0 of the scratch slot
-            padded = rows_bucket(len(ids))
-            ids, positions, slots, rows = (np.pad(a, (0, padded - len(a)), constant_values=fill) for a, fill in
-                                           ((ids, 0), (positions, 0), (slots, self.scratch), (rows, 0)))
+        if self.mode == "xla":
+            ids, positions, slots, rows = self.padded(ids, positions, slots, rows)
         args = [tf.constant(a.astype(np.int32)) for a in (ids, positions, slots, rows)]
         with tf.device(self.device):
             if self.mode == "xla":
@@ -104,6 +106,21 @@ class Stepper:
                 logits = self.forward(*args, span_bucket(positions, self.max_len))
         return logits.numpy()[:wanted]
 
+    def padded(self, ids: np.ndarray, positions: np.ndarray, slots: np.ndarray,
+               rows: np.ndarray) -> tuple[np.ndarray, ...]:
+        """XLA's shapes: a decode batch padded to a power-of-two row count (padding rows: token 0 at position 0
+        of the scratch slot), a prompt chunk to a power-of-two length (padding tokens past the prompt, which
+        the prompt's own tokens never see and its later tokens overwrite); rows to one length per shape."""
+        if ids.shape[1] == 1:
+            extra = rows_bucket(len(ids)) - len(ids)
+            return (np.pad(ids, ((0, extra), (0, 0))), np.pad(positions, ((0, extra), (0, 0))),
+                    np.pad(slots, (0, extra), constant_values=self.scratch),
+                    np.pad(rows, (0, len(ids) + extra - len(rows))))
+        extra = rows_bucket(ids.shape[1]) - ids.shape[1]
+        tail = np.minimum(positions[:, -1:] + np.arange(1, extra + 1), self.max_len - 1)
+        return (np.pad(ids, ((0, 0), (0, extra))), np.concatenate([positions, tail], axis=1), slots,
+                np.pad(rows, (0, 1 - len(rows))))
+
     def warm_up(self, max_rows: int) -> None:
         """Trace (function: every span) or compile (xla: every row bucket) before any request waits on it."""
         if self.mode == "xla":
@@ -111,10 +128,12 @@ class Stepper:
         else:
             sizes, spans = [1, max_rows], span_buckets(self.max_len) if self.mode == "function" else [self.max_len]
         for span in spans:
-            for rows in sizes:
-                positions = np.arange(rows) % span
-                positions[-1] = span - 1  # the row that sets the span
-                self.step(np.zeros(rows, np.int64), positions, np.full(rows, self.scratch), np.arange(rows))
+            for count in sizes:  # a decode batch of `count` rows, and a prompt chunk of `count` tokens
+                positions = np.full((count, 1), span - 1)  # the rows that set the span
+                self.step(np.zeros((count, 1), np.int64), positions, np.full(count, self.scratch), np.arange(count))
+                chunk = min(count, span)
+                self.step(np.zeros((1, chunk), np.int64), np.arange(span - chunk, span)[None, :],
+                          np.asarray([self.scratch]), np.asarray([chunk - 1]))
 
 
 def load_stepper(spec: RunSpec, slots: int, max_len: int, max_rows: int) -> Stepper:

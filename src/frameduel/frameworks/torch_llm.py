@@ -1,11 +1,11 @@
-"""PyTorch side of the LLM server (frameduel.llm): one forward over a ragged batch of tokens per step.
+"""PyTorch side of the LLM server (frameduel.llm): the model calls of one engine step.
 
-tf_llm.py exposes the same names. Every row of a step is one token with its own position and KV-cache
-slot: a running sequence's last token (decode) or one token of a prompt being prefilled (chunked
-prefill), so requests join and leave the batch between any two steps. The model is the workload's own
-model file, whose attention takes per-row positions (B, T); only the cache is the server's. A RowCache
-writes each row's key and value at (slot, position), then hands attention every row's slot up to `span`
-positions: attention reads the longest live sequence, never the whole cache.
+tf_llm.py exposes the same names. A step is a few model calls: the decode batch, one row per running
+sequence (its last token, at its own position, in its own KV-cache slot), and one call per prompt chunk
+being prefilled (one row of T tokens), so requests join and leave the batch between any two steps. The
+model is the workload's own model file, whose attention takes per-row positions (B, T); only the cache
+is the server's. A RowCache writes each token's key and value at (slot, position), then hands attention
+every row's slot up to `span` positions: attention reads the longest live sequence, not the whole cache.
 
 Modes: eager, and compile (torch.compile with dynamic shapes: the row count and the span change every
 step, so the graph is compiled once with symbolic sizes instead of once per size).
@@ -37,20 +37,21 @@ class RowCache:
         self.k, self.v, self.slots, self.span = k, v, slots, span
 
     def write(self, k: torch.Tensor, v: torch.Tensor, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """k, v (N, kv heads, 1, hd) of one token per row at positions (N, 1) -> (N, kv heads, span, hd)."""
-        rows = self.slots * self.k.size(1) + positions[:, 0]  # (N,) rows of the flattened (slot, position) axis
+        """k, v (B, kv heads, T, hd) of row b's tokens at positions (B, T) -> (B, kv heads, span, hd)."""
+        rows = (self.slots[:, None] * self.k.size(1) + positions).reshape(-1)  # (B*T,) of the flat (slot, position)
         for cache, new in ((self.k, k), (self.v, v)):
-            cache.view(-1, *cache.shape[2:]).index_copy_(0, rows, new[:, :, 0].to(cache.dtype))
+            flat = new.transpose(1, 2).reshape(-1, *cache.shape[2:])  # (B*T, kv heads, hd)
+            cache.view(-1, *cache.shape[2:]).index_copy_(0, rows, flat.to(cache.dtype))
         return (self.k[:, : self.span].index_select(0, self.slots).transpose(1, 2),
                 self.v[:, : self.span].index_select(0, self.slots).transpose(1, 2))
 
 
 def forward_rows(model: torch.nn.Module, ids: torch.Tensor, positions: torch.Tensor, slots: torch.Tensor,
                  rows: torch.Tensor, keys: list[torch.Tensor], values: list[torch.Tensor], span: int) -> torch.Tensor:
-    """Logits (R, vocab) of the rows asked for, after every row's token (N,) went through the model."""
+    """Logits (R, vocab) of the tokens asked for, after every row's tokens (B, T) went through the model."""
     caches = [RowCache(k, v, slots, span) for k, v in zip(keys, values, strict=True)]
-    hidden = model.hidden(ids[:, None], positions[:, None], caches)  # (N, 1, C): each row a batch of one token
-    return model.lm_head(hidden[rows, 0])  # (R, vocab)
+    hidden = model.hidden(ids, positions, caches)  # (B, T, C)
+    return model.lm_head(hidden.reshape(-1, hidden.size(-1))[rows])  # (R, vocab)
 
 
 class Stepper:
@@ -71,7 +72,7 @@ class Stepper:
         self.forward = torch.compile(forward_rows, dynamic=True) if spec.mode == "compile" else forward_rows
 
     def step(self, ids: np.ndarray, positions: np.ndarray, slots: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        """ids, positions, slots (N,) int; rows (R,) the indices whose logits are wanted -> (R, vocab) float32."""
+        """ids, positions (B, T); slots (B,); rows (R,) into the B*T tokens -> logits (R, vocab) float32."""
         span = span_bucket(positions, self.max_len)
         tensors = (torch.from_numpy(a.astype(np.int64)) for a in (ids, positions, slots, rows))
         with torch.no_grad():
@@ -80,9 +81,12 @@ class Stepper:
 
     def warm_up(self, max_rows: int) -> None:
         """First calls allocate, pick kernels and (compile mode) compile, before any request waits on them."""
-        for rows in sorted({1, 2, min(max_rows, 8), max_rows}):
-            positions = np.arange(rows, dtype=np.int64) % self.max_len
-            self.step(np.zeros(rows, np.int64), positions, np.full(rows, self.scratch), np.arange(rows))
+        for rows in sorted({1, 2, min(max_rows, 8), max_rows}):  # decode batches, then a prompt chunk
+            self.step(np.zeros((rows, 1), np.int64), np.zeros((rows, 1), np.int64), np.full(rows, self.scratch),
+                      np.arange(rows))
+        chunk = min(max_rows, self.max_len)
+        self.step(np.zeros((1, chunk), np.int64), np.arange(chunk)[None, :], np.asarray([self.scratch]),
+                  np.asarray([chunk - 1]))
 
 
 def load_stepper(spec: RunSpec, slots: int, max_len: int, max_rows: int) -> Stepper:

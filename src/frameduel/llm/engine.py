@@ -40,7 +40,8 @@ class Stepper(Protocol):
     vocab_size: int
     kv_bytes: int
 
-    def step(self, ids: np.ndarray, positions: np.ndarray, slots: np.ndarray, rows: np.ndarray) -> np.ndarray: ...
+    def step(self, ids: np.ndarray, positions: np.ndarray, slots: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """ids, positions (B, T); slots (B,); rows (R,) into the B*T tokens -> logits (R, vocab) float32."""
 
 
 class Observer(Protocol):
@@ -115,14 +116,14 @@ class Engine:
     def step(self, plan: Any) -> None:
         start = time.perf_counter()
         try:
-            logits = self.stepper.step(plan.ids, plan.positions, plan.slots, plan.rows)
+            logits = np.concatenate([self.stepper.step(f.ids, f.positions, f.slots, f.rows) for f in plan.forwards])
         except Exception as exc:  # noqa: BLE001 - the server's fault: the running requests get a 500, not a hang
             log.exception("a step failed")
             self.finish(self.scheduler.fail_running(f"the model step failed: {type(exc).__name__}: {exc}"))
             return
         now = time.perf_counter()
         events = self.scheduler.finish_step(plan, logits, now)
-        self.observer.on_step(len(plan.ids), now - start)
+        self.observer.on_step(plan.tokens, now - start)
         self.finish(events)
 
     def drain(self) -> None:

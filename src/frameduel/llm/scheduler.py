@@ -1,12 +1,14 @@
 """Iteration-level scheduling: which tokens each step runs, and what each step's logits become.
 
 Requests wait in arrival order for a KV-cache slot. Every step, first the waiting requests take the
-free slots (up to the running limit), then the step is built as rows of one token each:
+free slots (up to the running limit), then the step is built as model calls:
 
-  1. every decoding sequence's last token (one row each, so no running stream skips a step), then
-  2. prompt tokens of the sequences still prefilling, in admission order, at most `prefill_chunk` in
-     all: a prompt longer than that is prefilled over several steps (chunked prefill), and each step
-     stalls the running streams by at most a chunk's compute.
+  1. the decode batch: every decoding sequence's last token, one row each (no running stream skips a
+     step), each row at its own position in its own slot; then
+  2. prompt chunks of the sequences still prefilling, in admission order, at most `prefill_chunk` tokens
+     in all, one call each (a row of T tokens reads its slot once): a prompt longer than that is
+     prefilled over several steps (chunked prefill), and each step stalls the running streams by at
+     most a chunk's compute.
 
 A sequence whose prompt completes in a step samples its first token from that step's logits; a
 decoding sequence samples its next one. A finished sequence (length, an end-of-sequence token, a stop
@@ -60,18 +62,28 @@ class Event:
 
 
 @dataclass(frozen=True)
-class StepPlan:
-    ids: np.ndarray  # (N,) one token per row
-    positions: np.ndarray  # (N,)
-    slots: np.ndarray  # (N,)
-    rows: np.ndarray  # (R,) rows whose logits are sampled
+class Forward:
+    """One model call of a step: B rows of T tokens, each row one sequence's slot."""
+
+    ids: np.ndarray  # (B, T)
+    positions: np.ndarray  # (B, T)
+    slots: np.ndarray  # (B,)
+    rows: np.ndarray  # (R,) indices into the flattened (B*T) tokens whose logits are sampled
     sampled: list[Sequence]  # the sequence of each sampled row
+
+
+@dataclass(frozen=True)
+class StepPlan:
+    forwards: list[Forward]  # the decode batch (B running sequences x 1 token) first, then one per prompt chunk
     prefilling: list[tuple[Sequence, int]]  # prompt tokens fed per prefilling sequence
-    decode_rows: int
 
     @property
-    def prefill_rows(self) -> int:
-        return len(self.ids) - self.decode_rows
+    def sampled(self) -> list[Sequence]:
+        return [sequence for forward in self.forwards for sequence in forward.sampled]
+
+    @property
+    def tokens(self) -> int:
+        return sum(forward.ids.size for forward in self.forwards)
 
 
 class Scheduler:
@@ -116,37 +128,30 @@ class Scheduler:
         return admitted
 
     def plan(self) -> StepPlan | None:
-        """The next step's rows, or None when no sequence has a token to run."""
-        ids: list[int] = []
-        positions: list[int] = []
-        slots: list[int] = []
-        rows: list[int] = []
-        sampled: list[Sequence] = []
-        for sequence in self.running:
-            if sequence.decoding:
-                rows.append(len(ids))
-                sampled.append(sequence)
-                ids.append(sequence.output[-1])
-                positions.append(len(sequence.prompt) + len(sequence.output) - 1)
-                slots.append(sequence.slot)
-        decode_rows, budget, prefilling = len(ids), self.prefill_chunk, []
+        """The next step's model calls, or None when no sequence has a token to run."""
+        forwards = []
+        decoding = [sequence for sequence in self.running if sequence.decoding]
+        if decoding:
+            positions = [len(s.prompt) + len(s.output) - 1 for s in decoding]
+            forwards.append(Forward(np.asarray([[s.output[-1]] for s in decoding], np.int64),
+                                    np.asarray(positions, np.int64)[:, None],
+                                    np.asarray([s.slot for s in decoding], np.int64),
+                                    np.arange(len(decoding), dtype=np.int64), decoding))
+        budget, prefilling = self.prefill_chunk, []
         for sequence in self.running:
             if sequence.decoding or budget == 0:
                 continue
             start = sequence.prefilled
             count = min(budget, len(sequence.prompt) - start)
-            ids += sequence.prompt[start:start + count]
-            positions += range(start, start + count)
-            slots += [sequence.slot] * count
-            if start + count == len(sequence.prompt):  # the prompt's last token: its logits give the first token
-                rows.append(len(ids) - 1)
-                sampled.append(sequence)
+            done = start + count == len(sequence.prompt)  # its last prompt token's logits give the first token
+            # A prompt chunk is a row of its own: it reads its slot once, not once per token.
+            forwards.append(Forward(np.asarray([sequence.prompt[start:start + count]], np.int64),
+                                    np.arange(start, start + count, dtype=np.int64)[None, :],
+                                    np.asarray([sequence.slot], np.int64),
+                                    np.asarray([count - 1] if done else [], np.int64), [sequence] if done else []))
             prefilling.append((sequence, count))
             budget -= count
-        if not ids:
-            return None
-        return StepPlan(np.asarray(ids, np.int64), np.asarray(positions, np.int64), np.asarray(slots, np.int64),
-                        np.asarray(rows, np.int64), sampled, prefilling, decode_rows)
+        return StepPlan(forwards, prefilling) if forwards else None
 
     def finish_step(self, plan: StepPlan, logits: np.ndarray, now: float) -> list[Event]:
         """Advance prefills, choose each sampled row's token, and end the sequences that are done."""
@@ -155,7 +160,7 @@ class Scheduler:
         logits = logits[:, : self.vocab_limit]  # ids the tokenizer cannot decode are never chosen
         tokens = sampling.greedy(logits)
         events = []
-        for row, sequence in enumerate(plan.sampled):
+        for row, sequence in enumerate(plan.sampled):  # logits: every forward's sampled rows, in order
             token = int(tokens[row]) if sequence.params.greedy else sampling.sample(logits[row], sequence.params,
                                                                                      sequence.rng)
             events.append(self.append(sequence, token, now))
