@@ -126,15 +126,20 @@ class LLMService:
         params = sampling_params(request, len(prompt), self.served.max_len)
         return self.engine.submit(prompt, params, asyncio.Queue()), len(prompt)
 
-    async def stream(self, reply: Reply, sequence: Sequence, request: GenerationRequest) -> AsyncIterator[bytes]:
+    async def stream(self, reply: Reply, sequence: Sequence, request: GenerationRequest,
+                     http: Request) -> AsyncIterator[bytes]:
         """SSE events as the engine's steps arrive, one per step that adds text (a token that completes no
-        character, or may begin a stop string, waits for the next). Closing the stream early cancels."""
+        character, or may begin a stop string, waits for the next). A client that leaves cancels: watched
+        here, since the stream task rarely waits long enough for Starlette's own watch to cancel it."""
         pending: list[int] = []  # token ids not sent yet (return_token_ids)
+        watcher = asyncio.create_task(self.watch(http, sequence))
         try:
             if reply.kind == "chat":  # OpenAI's first chunk names the role
                 yield reply.chunk("", None, first=True)
             while True:
-                event: Event = await sequence.sink.get()
+                event: Event | None = await sequence.sink.get()
+                if event is None:  # the client has gone
+                    return
                 if event.error is not None:
                     yield sse({"error": openai_error(500, event.error)["error"]})
                     break
@@ -150,6 +155,7 @@ class LLMService:
             if reply.kind != "generate":
                 yield SSE_DONE
         finally:
+            watcher.cancel()
             if sequence.finish_reason is None:
                 self.engine.cancel(sequence)
 
@@ -190,7 +196,7 @@ class LLMService:
         self.metrics.count(endpoint, 200)
         reply = Reply.new(kind, self.served.name)
         if parsed.stream if stream is None else stream:
-            return StreamingResponse(self.stream(reply, sequence, parsed), media_type="text/event-stream")
+            return StreamingResponse(self.stream(reply, sequence, parsed, request), media_type="text/event-stream")
         return await self.collect(reply, sequence, parsed, request)
 
 
