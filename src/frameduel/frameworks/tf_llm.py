@@ -47,9 +47,11 @@ class RowCache:
         for cache, new in ((self.k, k), (self.v, v)):
             flat = tf.transpose(new, (0, 2, 1, 3))  # (B, T, kv heads, hd)
             cache.scatter_nd_update(index, tf.reshape(flat, (-1, flat.shape[2], flat.shape[3])))
-        # (N, span, 2): every row reads its own slot's first span positions, no other slot's.
+        if self.span == self.k.shape[1]:  # whole slots: a plain gather, which XLA compiles (gather_nd it cannot)
+            return tuple(tf.transpose(tf.gather(cache, self.slots), (0, 2, 1, 3)) for cache in (self.k, self.v))
+        # (B, span, 2): every row reads its own slot's first span positions, no other slot's.
         reads = tf.stack(tf.meshgrid(self.slots, tf.range(self.span), indexing="ij"), axis=-1)
-        return (tf.transpose(self.k.gather_nd(reads), (0, 2, 1, 3)),  # (N, kv heads, span, hd)
+        return (tf.transpose(self.k.gather_nd(reads), (0, 2, 1, 3)),  # (B, kv heads, span, hd)
                 tf.transpose(self.v.gather_nd(reads), (0, 2, 1, 3)))
 
 

@@ -35,7 +35,7 @@ def residual_std(config: GPTConfig) -> float:
 
 def split_heads(x, n_head: int):
     """(B, T, C) -> (B, nh, T, hd)."""
-    T, C = x.shape[1], x.shape[2]
+    T, C = keras.ops.shape(x)[1], x.shape[2]  # T may be known only when the graph runs (a server step)
     return keras.ops.transpose(keras.ops.reshape(x, (-1, T, n_head, C // n_head)), (0, 2, 1, 3))
 
 
@@ -51,7 +51,7 @@ class CausalSelfAttention(keras.layers.Layer):
     def call(self, x, positions, cache=None):
         """x (B, T, C) holds the tokens at `positions`, (T,) or (B, T) per row. With a cache, their keys and
         values are written into it and the queries attend over the whole cache; without, over x alone."""
-        T, C = x.shape[1], x.shape[2]
+        T, C = keras.ops.shape(x)[1], x.shape[2]
         q, k, v = keras.ops.split(self.c_attn(x), 3, axis=-1)  # 3 x (B, T, C)
         q, k, v = (split_heads(t, self.n_head) for t in (q, k, v))  # (B, nh, T, hd)
         if cache is not None:

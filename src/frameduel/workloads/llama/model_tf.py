@@ -72,7 +72,8 @@ def repeat_kv(x, groups: int):
 
 def split_heads(x, heads: int, head_dim: int):
     """(B, T, heads * hd) -> (B, heads, T, hd)."""
-    return keras.ops.transpose(keras.ops.reshape(x, (-1, x.shape[1], heads, head_dim)), (0, 2, 1, 3))
+    # keras.ops.shape: T may be known only when the graph runs (a traced server step of any prompt length)
+    return keras.ops.transpose(keras.ops.reshape(x, (-1, keras.ops.shape(x)[1], heads, head_dim)), (0, 2, 1, 3))
 
 
 class LlamaAttention(keras.layers.Layer):
@@ -85,7 +86,7 @@ class LlamaAttention(keras.layers.Layer):
         self.o_proj = linear(config.hidden_size, config)
 
     def call(self, x, rotary, positions, cache=None):
-        T = x.shape[1]
+        T = keras.ops.shape(x)[1]
         q = split_heads(self.q_proj(x), self.n_head, self.head_dim)  # (B, nh, T, hd)
         k = split_heads(self.k_proj(x), self.n_kv, self.head_dim)  # (B, nkv, T, hd)
         v = split_heads(self.v_proj(x), self.n_kv, self.head_dim)
