@@ -399,7 +399,8 @@ def advise(
 @app.command()
 @user_errors
 def serve(
-    repository: Path = typer.Option(..., "--repository", help="model repository: DIR/MODEL/VERSION/manifest.json"),
+    repository: Path | None = typer.Option(None, "--repository", help="model repository: "
+                                           "DIR/MODEL/VERSION/manifest.json (or --llm)"),
     host: str = typer.Option("127.0.0.1", help="interface to bind; loopback unless you mean to expose it"),
     port: int = typer.Option(8000, help="TCP port"),
     token: str | None = typer.Option(None, "--token", envvar="FRAMEDUEL_SERVE_TOKEN", help=cli_help.SERVE_TOKEN),
@@ -409,10 +410,32 @@ def serve(
     max_queue_size: int = typer.Option(1024, help="samples allowed to wait per model version; more get 429"),
     timeout_s: float = typer.Option(30.0, help="a request still queued this long after arrival gets 503"),
     grpc_port: int | None = typer.Option(None, help=cli_help.SERVE_GRPC_PORT),
+    llm: str | None = typer.Option(None, "--llm", help=cli_help.SERVE_LLM),
+    framework: str = typer.Option("torch", "--framework", help="--llm: torch or tf"),
+    mode: str | None = typer.Option(None, "--mode", help=cli_help.SERVE_LLM_MODE),
+    size: str = typer.Option("small", help="--llm gpt/llama: the preset"),
+    kv_slots: int = typer.Option(32, help="--llm: KV-cache slots, the sequences decoding at once"),
+    max_model_len: int | None = typer.Option(None, help="--llm: positions per slot, prompt and output"),
+    prefill_chunk: int = typer.Option(64, help="--llm: prompt tokens prefilled per step beside the decoding ones"),
+    max_waiting: int = typer.Option(256, help="--llm: requests waiting for a slot; more get 429"),
+    max_running: int | None = typer.Option(None, help=cli_help.SERVE_LLM_MAX_RUNNING),
+    served_model_name: str | None = typer.Option(None, help="--llm: the model id clients name"),
 ) -> None:
-    """Serve a model repository over the KServe v2 / Open Inference Protocol REST API (and gRPC with --grpc-port)."""
+    """Serve a model repository over the KServe v2 / Open Inference Protocol REST API (and gRPC with --grpc-port),
+    or a language model (--llm) over an OpenAI-compatible API with continuous batching."""
     from frameduel.serve.app import ServerConfig, default_threads, run_server  # the [serve] extra: only here
     from frameduel.serve.batcher import BatchingConfig
+
+    if llm is not None:
+        from frameduel.llm.params import EngineConfig
+        from frameduel.serve.llm_app import serve_llm
+
+        engine = EngineConfig(kv_slots, max_model_len, prefill_chunk, max_waiting, max_running)
+        serve_llm(llm, framework, mode, size, threads or default_threads(), served_model_name, engine, host, port,
+                  token, say=lambda line: console.print(line, highlight=False, soft_wrap=True))
+        return
+    if repository is None:
+        raise FrameduelError("name what to serve: --repository DIR (exported models) or --llm CHECKPOINT|WORKLOAD")
 
     batching = BatchingConfig(max_batch_size, max_queue_delay_us, max_queue_size, timeout_s)
     config = ServerConfig(repository, host, port, token, threads or default_threads(), batching, grpc_port=grpc_port)
@@ -435,8 +458,30 @@ def loadtest(
     token: str | None = typer.Option(None, "--token", envvar="FRAMEDUEL_SERVE_TOKEN", help="bearer token"),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
     db: Path | None = DbOption,
+    llm: bool = typer.Option(False, "--llm", help=cli_help.LOADTEST_LLM),
+    model: str | None = typer.Option(None, help="--llm: the model id (default: the first /v1/models lists)"),
+    endpoint: str = typer.Option("completions", help="--llm: completions or chat"),
+    requests: int | None = typer.Option(None, help="--llm: measured requests (default: max(16, 4 x concurrency))"),
+    warmup_requests: int | None = typer.Option(None, help="--llm: unmeasured requests first (default: concurrency)"),
+    input_len: int = typer.Option(16, help="--llm: prompt words, drawn with the seed from a fixed word list"),
+    output_len: int = typer.Option(64, help="--llm: max_tokens per request"),
+    range_ratio: float = typer.Option(0.0, help="--llm: lengths uniform in [len x (1-r), len x (1+r)]"),
+    temperature: float = typer.Option(0.0, help="--llm: sampling temperature (0: greedy)"),
+    slo: str | None = typer.Option(None, help="--llm: goodput SLOs in ms, e.g. ttft=200,tpot=50 (also e2el)"),
+    label: str | None = typer.Option(None, help="--llm: the server's name in results (default: its metadata)"),
+    seed: int = typer.Option(0, help="--llm: prompts, lengths and open-loop arrivals"),
 ) -> None:
     """Load-test a served model: throughput, latency percentiles, stability over time; the result is stored."""
+    if llm:
+        from frameduel.loadgen.llm_load import LLMLoadConfig, parse_slo, run_llm_loadtest, save_llm_loadtest
+        from frameduel.report.llm_serving import print_llm_loadtest
+
+        result = run_llm_loadtest(LLMLoadConfig(
+            url, model, endpoint, mode, concurrency, rate, requests, warmup_requests, input_len, output_len,
+            range_ratio, temperature, parse_slo(slo), label, token, seed))
+        save_llm_loadtest(open_store(db), result)
+        output(as_json, dict, print_llm_loadtest, result)
+        return
     from frameduel.loadgen.loadtest import LoadTestConfig, run_loadtest, save_loadtest
 
     result = run_loadtest(LoadTestConfig(url, concurrency, duration, warmup, mode, rate, batch, not json_tensors,

@@ -10,6 +10,7 @@ from pathlib import Path
 from frameduel.export.table import COLUMNS as EXPORT_COLUMNS
 from frameduel.export.table import export_rows as artefact_rows
 from frameduel.report.document import Report
+from frameduel.report.llm_serving import LLM_COLUMNS, llm_rows, quirks
 from frameduel.report.scaling import SCALING_COLUMNS, SCALING_NOTE, scaling_table_rows
 from frameduel.report.tables import (
     BREAK_EVEN_COLUMNS,
@@ -73,6 +74,18 @@ def export_rows(report: Report) -> list[list[str]]:
 
 NO_EXPORTS = "No exported artefacts of these workloads: `frameduel export WORKLOAD --framework torch|tf`."
 NO_LOADTESTS = "No load tests of these workloads' artefacts: `frameduel serve` + `frameduel loadtest URL`."
+NO_LLM_LOADTESTS = ("No LLM serving load tests of these workloads: `frameduel serve --llm` + `frameduel loadtest "
+                    "--llm URL` (benchmarks/llm_serving.py runs both frameworks and the peers).")
+
+
+def llm_serving_block(report: Report, table: Callable[[tuple[str, ...], list[list[str]]], str],
+                      paragraph: Callable[[str], str]) -> str:
+    """Torch vs TF vs peers under the same load, and what each server did differently."""
+    results = report.evidence.llm_loadtests
+    if not results:
+        return paragraph(NO_LLM_LOADTESTS)
+    notes = {f"{r['label']}: {note}" for r in results for note in quirks(r)}
+    return table(LLM_COLUMNS, llm_rows(results)) + "".join(paragraph(note) for note in sorted(notes))
 
 
 def deployment_blocks(report: Report, table: Callable[[tuple[str, ...], list[list[str]]], str],
@@ -85,6 +98,7 @@ def deployment_blocks(report: Report, table: Callable[[tuple[str, ...], list[lis
          else paragraph(NO_EXPORTS)),
         ("Served load tests", table(LOADTEST_COLUMNS, loadtest_rows(evidence.loadtests)) if evidence.loadtests
          else paragraph(NO_LOADTESTS)),
+        ("LLM serving", llm_serving_block(report, table, paragraph)),
     ]
 
 
