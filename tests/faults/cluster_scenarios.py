@@ -52,15 +52,16 @@ def raylet_pid(node: Any) -> int:
 
 
 def node_running(cluster: Any, task: str) -> Any | None:
-    """The worker node one of whose Ray workers runs a task called `task` ("ray::measure_cell")."""
+    """The worker node one of whose Ray workers runs a task called `task` ("ray::measure_cell") now.
+
+    Only a Ray worker itself (a raylet's child) counts: it retitles itself "ray::IDLE" when its task ends,
+    while a zygote it forked keeps the task's title for good, so a descendant's title says nothing about
+    what the node runs now (CI killed a node whose trial had finished, and nothing was lost)."""
     raylets = {raylet_pid(node): node for node in cluster.worker_nodes}
     for process in psutil.process_iter():
         try:
-            if not " ".join(process.cmdline()).startswith(f"ray::{task}"):
-                continue
-            for parent in process.parents():
-                if parent.pid in raylets:
-                    return raylets[parent.pid]
+            if process.ppid() in raylets and " ".join(process.cmdline()).startswith(f"ray::{task}"):
+                return raylets[process.ppid()]
         except psutil.Error:
             continue
     return None
