@@ -51,20 +51,36 @@ def raylet_pid(node: Any) -> int:
     return node.all_processes["raylet"][0].process.pid
 
 
-def node_running(cluster: Any, task: str) -> Any | None:
-    """The worker node one of whose Ray workers runs a task called `task` ("ray::measure_cell") now.
-
-    Only a Ray worker itself (a raylet's child) counts: it retitles itself "ray::IDLE" when its task ends,
-    while a zygote it forked keeps the task's title for good, so a descendant's title says nothing about
-    what the node runs now (CI killed a node whose trial had finished, and nothing was lost)."""
+def running_jobs(cluster: Any, task: str) -> dict[tuple[int, int], Any]:
+    """{(Ray worker pid, its youngest descendant's pid): node} for each worker node's Ray worker titled
+    "ray::<task>" now. Only a Ray worker itself (a raylet's child) counts: it retitles itself "ray::IDLE" when
+    its task ends, while a zygote it forked keeps the task's title for good. The youngest descendant is the
+    job's own process (a cell forked from the worker's zygote, a trial spawned by it)."""
     raylets = {raylet_pid(node): node for node in cluster.worker_nodes}
+    found = {}
     for process in psutil.process_iter():
         try:
             if process.ppid() in raylets and " ".join(process.cmdline()).startswith(f"ray::{task}"):
-                return raylets[process.ppid()]
+                descendants = process.children(recursive=True)
+                if descendants:
+                    youngest = max(descendants, key=lambda child: child.create_time())
+                    found[(process.pid, youngest.pid)] = raylets[process.ppid()]
         except psutil.Error:
             continue
-    return None
+    return found
+
+
+def node_running(cluster: Any, task: str, settled_s: float = 0.0) -> Any | None:
+    """The worker node one of whose Ray workers runs a task called `task` ("ray::measure_cell"), seen running the
+    same job process `settled_s` apart: so the kill lands mid-job, not as a job ends (trials that start together end
+    together: CI killed a node whose trial had just returned, and nothing was lost). A compare cell runs for well
+    under a second here, so it is taken at first sight (0)."""
+    before = running_jobs(cluster, task)
+    if not before or not settled_s:
+        return next(iter(before.values()), None)
+    time.sleep(settled_s)
+    still = running_jobs(cluster, task)
+    return next((node for job, node in before.items() if job in still), None)
 
 
 def last_line(text: str) -> str:
@@ -121,15 +137,17 @@ def sweep_id_of(db: Path) -> str:
         return connection.execute("SELECT key FROM results WHERE kind = 'sweep'").fetchone()[0]
 
 
+# A target no trial reaches, so each runs all its epochs (~0.5 s each here): long enough that a node killed
+# while it runs one kills it mid-trial, not as it returns.
 SWEEP = ("sweep", "--workloads", "mlp", "--frameworks", "numpy", "--grid", "lr=1e-2,3e-2", "--seeds", "3",
-         "--target", "0.99", "--max-epochs", "4")  # ~2 s an epoch: a trial runs for a while
+         "--target", "0.999", "--max-epochs", "12")
 
 
 def _node_lost_mid_sweep(tmp: Path, cluster: Any) -> FaultRow:
     db = tmp / "sweep.sqlite"
     sweep, lines = start_compare(*SWEEP, *ray_args(cluster), "--db", str(db))
     wait_for(lambda: len(stored_trials(db)) >= 1, timeout=300)
-    node = wait_for(lambda: node_running(cluster, "train"), timeout=120)
+    node = wait_for(lambda: node_running(cluster, "train", settled_s=1.0), timeout=120)
     cluster.remove_node(node, allow_graceful=False)
     _, err = sweep.communicate(timeout=900)
     out = lines.text()
