@@ -1,0 +1,100 @@
+"""ExecuTorch programs (.pte) of a torch model, lowered to ExecuTorch's XNNPACK delegate.
+
+    torch.export -> [PT2E int8] -> to_edge_transform_and_lower(XnnpackPartitioner) -> to_executorch -> .pte
+
+The int8 formats go through torchao's PT2E flow with ExecuTorch's XNNPACKQuantizer (symmetric, int8
+weights per output channel), the counterparts of LiteRT's two int8 formats:
+
+    executorch-int8-dynamic   activations quantized per call from their own range    (~ tflite-int8)
+    executorch-int8           activation ranges calibrated on the representative      (~ tflite-int8-full)
+                              inputs, int8 between ops
+
+What the quantizer leaves unannotated (embeddings, LayerNorm, softmax) stays float32, as in LiteRT.
+Where the ops run is decided here, at lowering: get_delegation_info says which XNNPACK took and which
+stay on ExecuTorch's portable kernels (Manifest.delegation).
+
+The runtime that runs a .pte is executorch_runtime.py. Imported by torch_export.py, this module
+imports ExecuTorch only when a program is written, so torch's other formats need no `edge` extra.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+ARTEFACT_FILE = "model.pte"
+QUANTIZATION = {
+    "executorch-int8-dynamic": {"weights": "int8 per output channel (linear, conv)",
+                                "activations": "float32 (quantized per call, dynamic range)", "io": "float32"},
+    "executorch-int8": {"weights": "int8 per output channel (linear, conv)",
+                        "activations": "int8 where XNNPACKQuantizer annotates (linear, conv, add, ...), else float32",
+                        "io": "float32 (quantize/dequantize at the edges)"},
+}
+# Graph plumbing that get_delegation_info counts as a non-delegated node but that runs no kernel.
+NOT_KERNELS = ("getitem", "sym_size", "executorch_call_delegate")
+OP_NAME = re.compile(r"\b(?:aten|quantized_decomposed|torchao|dim_order_ops)(?:::|\.)[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)?")
+
+
+def write_program(fmt: str, model: torch.nn.Module, args: tuple[torch.Tensor, ...], dynamic: tuple,
+                  calibration: np.ndarray, max_batch: int, path: Path) -> dict[str, Any]:
+    """Lower model to an XNNPACK-delegated .pte at path; returns the manifest facts (quantization, delegation)."""
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    from executorch.exir import to_edge_transform_and_lower
+
+    with torch.no_grad():
+        program = torch.export.export(model, args, dynamic_shapes=dynamic)
+        if fmt in QUANTIZATION:
+            quantized = quantize(program.module(), fmt == "executorch-int8-dynamic", calibration, max_batch)
+            program = torch.export.export(quantized, args, dynamic_shapes=dynamic)
+    try:
+        edge = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()])
+        path.write_bytes(edge.to_executorch().buffer)
+    except Exception as exc:  # noqa: BLE001 - exir raises many types; the user needs the op it stopped at
+        raise ValueError(lowering_error(exc)) from None
+    facts: dict[str, Any] = {"delegation": delegation(edge.exported_program().graph_module)}
+    if fmt in QUANTIZATION:
+        facts["quantization"] = dict(QUANTIZATION[fmt])
+        if fmt == "executorch-int8":
+            facts["quantization"]["calibration"] = f"{len(calibration)} representative inputs"
+    return facts
+
+
+def quantize(module: torch.nn.Module, dynamic: bool, calibration: np.ndarray, max_batch: int) -> torch.nn.Module:
+    """PT2E: annotate with XNNPACKQuantizer, observe (static: the calibration inputs), convert to q/dq ops."""
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
+        XNNPACKQuantizer,
+        get_symmetric_quantization_config,
+    )
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True,
+                                                                               is_dynamic=dynamic))
+    prepared = prepare_pt2e(module, quantizer)
+    if not dynamic:  # dynamic activations take their range per call: only the weights' observers matter
+        for start in range(0, len(calibration), max_batch):  # the program's batch axis goes up to max_batch
+            prepared(torch.from_numpy(np.ascontiguousarray(calibration[start : start + max_batch])))
+    return convert_pt2e(prepared)
+
+
+def delegation(graph_module: torch.fx.GraphModule) -> dict[str, Any]:
+    """Which ops XNNPACK took, and which stayed on portable kernels ({op: count}), from the lowered program."""
+    from executorch.devtools.backend_debug import get_delegation_info
+
+    info = get_delegation_info(graph_module)
+    outside = {op: b.non_delegated for op, b in sorted(info.delegation_by_operator.items())
+               if b.non_delegated and op not in NOT_KERNELS}
+    return {"delegate": "XNNPACK", "partitions": info.num_delegated_subgraphs,
+            "delegated_ops": info.num_delegated_nodes, "outside": outside,
+            "how": "executorch.devtools.backend_debug.get_delegation_info on the lowered program"}
+
+
+def lowering_error(exc: BaseException) -> str:
+    """One line naming the op(s) ExecuTorch could not lower, when its message names any."""
+    message = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+    ops = sorted(set(OP_NAME.findall(str(exc))))
+    named = f" {', '.join(ops[:3])}" if ops else ""
+    return f"ExecuTorch cannot lower{named}: {type(exc).__name__}: {message[:300]}"
