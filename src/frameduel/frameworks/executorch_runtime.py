@@ -37,6 +37,6 @@ class ExecuTorchRuntime:
 
     def infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         # A copy only when needed: request buffers (e.g. np.frombuffer) may be read-only or strided.
+        # The binding returns a new tensor per call (a copy of the planned output buffer), so no copy here.
         (output,) = self.method.execute([torch.from_numpy(np.require(inputs[INPUT_NAME], requirements=["C", "W"]))])
-        # The output tensor is the program's planned output buffer, which the next call overwrites.
-        return {OUTPUT_NAME: output.numpy().copy()}
+        return {OUTPUT_NAME: output.numpy()}
