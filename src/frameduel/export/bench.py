@@ -49,7 +49,7 @@ class ArtefactBenchmark:
     # RSS of the process that ran it (validate_worker.py; None in the browser, which runs in Chromium's):
     harness_rss_mb: float | None = None  # before importing the runtime
     runtime_rss_mb: float | None = None  # after importing it: peak - this is what the artefact added
-    peak_rss_mb: float | None = None  # at the end: artefact loaded, gated and timed
+    peak_rss_mb: float | None = None  # once the artefact was loaded and run at every gate batch size
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -11,7 +11,8 @@ weights per output channel), the counterparts of LiteRT's two int8 formats:
 
 What the quantizer leaves unannotated (embeddings, LayerNorm, softmax) stays float32, as in LiteRT.
 Where the ops run is decided here, at lowering: get_delegation_info says which XNNPACK took and which
-stay on ExecuTorch's portable kernels (Manifest.delegation).
+stay on ExecuTorch's portable kernels (Manifest.delegation). A program with an op that neither has is
+refused here, naming the op (check_kernels), rather than written for the runtime to fail on.
 
 The runtime that runs a .pte is executorch_runtime.py. Imported by torch_export.py, this module
 imports ExecuTorch only when a program is written, so torch's other formats need no `edge` extra.
@@ -34,8 +35,9 @@ QUANTIZATION = {
                         "activations": "int8 where XNNPACKQuantizer annotates (linear, conv, add, ...), else float32",
                         "io": "float32 (quantize/dequantize at the edges)"},
 }
-# Graph plumbing that get_delegation_info counts as a non-delegated node but that runs no kernel.
-NOT_KERNELS = ("getitem", "sym_size", "executorch_call_delegate")
+# Nodes get_delegation_info counts as not delegated that run no kernel: tuple indexing, and Python arithmetic
+# on symbolic sizes (the dynamic batch axis: B * heads), which the runtime does as scalar instructions.
+NOT_KERNELS = ("getitem", "sym_size", "executorch_call_delegate", "mul", "add", "sub", "floordiv", "truediv", "mod")
 OP_NAME = re.compile(r"\b(?:aten|quantized_decomposed|torchao|dim_order_ops)(?:::|\.)[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)?")
 
 
@@ -50,16 +52,18 @@ def write_program(fmt: str, model: torch.nn.Module, args: tuple[torch.Tensor, ..
         if fmt in QUANTIZATION:
             quantized = quantize(program.module(), fmt == "executorch-int8-dynamic", calibration, max_batch)
             program = torch.export.export(quantized, args, dynamic_shapes=dynamic)
-    try:
+    try:  # exir raises many types; the user needs the op it stopped at
         # Measured with executorch 1.5.1: with its IR validity check on, to_edge specialises the batch axis of
         # a graph holding aten.split (the transformer's q, k, v) to the traced sample's size, so the program
         # takes batch 2 only. Without it the axis stays 1..max_batch; the gate then runs batches 1, 2 and max.
         edge = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()],
                                            compile_config=EdgeCompileConfig(_check_ir_validity=False))
         placed = delegation(edge.exported_program().graph_module)  # before to_executorch plans memory into it
-        path.write_bytes(edge.to_executorch().buffer)
-    except Exception as exc:  # noqa: BLE001 - exir raises many types; the user needs the op it stopped at
+        program_manager = edge.to_executorch()
+    except Exception as exc:  # noqa: BLE001 - see above
         raise ValueError(lowering_error(exc)) from None
+    check_kernels(program_manager)
+    path.write_bytes(program_manager.buffer)
     facts: dict[str, Any] = {"delegation": placed}
     if fmt in QUANTIZATION:
         facts["quantization"] = dict(QUANTIZATION[fmt])
@@ -69,7 +73,7 @@ def write_program(fmt: str, model: torch.nn.Module, args: tuple[torch.Tensor, ..
 
 
 def quantize(module: torch.nn.Module, dynamic: bool, calibration: np.ndarray, max_batch: int) -> torch.nn.Module:
-    """PT2E: annotate with XNNPACKQuantizer, observe (static: the calibration inputs), convert to q/dq ops."""
+    """PT2E: annotate with XNNPACKQuantizer, observe the calibration inputs, convert to quantize/dequantize ops."""
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
         XNNPACKQuantizer,
         get_symmetric_quantization_config,
@@ -96,6 +100,22 @@ def delegation(graph_module: torch.fx.GraphModule) -> dict[str, Any]:
     return {"delegate": "XNNPACK", "partitions": info.num_delegated_subgraphs,
             "delegated_ops": info.num_delegated_nodes, "outside": outside,
             "how": "executorch.devtools.backend_debug.get_delegation_info on the lowered program"}
+
+
+def check_kernels(program_manager: Any) -> None:
+    """Refuse a program the runtime cannot load: an op left outside XNNPACK needs a kernel of ExecuTorch's own,
+    and exir writes the program whether or not the runtime has one (aten::median.dim_values, linalg's det,
+    eigvalsh and special.erfinv have none in 1.5.1: loading then fails with "error 0x14" and no op named)."""
+    from executorch.runtime import Runtime
+
+    registered = Runtime.get().operator_registry.operator_names
+    wanted = {f"{op.name}.{op.overload}" if op.overload else op.name
+              for plan in program_manager.executorch_program.execution_plan for op in plan.operators}
+    missing = sorted(wanted - registered)
+    if missing:
+        raise ValueError(f"ExecuTorch cannot run {', '.join(missing)}: its runtime has no kernel for "
+                         f"{'them' if len(missing) > 1 else 'it'} and XNNPACK does not take "
+                         f"{'them' if len(missing) > 1 else 'it'} (export to onnx or tflite instead)")
 
 
 def lowering_error(exc: BaseException) -> str:
