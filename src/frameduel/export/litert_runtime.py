@@ -7,9 +7,10 @@ max_batch (resizing re-plans the tensors: alternating batch sizes costs an alloc
 Which ops ran outside XNNPACK: the interpreter applies its default XNNPACK delegate at the first
 call (measured with ai-edge-litert 2.3.0: none before it, the same nodes after every later call and
 resize), and each partition XNNPACK takes becomes one node named DELEGATE appended to the graph, whose
-inputs and outputs are the partition's boundary tensors, while the replaced nodes stay listed. A node is inside a partition when it is reached walking backwards from the delegate node's
-outputs (tensor -> the node producing it -> its inputs) without crossing the delegate node's inputs;
-every node no delegate reaches runs on LiteRT's own kernels (``delegation``).
+inputs and outputs are the partition's boundary tensors, while the replaced nodes stay listed. A node
+is inside a partition when it is reached walking backwards from the delegate node's outputs (tensor ->
+the node producing it -> its inputs) without crossing the delegate node's inputs; every node no
+delegate reaches runs on LiteRT's own kernels (``delegation``).
 """
 
 from __future__ import annotations
