@@ -18,8 +18,7 @@ from executorch.runtime import Runtime
 from frameduel.errors import FrameduelError
 from frameduel.export.contract import INPUT_NAME, OUTPUT_NAME
 from frameduel.export.manifest import Manifest
-
-METHOD = "forward"  # torch.export's one method
+from frameduel.frameworks.torch_executorch import METHOD
 
 
 class ExecuTorchRuntime:

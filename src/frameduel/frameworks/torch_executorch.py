@@ -12,7 +12,7 @@ weights per output channel), the counterparts of LiteRT's two int8 formats:
 What the quantizer leaves unannotated (embeddings, LayerNorm, softmax) stays float32, as in LiteRT.
 Where the ops run is decided here, at lowering: get_delegation_info says which XNNPACK took and which
 stay on ExecuTorch's portable kernels (Manifest.delegation). A program with an op that neither has is
-refused here, naming the op (check_kernels), rather than written for the runtime to fail on.
+refused here, naming the op (check_program), rather than written for the runtime to fail on.
 
 The runtime that runs a .pte is executorch_runtime.py. Imported by torch_export.py, this module
 imports ExecuTorch only when a program is written, so torch's other formats need no `edge` extra.
@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 ARTEFACT_FILE = "model.pte"
+METHOD = "forward"  # torch.export's one method
 QUANTIZATION = {
     "executorch-int8-dynamic": {"weights": "int8 per output channel (linear, conv)",
                                 "activations": "float32 (quantized per call, dynamic range)", "io": "float32"},
@@ -47,22 +48,25 @@ def write_program(fmt: str, model: torch.nn.Module, args: tuple[torch.Tensor, ..
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.exir import EdgeCompileConfig, to_edge_transform_and_lower
 
-    with torch.no_grad():
+    # exir re-runs the graph on fake tensors, and ATen's CPU convolution picks its backend by the batch size
+    # (NNPACK and oneDNN at batch >= 16): with the batch symbolic, that choice became a guard (batch < 16,
+    # true of the traced sample) that cut the planned batch axis to 15. With both off nothing asks.
+    with torch.no_grad(), torch.backends.nnpack.flags(enabled=False), torch.backends.mkldnn.flags(enabled=False):
         program = torch.export.export(model, args, dynamic_shapes=dynamic)
         if fmt in QUANTIZATION:
             quantized = quantize(program.module(), fmt == "executorch-int8-dynamic", calibration, max_batch)
             program = torch.export.export(quantized, args, dynamic_shapes=dynamic)
-    try:  # exir raises many types; the user needs the op it stopped at
-        # Measured with executorch 1.5.1: with its IR validity check on, to_edge specialises the batch axis of
-        # a graph holding aten.split (the transformer's q, k, v) to the traced sample's size, so the program
-        # takes batch 2 only. Without it the axis stays 1..max_batch; the gate then runs batches 1, 2 and max.
-        edge = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()],
-                                           compile_config=EdgeCompileConfig(_check_ir_validity=False))
-        placed = delegation(edge.exported_program().graph_module)  # before to_executorch plans memory into it
-        program_manager = edge.to_executorch()
-    except Exception as exc:  # noqa: BLE001 - see above
-        raise ValueError(lowering_error(exc)) from None
-    check_kernels(program_manager)
+        try:  # exir raises many types; the user needs the op it stopped at
+            # Measured with executorch 1.5.1: with its IR validity check on, to_edge specialises the batch axis
+            # of a graph holding aten.split (the transformer's q, k, v) to the traced sample's size. Without it
+            # the axis stays 1..max_batch, which check_program verifies and the gate runs at 1, 2 and max.
+            edge = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()],
+                                               compile_config=EdgeCompileConfig(_check_ir_validity=False))
+            placed = delegation(edge.exported_program().graph_module)  # before to_executorch plans memory
+            program_manager = edge.to_executorch()
+        except Exception as exc:  # noqa: BLE001 - see above
+            raise ValueError(lowering_error(exc)) from None
+    check_program(program_manager, max_batch)
     path.write_bytes(program_manager.buffer)
     facts: dict[str, Any] = {"delegation": placed}
     if fmt in QUANTIZATION:
@@ -102,20 +106,25 @@ def delegation(graph_module: torch.fx.GraphModule) -> dict[str, Any]:
             "how": "executorch.devtools.backend_debug.get_delegation_info on the lowered program"}
 
 
-def check_kernels(program_manager: Any) -> None:
-    """Refuse a program the runtime cannot load: an op left outside XNNPACK needs a kernel of ExecuTorch's own,
-    and exir writes the program whether or not the runtime has one (aten::median.dim_values, linalg's det,
-    eigvalsh and special.erfinv have none in 1.5.1: loading then fails with "error 0x14" and no op named)."""
+def check_program(program_manager: Any, max_batch: int) -> None:
+    """Refuse a program the runtime cannot run as the manifest says, naming why: an op left outside XNNPACK
+    needs a kernel of ExecuTorch's own, and exir writes the program whether or not the runtime has one
+    (aten::median.dim_values, linalg's det and eigvalsh, special.erfinv have none in 1.5.1: loading then
+    fails with "error 0x14", naming no op); and its input must be planned for the whole batch axis."""
     from executorch.runtime import Runtime
 
-    registered = Runtime.get().operator_registry.operator_names
+    runtime = Runtime.get()
     wanted = {f"{op.name}.{op.overload}" if op.overload else op.name
               for plan in program_manager.executorch_program.execution_plan for op in plan.operators}
-    missing = sorted(wanted - registered)
+    missing = sorted(wanted - runtime.operator_registry.operator_names)
     if missing:
-        raise ValueError(f"ExecuTorch cannot run {', '.join(missing)}: its runtime has no kernel for "
-                         f"{'them' if len(missing) > 1 else 'it'} and XNNPACK does not take "
-                         f"{'them' if len(missing) > 1 else 'it'} (export to onnx or tflite instead)")
+        them = "them" if len(missing) > 1 else "it"
+        raise ValueError(f"ExecuTorch cannot run {', '.join(missing)}: its runtime has no kernel for {them} and "
+                         f"XNNPACK does not take {them} (export to onnx or tflite instead)")
+    planned = runtime.load_program(program_manager.buffer).metadata(METHOD).input_tensor_meta(0).sizes()[0]
+    if planned != max_batch:
+        raise ValueError(f"ExecuTorch planned the batch axis up to {planned}, not --max-batch {max_batch}: a guard "
+                         "on the batch size while lowering narrowed it")
 
 
 def lowering_error(exc: BaseException) -> str:

@@ -62,7 +62,10 @@ def export_artefact(fmt: str, workload: Workload, model: torch.nn.Module, sample
     if sequence_logits(workload):
         model = SequenceLogits(model)
     path = out_dir / ARTEFACT_FILES[fmt]
-    args = (torch.from_numpy(np.ascontiguousarray(sample)),)
+    # A fresh copy, so every axis has its dense stride: the digits CNN's (B, 1, 8, 8) inputs are a view whose
+    # size-1 channel axis has stride 0, which torch.tensor and .contiguous() keep, torch.export records and
+    # ExecuTorch refuses ("0 in strides is not supported").
+    args = (torch.from_numpy(np.array(sample)),)
     # One dynamic batch axis, 1..max_batch, on the one positional input; every other axis stays the sample's.
     dynamic = ({0: torch.export.Dim("batch", min=1, max=max_batch)},)
     if fmt in ("onnx", "onnx-web"):
