@@ -97,7 +97,7 @@ def weights_digest(result: dict[str, Any]) -> str | None:
 
 def fair_pairs(exports: list[dict[str, Any]]) -> list[FairPair]:
     """Every pair the stored torch exports make (module docstring), by model, then in PAIRS' order."""
-    found = {(r["workload"], r["size"], r["format"]): r for r in exports if r.get("framework") == "torch"}
+    found = {(r["workload"], r.get("size", ""), r["format"]): r for r in exports if r.get("framework") == "torch"}
     pairs = []
     for workload, size in sorted({(workload, size) for workload, size, _ in found}):
         for precision, et_format, lite_format in PAIRS:
