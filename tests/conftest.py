@@ -21,8 +21,14 @@ from pathlib import Path
 import psutil
 import pytest
 
+from frameduel.cluster.session import allow_loopback_cluster
 from frameduel.spec import MeasureBudget
 from tests.tools import cxx_compiler  # noqa: F401 - a fixture, shared by every module
+
+# Ray reads this switch once, at its first import, and any test may be the first to import ray in this
+# process; without it, a driver here is sent to the host's external address where the 127.0.0.1 test
+# clusters do not listen (CI's failure: "Failed to connect to GCS at address 192.0.2.2").
+allow_loopback_cluster()
 
 # Just enough sampling to exercise every code path; tests check behaviour, not speed.
 TINY_BUDGET = MeasureBudget(warmup_steps=1, warmup_seconds=0.0, min_samples=3, min_seconds=0.0,

@@ -20,6 +20,8 @@ from frameduel.spec import RunSpec
 from frameduel.workloads import WORKLOADS
 from tests.conftest import run_cli
 
+pytestmark = pytest.mark.usefixtures("frameworks")  # torch/TensorFlow workers: the slow tier
+
 
 def test_digits_split_is_deterministic_stratified_and_scaled():
     first, second = load_digits_split(), load_digits_split()

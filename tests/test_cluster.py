@@ -226,8 +226,15 @@ def test_a_killed_ray_train_worker_fails_its_group_quickly_and_names_it(cluster_
                                                           max_samples=10_000, min_seconds=120.0, max_seconds=120.0,
                                                           timeout_s=200.0))
     measured = []
-    thread = threading.Thread(target=lambda: measured.extend(
-        RayCells(cluster_address).run([(0, plan.specs[0])], plan, lambda cell: None)))
+    cells = RayCells(cluster_address)
+
+    def measure() -> None:
+        try:
+            measured.extend(cells.run([(0, plan.specs[0])], plan, lambda cell: None))
+        finally:
+            cells.close()  # disconnect: the fixture's teardown removes the cluster's nodes
+
+    thread = threading.Thread(target=measure)
     thread.start()
 
     def train_workers() -> list[psutil.Process]:

@@ -45,7 +45,7 @@ def test_durations_read_as_people_write_them():
     assert [parse_duration(text) for text in ("90", "90s", "5m", "1.5h", " 2M ")] == [90, 90, 300, 5400, 120]
 
 
-def test_compare_proves_parity_first_then_reuses_the_proof_for_these_versions(db_path):
+def test_compare_proves_parity_first_then_reuses_the_proof_for_these_versions(db_path, frameworks):
     first = run_cli(*TINY, "--json", "--db", str(db_path))
     assert first.returncode == 0, first.stderr
     assert "parity: proving mlp the same model in torch, tf" in first.stderr
@@ -62,7 +62,7 @@ def test_compare_proves_parity_first_then_reuses_the_proof_for_these_versions(db
     assert skipped.returncode == 0 and "parity:" not in skipped.stdout
 
 
-def test_a_compare_beside_a_busy_core_gives_the_frameworks_the_free_one(busy_core, db_path):
+def test_a_compare_beside_a_busy_core_gives_the_frameworks_the_free_one(busy_core, db_path, frameworks):
     result = run_cli(*TINY, "--frameworks", "torch", "--no-parity", "--json", "--db", str(db_path))
     assert result.returncode == 0, result.stderr
     assert "machine busy:" in result.stderr and "each framework gets 1 thread(s)" in result.stderr

@@ -23,6 +23,8 @@ from frameduel.spec import MeasureBudget, RunSpec
 from frameduel.store import Store
 from tests.conftest import TINY_BUDGET, run_cli
 
+pytestmark = pytest.mark.usefixtures("frameworks")  # torch/TensorFlow workers: the slow tier
+
 
 def train_spec(framework: str, mode: str, workers: int, batch_size: int = 16) -> RunSpec:
     return RunSpec(workload="mlp", framework=framework, mode=mode, task="train", size="tiny",

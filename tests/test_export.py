@@ -26,6 +26,8 @@ from frameduel.export.runtimes import check_inputs, load_runtime
 from frameduel.store import Store
 from tests.conftest import run_cli
 
+pytestmark = pytest.mark.usefixtures("frameworks")  # torch/TensorFlow workers: the slow tier
+
 EXPORTS = [("mlp", "torch"), ("mlp", "tf"), ("cnn", "torch"), ("cnn", "tf")]
 
 

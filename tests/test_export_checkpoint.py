@@ -32,6 +32,8 @@ from tests.test_llm_checkpoints import (
 )
 from tests.tools import require_module
 
+pytestmark = pytest.mark.usefixtures("frameworks")  # torch/TensorFlow workers: the slow tier
+
 transformers = require_module("transformers")
 torch = require_module("torch")
 

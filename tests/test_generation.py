@@ -15,6 +15,8 @@ from frameduel.workloads import get_workload
 from tests.conftest import TINY_BUDGET
 from tests.tools import require_module
 
+pytestmark = pytest.mark.usefixtures("frameworks")  # torch/TensorFlow workers: the slow tier
+
 LANGUAGE_MODELS = ["gpt", "llama"]
 
 

@@ -11,6 +11,8 @@ from tests.conftest import run_cli
 from tests.test_cli import assert_user_error
 from tests.tools import require_module
 
+pytestmark = pytest.mark.usefixtures("frameworks")  # torch/TensorFlow workers: the slow tier
+
 require_module("jax")
 
 KERAS = ("keras-torch", "keras-jax")

@@ -32,6 +32,8 @@ LAYERS: list[tuple[str, ...]] = [
     ("analysis",),  # statistics of a run, verdicts, added processes: compute, never print
     ("report",),  # documents, tables, plots, claims and advice
     ("cli_help",),  # the help texts of the command line's longer options (cli.py keeps their declarations)
+    ("cli_base",),  # the typer app, consoles, one-line user errors, shared options
+    ("cli_serving",),  # serve and loadtest, registered on the app
     ("cli",),  # parse, call one function, print
 ]
 LAYER_OF = {unit: index for index, units in enumerate(LAYERS) for unit in units}

@@ -22,6 +22,8 @@ from tests.conftest import run_cli
 from tests.test_cli import assert_user_error
 from tests.tools import require_module
 
+pytestmark = pytest.mark.usefixtures("frameworks")  # torch/TensorFlow workers: the slow tier
+
 transformers = require_module("transformers")
 torch = require_module("torch")
 safetensors_torch = require_module("safetensors.torch")

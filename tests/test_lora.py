@@ -24,6 +24,8 @@ from tests.test_cli import assert_user_error
 from tests.test_llm_checkpoints import VOCAB, llama_config, relative_difference, save
 from tests.tools import require_module
 
+pytestmark = pytest.mark.usefixtures("frameworks")  # torch/TensorFlow workers: the slow tier
+
 transformers = require_module("transformers")
 peft = require_module("peft")
 torch = require_module("torch")

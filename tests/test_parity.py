@@ -12,6 +12,8 @@ from frameduel.parity.check import ParityReport, ParityRequest, judge_direction,
 from frameduel.store import Store
 from tests.conftest import run_cli
 
+pytestmark = pytest.mark.usefixtures("frameworks")  # torch/TensorFlow workers: the slow tier
+
 WORKLOADS = ["mlp", "cnn", "transformer", "gpt", "llama", "lstm"]
 # Parity's default LoRA check adapts every Linear LoRA may target, at rank 4 and alpha 8.
 LORA_TASKS = {"gpt": "finetune-r4a8-c_attn+c_proj+c_fc",

@@ -9,6 +9,8 @@ import pytest
 
 from tests.parity_mutations import MUTATIONS, PACKAGE, Outcome, run_mutations
 
+pytestmark = pytest.mark.usefixtures("frameworks")  # torch/TensorFlow workers: the slow tier
+
 # Each mutation is a parity run of its own (~20 s of two cores, mostly TensorFlow's import), so the
 # default suite runs one per class of porting mistake, every workload, both directions, both sides,
 # LoRA and Keras' trainer; FRAMEDUEL_ALL_MUTATIONS=1 (or `python -m tests.parity_mutations`) runs all.

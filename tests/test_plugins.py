@@ -11,6 +11,8 @@ import pytest
 
 from tests.conftest import cli_command
 
+pytestmark = pytest.mark.usefixtures("frameworks")  # torch/TensorFlow workers: the slow tier
+
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 

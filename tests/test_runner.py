@@ -23,7 +23,7 @@ CELLS = 8
 
 
 @pytest.mark.parametrize("framework, mode", [("torch", "eager"), ("tf", "function")])
-def test_worker_measures_a_cell_in_its_own_process(framework, mode, tmp_path):
+def test_worker_measures_a_cell_in_its_own_process(framework, mode, tmp_path, frameworks):
     spec = RunSpec(workload="mlp", framework=framework, mode=mode, task="train", size="tiny", threads=1)
     result = spawn_measure(spec, TINY_BUDGET, tmp_path)
     assert result.status == "ok", result.error
@@ -88,16 +88,16 @@ def test_interrupted_run_resumes_without_redoing_finished_cells(db_path):
     [run_id] = [line.split("--resume ")[1].strip() for line in err.splitlines() if "--resume" in line]
     store = Store(db_path)
     assert store.get_run(run_id).status == "interrupted"
-    finished_before = {row[0] for row in cells_in(db_path)}
-    ids_before = dict(sqlite3.connect(db_path).execute("SELECT cell_key, id FROM cells"))
-    assert 1 <= len(finished_before) < CELLS
+    query = "SELECT cell_key, round, id FROM cells"  # a cell has a row per round: (key, round) names one
+    ids_before = {(key, round_index): row_id for key, round_index, row_id in sqlite3.connect(db_path).execute(query)}
+    assert 1 <= len(ids_before) < CELLS
 
     resumed = run_cli("compare", "--resume", run_id, "--db", str(db_path))
     assert resumed.returncode == 0, resumed.stderr
     assert store.get_run(run_id).status == "complete"
     assert len(cells_in(db_path)) == CELLS
-    ids_after = dict(sqlite3.connect(db_path).execute("SELECT cell_key, id FROM cells"))
-    assert all(ids_after[key] == ids_before[key] for key in finished_before)  # not redone
+    ids_after = {(key, round_index): row_id for key, round_index, row_id in sqlite3.connect(db_path).execute(query)}
+    assert all(ids_after[key] == row_id for key, row_id in ids_before.items())  # not redone
 
 
 def test_resume_runs_only_the_missing_cells(db_path):

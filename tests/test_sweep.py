@@ -15,6 +15,8 @@ from frameduel.sweep import SweepRequest, Trial, TrialResult, check_sweep, parse
 from tests.conftest import run_cli
 from tests.test_cli import assert_user_error
 
+pytestmark = pytest.mark.usefixtures("frameworks")  # torch/TensorFlow workers: the slow tier
+
 SWEEP = ("sweep", "--workloads", "mlp", "--grid", "lr=1e-3,1e-2", "--seeds", "1", "--target", "0.9",
          "--max-epochs", "12", "--parallel", "2", "--json")
 

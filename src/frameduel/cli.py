@@ -4,24 +4,38 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
-from frameduel import cli_help, environment
+from frameduel import cli_help, cli_serving, environment
 from frameduel.accuracy.run import accuracy_request, run_accuracy
 from frameduel.analysis.compare import RunInterrupted, run_compare, summarize_stored_run
 from frameduel.analysis.evidence import load_evidence
 from frameduel.browser.setup import setup_browser
+from frameduel.cli_base import (
+    AddressOption,
+    CheckpointOption,
+    DbOption,
+    ExecutorOption,
+    FrameworksOption,
+    LoraAlphaOption,
+    LoraRankOption,
+    LoraTargetsOption,
+    SpeedupsOption,
+    WideOption,
+    app,
+    console,
+    err_console,
+    exit_unless,
+    interrupted,
+    output,
+    to_stderr,
+    user_errors,
+)
 from frameduel.cluster.executors import accuracy_runs, cell_executor, trial_executor
 from frameduel.doctor import diagnose
-from frameduel.errors import FrameduelError
 from frameduel.export.bench import BenchBudget
 from frameduel.export.manifest import DEFAULT_FORMATS
 from frameduel.export.run import export_request, run_export, save_results
@@ -34,7 +48,6 @@ from frameduel.report.doctor import print_doctor
 from frameduel.report.export import artefact_line, export_json, print_export_run
 from frameduel.report.finetune import finetune_json, print_finetune
 from frameduel.report.generation import generation_json, print_generation
-from frameduel.report.loadtest import print_loadtest
 from frameduel.report.parity import parity_json, print_data_parallel, print_parity_reports
 from frameduel.report.progress import TerminalView
 from frameduel.report.runs import print_advice, print_environment, print_run, print_runs, run_json
@@ -46,69 +59,6 @@ from frameduel.runner.plan import PRESETS
 from frameduel.runner.request import check_compare_options, compare_request
 from frameduel.store import Store, open_store
 from frameduel.sweep import check_sweep, load_sweep, run_sweep, start_sweep, summarize_sweep, sweep_request
-
-# Help texts are plain text: a URL pattern such as NAME[/versions/V] is not rich markup.
-app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True, rich_markup_mode=None,
-                  help="PyTorch vs TensorFlow, measured side by side on this machine.")
-# Piped output (CI logs) is laid out for 100 columns, what the default tables fit, unless $COLUMNS says.
-PIPED_WIDTH = 100
-console = Console(width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else PIPED_WIDTH)
-err_console = Console(stderr=True, width=None if sys.stderr.isatty() or "COLUMNS" in os.environ else PIPED_WIDTH)
-USER_ERROR_EXIT = 2
-INTERRUPTED_EXIT = 130
-
-F = TypeVar("F", bound=Callable[..., object])
-DbOption = typer.Option(None, "--db", help="results database (default: $FRAMEDUEL_DB or the user data dir)")
-WideOption = typer.Option(False, "--wide", help="every column of the cell table (wider than 100 characters)")
-SpeedupsOption = typer.Option(False, "--speedups", help="also print every pairwise speedup with its CI")
-LoraRankOption = typer.Option(8, "--lora-rank", help="LoRA rank r of the finetune task's adapters")
-LoraAlphaOption = typer.Option(16.0, "--lora-alpha", help=cli_help.LORA_ALPHA)
-LoraTargetsOption = typer.Option(None, "--lora-targets", help=cli_help.LORA_TARGETS)
-FrameworksOption = typer.Option("torch,tf", help=cli_help.FRAMEWORKS)
-ExecutorOption = typer.Option("local", help=cli_help.EXECUTOR)
-AddressOption = typer.Option(None, "--address", help=cli_help.ADDRESS)
-CheckpointOption = typer.Option(None, "--checkpoint", help=cli_help.CHECKPOINT)
-
-
-def user_errors(command: F) -> F:
-    """Turn a FrameduelError into one line on stderr and exit code 2; never a traceback."""
-
-    @functools.wraps(command)
-    def wrapper(*args: object, **kwargs: object) -> object:
-        try:
-            return command(*args, **kwargs)
-        except FrameduelError as exc:
-            # escape: messages quote user input and paths, which may hold [brackets] rich reads as markup
-            err_console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
-            raise typer.Exit(USER_ERROR_EXIT) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
-def output(as_json: bool, to_json: Callable[..., Any], draw: Callable[..., None], *results: Any) -> None:
-    """--json: to_json(*results) on stdout (dict: results that are JSON already); else draw(console, *results)."""
-    if as_json:
-        print(json.dumps(to_json(*results), indent=2))
-    else:
-        draw(console, *results)
-
-
-def exit_unless(passed: bool) -> None:
-    """Exit 1 (after the output) where the command's check failed: a parity mismatch, no run that finished."""
-    if not passed:
-        raise typer.Exit(1)
-
-
-def to_stderr(line: Callable[..., str], *args: Any) -> Callable[[Any], None]:
-    """A progress callback: the line of each run, trial or artefact as it ends, on stderr (stdout stays JSON)."""
-    return lambda finished: err_console.print(line(finished, *args), highlight=False, soft_wrap=True)
-
-
-def interrupted(what: str, resume: str) -> typer.Exit:
-    """Ctrl-C during a run: what finished is stored, and this says how to finish the rest."""
-    err_console.print(f"interrupted; finished {what} are stored. Resume with: frameduel {resume}", soft_wrap=True,
-                      highlight=False)
-    return typer.Exit(INTERRUPTED_EXIT)
 
 
 @app.command()
@@ -396,53 +346,7 @@ def advise(
     output(as_json, Advice.to_dict, functools.partial(print_advice, scenario=scenario), advice)
 
 
-@app.command()
-@user_errors
-def serve(
-    repository: Path = typer.Option(..., "--repository", help="model repository: DIR/MODEL/VERSION/manifest.json"),
-    host: str = typer.Option("127.0.0.1", help="interface to bind; loopback unless you mean to expose it"),
-    port: int = typer.Option(8000, help="TCP port"),
-    token: str | None = typer.Option(None, "--token", envvar="FRAMEDUEL_SERVE_TOKEN", help=cli_help.SERVE_TOKEN),
-    threads: int | None = typer.Option(None, help="runtime threads per model version (default: cores - 1)"),
-    max_batch_size: int = typer.Option(32, help="samples per runtime call (dynamic batching; 1 turns it off)"),
-    max_queue_delay_us: int = typer.Option(2000, help="longest the oldest request waits for a batch to fill"),
-    max_queue_size: int = typer.Option(1024, help="samples allowed to wait per model version; more get 429"),
-    timeout_s: float = typer.Option(30.0, help="a request still queued this long after arrival gets 503"),
-    grpc_port: int | None = typer.Option(None, help=cli_help.SERVE_GRPC_PORT),
-) -> None:
-    """Serve a model repository over the KServe v2 / Open Inference Protocol REST API (and gRPC with --grpc-port)."""
-    from frameduel.serve.app import ServerConfig, default_threads, run_server  # the [serve] extra: only here
-    from frameduel.serve.batcher import BatchingConfig
-
-    batching = BatchingConfig(max_batch_size, max_queue_delay_us, max_queue_size, timeout_s)
-    config = ServerConfig(repository, host, port, token, threads or default_threads(), batching, grpc_port=grpc_port)
-    also = f" and grpc://{host}:{grpc_port}" if grpc_port is not None else ""
-    console.print(f"serving {repository} at http://{host}:{port}/v2{also} (Ctrl-C stops)", highlight=False)
-    run_server(config)
-
-
-@app.command()
-@user_errors
-def loadtest(
-    url: str = typer.Argument(..., help=cli_help.LOADTEST_URL),
-    concurrency: int = typer.Option(8, help="closed loop: clients with one request in flight; open: connections"),
-    duration: float = typer.Option(10.0, help="measured seconds, after the warm-up"),
-    warmup: float = typer.Option(1.0, help="seconds of load before measuring"),
-    mode: str = typer.Option("closed", help="closed (fixed concurrency) or open (Poisson arrivals at --rate)"),
-    rate: float | None = typer.Option(None, help="open loop: mean requests per second"),
-    batch: int = typer.Option(1, help="samples per request"),
-    json_tensors: bool = typer.Option(False, "--json-tensors", help=cli_help.LOADTEST_JSON_TENSORS),
-    token: str | None = typer.Option(None, "--token", envvar="FRAMEDUEL_SERVE_TOKEN", help="bearer token"),
-    as_json: bool = typer.Option(False, "--json", help="print JSON"),
-    db: Path | None = DbOption,
-) -> None:
-    """Load-test a served model: throughput, latency percentiles, stability over time; the result is stored."""
-    from frameduel.loadgen.loadtest import LoadTestConfig, run_loadtest, save_loadtest
-
-    result = run_loadtest(LoadTestConfig(url, concurrency, duration, warmup, mode, rate, batch, not json_tensors,
-                                         token=token))
-    save_loadtest(open_store(db), result)
-    output(as_json, dict, functools.partial(print_loadtest, mode=mode, concurrency=concurrency, batch=batch), result)
+cli_serving.register(app)  # serve, loadtest: listed here, after advise
 
 
 @app.command(name="export")
@@ -491,6 +395,9 @@ def browser_setup_command(
 
 
 def main() -> None:
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill` stops a command the way Ctrl-C does
     sys.exit(app())
 
 

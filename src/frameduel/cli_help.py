@@ -74,6 +74,12 @@ SWEEP_EARLY_STOP = "with --search: asha (Ray Tune's ASHA stops the worst trials 
 
 SERVE_TOKEN = "require 'Authorization: Bearer TOKEN' (or set $FRAMEDUEL_SERVE_TOKEN)"
 SERVE_GRPC_PORT = "also serve the v2 gRPC API (inference.GRPCInferenceService) on this port, same host"
+SERVE_LLM = ("serve a language model instead: a Hugging Face checkpoint directory (with tokenizer.json) or gpt/llama, "
+             "over an OpenAI-compatible API with continuous batching")
+SERVE_LLM_MODE = "--llm: torch eager|compile, tf eager|function|xla (default: the framework's best serving mode)"
+SERVE_LLM_MAX_RUNNING = "--llm: sequences at once (default: every slot; 1: one request at a time, no batching)"
+LOADTEST_LLM = ("URL is an OpenAI-compatible LLM server (http://HOST:PORT): streaming requests, measured with vllm "
+                "bench serve's TTFT, TPOT, ITL and E2EL; the --llm options below apply")
 
 LOADTEST_URL = ("model URL: http://HOST:PORT/v2/models/NAME[/versions/V], or grpc://HOST:PORT/NAME[/versions/V] for "
                 "the gRPC API")

@@ -36,6 +36,7 @@ class FrameworkInfo:
     data_parallel_module: str | None = None  # one worker of a group: the backend contract over DDP/tf.distribute
     data_parallel_launcher: str | None = None  # what starts its group here: "torchrun" or "TF_CONFIG" (jobs/group.py)
     export_module: str | None = None  # export_artefact(...) and its runtimes (frameworks/*_export.py)
+    llm_module: str | None = None  # load_stepper(...): the LLM server's batched forward (frameworks/*_llm.py)
 
 
 ECOSYSTEMS = ("research ecosystem", "serving ecosystem", "edge ecosystem", "llm ecosystem")
@@ -50,10 +51,12 @@ def ecosystem_shares(research: float, serving: float, edge: float, llm: float) -
 FRAMEWORK_INFO: dict[str, FrameworkInfo] = {info.name: info for info in (
     FrameworkInfo("torch", "PyTorch", ("eager", "compile"), "frameduel.frameworks.torch_backend", "torch", "torch",
                   "#ee4c2c", "eager", ecosystem_shares(0.7, 0.4, 0.35, 0.8),
-                  "frameduel.frameworks.torch_data_parallel", "torchrun", "frameduel.frameworks.torch_export"),
+                  "frameduel.frameworks.torch_data_parallel", "torchrun", "frameduel.frameworks.torch_export",
+                  llm_module="frameduel.frameworks.torch_llm"),
     FrameworkInfo("tf", "TensorFlow (Keras 3)", ("eager", "function", "xla"), "frameduel.frameworks.tf_backend",
                   "tf", "tensorflow", "#ff8f00", "function", ecosystem_shares(0.3, 0.6, 0.65, 0.2),
-                  "frameduel.frameworks.tf_data_parallel", "TF_CONFIG", "frameduel.frameworks.tf_export"),
+                  "frameduel.frameworks.tf_data_parallel", "TF_CONFIG", "frameduel.frameworks.tf_export",
+                  llm_module="frameduel.frameworks.tf_llm"),
     FrameworkInfo("keras-torch", "Keras 3 on torch", ("eager", "compile"),
                   "frameduel.frameworks.keras_torch_backend", "tf", "torch", "#8e44ad", "eager",
                   ecosystem_shares(0.35, 0.3, 0.3, 0.3)),
@@ -69,6 +72,9 @@ CAPABILITY_REASONS = {
     "data_parallel_launcher": "has no data-parallel launcher",
     "export_module": "has no exporter: deployment artefacts come from torch and tf (a Keras model on another "
                      "backend exports through its TF twin)",
+    "llm_module": "has no LLM server: `serve --llm` runs torch (eager, compile) and tf (eager, function, xla); "
+                  "Keras on torch or JAX would need a functional KV cache (JAX arrays are immutable) threaded "
+                  "through every step",
 }
 
 
@@ -101,6 +107,9 @@ SIZES: tuple[str, ...] = ("tiny", "small", "base")
 # Terminal states of a measured cell; every one of them counts as "finished" for --resume.
 # "unsupported": the framework cannot run this workload, task or mode, and the error says why.
 STATUSES: tuple[str, ...] = ("ok", "failed", "oom", "timeout", "unsupported")
+# A cell or sweep trial whose machine was lost before it returned (its Ray node died): reported, never stored,
+# so --resume runs it. Not a terminal state: nothing of the cell's own process came back.
+LOST = "lost"
 
 
 def check_choice(kind: str, value: str, choices: tuple[str, ...] | list[str]) -> str:

@@ -29,7 +29,7 @@ from frameduel.accuracy.run import AccuracyRequest, TrainingRun, check_request, 
 from frameduel.datasets import TRAIN_IMAGES
 from frameduel.errors import FrameduelError
 from frameduel.jobs.cores import core_slots
-from frameduel.spec import RunSpec, check_choice
+from frameduel.spec import LOST, RunSpec, check_choice
 from frameduel.store import Store, StoredResult, now_iso
 
 # The hyperparameters a trial takes, with how to read a value and what makes one valid.
@@ -312,10 +312,13 @@ def run_sweep(store: Store, sweep_id: str, request: SweepRequest, environment: d
               executor: TrialExecutor | TrialSearch | None = None) -> list[TrialResult]:
     """Every trial not stored yet, on this machine (or with the executor given; a search needs a
     TrialSearch); each stored as it ends, in this thread: the database has one writer."""
-    stored = stored_trials(store, sweep_id)
+    stored, lost = stored_trials(store, sweep_id), []
 
     def keep(result: TrialResult) -> None:
-        store.save_result("sweep-trial", f"{sweep_id}/{result.trial.key}", result.to_dict(), environment)
+        if result.run.status == LOST:  # its machine died under it: not stored, so --resume runs it
+            lost.append(result)
+        else:
+            store.save_result("sweep-trial", f"{sweep_id}/{result.trial.key}", result.to_dict(), environment)
         if on_trial:
             on_trial(result)
 
@@ -327,6 +330,11 @@ def run_sweep(store: Store, sweep_id: str, request: SweepRequest, environment: d
         done = {result.trial.key for result in stored}
         for result in (executor or LocalTrials()).run([t for t in plan_trials(request) if t.key not in done], request):
             keep(result)
+    if lost:
+        shown = ", ".join(result.trial.key for result in lost[:4]) + (f" and {len(lost) - 4} more" if len(lost) > 4
+                                                                     else "")
+        raise FrameduelError(f"{len(lost)} trial(s) were lost with their machine ({shown}) and are not stored; the "
+                             f"rest are: finish the sweep with frameduel sweep --resume {sweep_id}")
     return stored_trials(store, sweep_id)
 
 

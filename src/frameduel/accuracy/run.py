@@ -23,6 +23,7 @@ from frameduel.datasets import TRAIN_IMAGES, check_sklearn
 from frameduel.errors import FrameduelError
 from frameduel.frameworks import check_framework
 from frameduel.jobs.process import run_job
+from frameduel.jobs.servers import ForkServers
 from frameduel.jobs.spawn import Launcher, spawn_job
 from frameduel.spec import (
     DEVICES,
@@ -174,9 +175,11 @@ RunExecutor = Callable[[list[RunSpec], AccuracyRequest], Iterator[TrainingRun]]
 
 
 def local_runs(specs: list[RunSpec], request: AccuracyRequest) -> Iterator[TrainingRun]:
-    """One at a time on this machine: each run is a timing with every thread it asked for."""
-    for spec in specs:
-        yield spawn_training(spec, request.max_epochs, request.timeout_s)
+    """One at a time on this machine: each run is a timing with every thread it asked for, forked from its
+    framework's zygote, so the seeds after the first pay no framework import."""
+    with ForkServers() as servers:
+        for spec in specs:
+            yield spawn_training(spec, request.max_epochs, request.timeout_s, servers.launcher(spec.framework))
 
 
 def run_accuracy(

@@ -14,6 +14,7 @@ from typing import Any
 
 from frameduel.export.manifest import BROWSER_FORMATS, EXECUTORCH_FORMATS
 from frameduel.export.pairs import TOOLCHAIN_FRAMEWORK, Side, fair_pairs
+from frameduel.loadgen.llm_load import RESULT_KIND as LLM_LOADTEST
 from frameduel.parity.data_parallel import DATA_PARALLEL_PARITY
 from frameduel.store import Store
 
@@ -28,6 +29,8 @@ class Evidence:
     exports: list[dict[str, Any]] = field(default_factory=list)  # one per exported artefact
     loadtests: list[dict[str, Any]] = field(default_factory=list)  # one per load test of a frameduel artefact
     data_parallel: list[dict[str, Any]] = field(default_factory=list)  # DataParallelParity.to_dict() per count
+    # `loadtest --llm` results: frameduel's LLM servers of the run's workloads, and peers serving the same models
+    llm_loadtests: list[dict[str, Any]] = field(default_factory=list)
 
     def data_parallel_status(self, workload: str, workers: int) -> tuple[str, bool]:
         """(what data-parallel parity proved for N workers of the workload, whether it passed)."""
@@ -120,7 +123,15 @@ def load_evidence(store: Store, workloads: Iterable[str]) -> Evidence:
         exports=[r.data for r in store.results("export") if r.data.get("workload") in wanted],
         loadtests=[r.data for r in store.results("loadtest") if r.data.get("source", {}).get("workload") in wanted],
         data_parallel=[r.data for r in store.results(DATA_PARALLEL_PARITY) if r.data.get("workload") in wanted],
+        llm_loadtests=llm_loadtests_of(store, wanted),
     )
+
+
+def llm_loadtests_of(store: Store, workloads: set[str]) -> list[dict[str, Any]]:
+    """frameduel LLM servers' load tests of these workloads, and the peers' load tests of the same models."""
+    results = [r.data for r in store.results(LLM_LOADTEST)]
+    models = {r["model"] for r in results if (r.get("source") or {}).get("workload") in workloads}
+    return [r for r in results if r["model"] in models]
 
 
 def geometric_mean(values: list[float]) -> float:
@@ -165,6 +176,25 @@ def export_success(exports: list[dict[str, Any]]) -> dict[str, tuple[int, int]]:
         valid, attempted = counts.get(result["framework"], (0, 0))
         counts[result["framework"]] = (valid + (result["status"] == "valid"), attempted + 1)
     return counts
+
+
+def served_generation(llm_loadtests: list[dict[str, Any]]) -> Figures:
+    """Output tok/s of frameduel's continuous-batching LLM servers per workload and framework, at the load of
+    highest concurrency that both torch and tf were measured at without errors."""
+    by_load: dict[tuple[Any, ...], dict[str, dict[str, Any]]] = {}
+    for result in llm_loadtests:
+        source, config = result.get("source") or {}, result["config"]
+        batched = source.get("max_running") != 1
+        if source.get("framework") and batched and result["requests"] and not result["errors"]:
+            key = (source["workload"], result["model"], config["concurrency"], config["input_len"],
+                   config["output_len"])
+            by_load.setdefault(key, {})[source["framework"]] = result
+    best: Figures = {}
+    for key, found in sorted(by_load.items(), key=lambda item: item[0][2]):  # a higher concurrency wins
+        if {"torch", "tf"} <= set(found):
+            best[key[0]] = {fw: Figure(found[fw]["output_throughput"], f"{key[1]} c{key[2]}", 0.0)
+                            for fw in ("torch", "tf")}
+    return best
 
 
 def best_served_throughput(loadtests: list[dict[str, Any]]) -> Figures:

@@ -16,7 +16,7 @@ from frameduel.errors import FrameduelError
 from frameduel.runner.data_parallel import group_measurement
 from frameduel.runner.plan import Plan
 from frameduel.runner.scheduler import Cell, CellStream, StartHook
-from frameduel.spec import Measurement
+from frameduel.spec import LOST, Measurement
 
 
 def driver_thread_settings() -> dict[str, str]:
@@ -71,7 +71,8 @@ def measurement_of(cell: Cell, machine: Machine | None, result: dict[str, Any] |
         where = f" on {machine.host}" if machine else ""
         placement = {"executor": "ray", "host": machine.host, "machine_class": machine.machine_class,
                      "ray_node_id": machine.node.node_id} if machine else {"executor": "ray"}
-        return Measurement(spec=cell[1], status="failed", error=f"{result.cause}{where}", placement=placement)
+        return Measurement(spec=cell[1], status=LOST if result.lost else "failed", error=f"{result.cause}{where}",
+                           placement=placement)
     measurement = Measurement.from_json(result["measurement"])
     measurement.placement = {**result["placement"], "concurrent": 1}
     return measurement

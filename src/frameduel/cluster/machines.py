@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from frameduel.cluster import node_tasks
-from frameduel.cluster.session import RayNode, RaySession, RemoteFailure
+from frameduel.cluster.session import NODE_PROBE_TIMEOUT_S, RayNode, RaySession, RemoteFailure
 from frameduel.errors import FrameduelError
 
 Job = TypeVar("Job")
@@ -30,22 +30,26 @@ class Machine:
 
 def discover_machines(session: RaySession, thread_env: dict[str, str]) -> list[Machine]:
     """The cluster's machines, each with its class read on the machine itself under the run's thread
-    settings (thread_env: the driver's)."""
-    hosts: dict[str, RayNode] = {}
-    for node in session.nodes():
-        if node.cpus >= 1 and (node.address not in hosts or node.cpus > hosts[node.address].cpus):
-            hosts[node.address] = node
-    if not hosts:
+    settings (thread_env: the driver's). Every node with a CPU is asked; a node that does not answer (one that
+    died, which the cluster may not know yet) is left out, and each host's machine is its answering node with the
+    most CPUs."""
+    nodes = [node for node in session.nodes() if node.cpus >= 1]
+    if not nodes:
         raise FrameduelError("the Ray cluster has no node with a CPU; add one with `ray start --address HEAD`")
     pending = {session.submit(node_tasks.machine_facts, thread_env, cpus=0, node_id=node.node_id): node
-               for node in hosts.values()}
-    machines = []
-    for node, facts in session.completed(pending):
-        if isinstance(facts, RemoteFailure):
+               for node in nodes}
+    hosts: dict[str, Machine] = {}
+    for node, facts in session.results_within(pending, NODE_PROBE_TIMEOUT_S):
+        if isinstance(facts, RemoteFailure) and facts.raised:
             raise FrameduelError(f"Ray node {node.node_id[:8]} on {node.address} cannot run frameduel: {facts.cause}; "
                                  "install frameduel in the Python environment the cluster's nodes use")
-        machines.append(Machine(node.address, node, facts["machine_class"]))
-    return sorted(machines, key=lambda machine: machine.host)
+        if isinstance(facts, RemoteFailure):
+            continue  # gone
+        if node.address not in hosts or node.cpus > hosts[node.address].node.cpus:
+            hosts[node.address] = Machine(node.address, node, facts["machine_class"])
+    if not hosts:
+        raise FrameduelError("no node of the Ray cluster answered; check it with `ray status`")
+    return sorted(hosts.values(), key=lambda machine: machine.host)
 
 
 def one_per_machine(session: RaySession, machines: list[Machine], jobs: list[Job], group_of: Callable[[Job], str],
@@ -73,10 +77,12 @@ def one_per_machine(session: RaySession, machines: list[Machine], jobs: list[Job
 
     dispatch()
     for (job, machine), result in session.completed(running):
-        lost = isinstance(result, RemoteFailure) and "node died" in result.cause
-        if not lost:  # a lost node's machine takes no more jobs; the others go on
+        if isinstance(result, RemoteFailure) and not session.node_answers(machine.node.node_id):
+            result = RemoteFailure(f"{result.cause}; its Ray node {machine.node.node_id[:8]} is gone", lost=True)
+        if not (isinstance(result, RemoteFailure) and result.lost):  # a lost machine takes no more jobs
             free.append(machine)
         yield job, machine, result
         dispatch()
     for job in waiting:  # every machine of their class was lost
-        yield job, None, RemoteFailure(f"no machine of class {bound.get(group_of(job))} is left in the cluster")
+        yield job, None, RemoteFailure(f"no machine of class {bound.get(group_of(job))} is left in the cluster",
+                                       lost=True)

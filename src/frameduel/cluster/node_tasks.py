@@ -57,6 +57,11 @@ def placement() -> dict[str, Any]:
             "machine_class": environment.machine_class(fingerprint), "environment": fingerprint}
 
 
+def alive() -> bool:
+    """A node's answer to RaySession.node_answers: it can still run a task."""
+    return True
+
+
 def machine_facts(thread_env: dict[str, str]) -> dict[str, Any]:
     """placement() as a cell of this run would see it: under the driver's thread settings (part of the class)."""
     use_thread_settings(thread_env)

@@ -20,6 +20,9 @@ from typing import Any
 from frameduel.errors import FrameduelError
 
 CONNECT_TIMEOUT_S = 5.0
+# A node that runs no task within this long is taken for lost (a live one answers in well under a second; Ray may
+# need a new worker process first).
+NODE_PROBE_TIMEOUT_S = 20.0
 
 
 @dataclass(frozen=True)
@@ -31,9 +34,12 @@ class RayNode:
 
 @dataclass(frozen=True)
 class RemoteFailure:
-    """A task that returned nothing: why, in one line."""
+    """A task that returned nothing: why, in one line. lost: its node died under it (or none was left to run it), so
+    the task's own work said nothing about it: the cell or trial is not stored, and --resume runs it."""
 
     cause: str
+    lost: bool = False
+    raised: bool = False  # the task's own code raised (it ran): not a death of its worker or node
 
 
 def check_address(address: str) -> None:
@@ -136,6 +142,23 @@ class RaySession:
             options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node_id, soft=False)
         return ray.remote(function).options(**options).remote(*args)
 
+    def node_answers(self, node_id: str, timeout_s: float = NODE_PROBE_TIMEOUT_S) -> bool:
+        """Whether a node still runs tasks: a task pinned to it (no CPU needed) returns within timeout_s. The
+        cluster's own view of a node lags its death by its health checks; a task that cannot run there does not."""
+        import ray
+
+        from frameduel.cluster.node_tasks import alive
+
+        probe = self.submit(alive, cpus=0, node_id=node_id)
+        done, _ = ray.wait([probe], timeout=timeout_s)
+        if not done:
+            ray.cancel(probe, force=True)
+            return False
+        try:
+            return bool(ray.get(done[0]))
+        except ray.exceptions.RayError:
+            return False
+
     def completed(self, pending: dict[Any, Any]) -> Iterator[tuple[Any, Any]]:
         """Yield (tag, result or RemoteFailure) as each task in pending {object ref: tag} ends; the caller
         may add refs to pending between items."""
@@ -147,4 +170,16 @@ class RaySession:
             try:
                 yield tag, ray.get(done[0])
             except ray.exceptions.RayError as exc:
-                yield tag, RemoteFailure(failure_cause(exc))
+                yield tag, RemoteFailure(failure_cause(exc), raised=isinstance(exc, ray.exceptions.RayTaskError))
+
+    def results_within(self, pending: dict[Any, Any], timeout_s: float) -> list[tuple[Any, Any]]:
+        """(tag, result or RemoteFailure) of every task in pending {object ref: tag}; a task not done within
+        timeout_s is cancelled and lost (its node may be dead without the cluster knowing it yet)."""
+        import ray
+
+        done, late = ray.wait(list(pending), num_returns=len(pending), timeout=timeout_s)
+        for ref in late:
+            ray.cancel(ref, force=True)
+        answers = list(self.completed({ref: pending[ref] for ref in done}))
+        return answers + [(pending[ref], RemoteFailure(f"no answer within {timeout_s:g} s", lost=True))
+                          for ref in late]

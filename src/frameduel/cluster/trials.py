@@ -18,14 +18,22 @@ from frameduel.cluster.cells import driver_thread_settings
 from frameduel.cluster.machines import Machine, discover_machines, one_per_machine
 from frameduel.cluster.session import RaySession, RemoteFailure
 from frameduel.errors import FrameduelError
-from frameduel.spec import RunSpec
+from frameduel.spec import LOST, RunSpec
 from frameduel.sweep import SweepRequest, Trial, TrialResult, trial_options, trial_spec
 
 
 def training_run(spec: RunSpec, result: dict[str, Any] | RemoteFailure) -> TrainingRun:
     if isinstance(result, RemoteFailure):
-        return TrainingRun(spec, "failed", result.cause)
+        return TrainingRun(spec, LOST if result.lost else "failed", result.cause)
     return TrainingRun(**{**result["run"], "spec": spec})
+
+
+def with_lost_nodes(session: RaySession, nodes: list[str], gone: set[str], failure: RemoteFailure) -> RemoteFailure:
+    """A trial holds no node of its own, so one that failed while a node of the cluster died is taken for lost with
+    it (--resume runs it again; a trial that fails by itself fails again there). gone: nodes found dead so far."""
+    gone.update(node for node in nodes if node not in gone and not session.node_answers(node))
+    return RemoteFailure(f"{failure.cause}; {len(gone)} Ray node(s) of the cluster are gone", lost=True) if gone \
+        else failure
 
 
 class RayTrials:
@@ -44,13 +52,14 @@ class RayTrials:
             if largest < self.cpus_per_trial:
                 raise FrameduelError(f"--cpus-per-trial {self.cpus_per_trial}: no node of the cluster has that many "
                                      f"CPUs (the largest has {largest})")
-            started = time.time()
+            started, nodes, gone = time.time(), [node.node_id for node in session.nodes()], set()
             pending = {session.submit(node_tasks.train, trial_spec(trial, request, self.cpus_per_trial).to_dict(),
                                       a.max_epochs, a.timeout_s, trial_options(trial, request), self.cpus_per_trial,
                                       thread_env, cpus=self.cpus_per_trial): trial for trial in trials}
             for trial, result in session.completed(pending):
                 spec = trial_spec(trial, request, self.cpus_per_trial)
                 if isinstance(result, RemoteFailure):
+                    result = with_lost_nodes(session, nodes, gone, result)
                     yield TrialResult(trial, training_run(spec, result), [], 0.0, time.time() - started)
                     continue
                 yield TrialResult(trial, training_run(spec, result), result["cpus"],

@@ -106,6 +106,41 @@ def plan_generation(workload: Workload, config: Any, batch: Batch | None, prompt
     return GenerationPlan(Batch(prompt_ids, prompt_ids.reshape(-1)), decode_steps, prompt_ids.shape[1] + decode_steps)
 
 
+def kv_geometry(config: Any) -> tuple[int, int, int]:
+    """(layers, key/value heads, head width) of a decoder's KV cache: llama's grouped-query heads, gpt's heads."""
+    if hasattr(config, "num_key_value_heads"):
+        return config.num_hidden_layers, config.num_key_value_heads, config.head_dim
+    return config.n_layer, config.n_head, config.n_embd // config.n_head
+
+
+def kv_cache_bytes(config: Any, slots: int, max_len: int, dtype_bytes: int = 4) -> int:
+    """The LLM server's preallocated cache: keys and values of every layer, `slots` sequences and one scratch
+    slot (padding rows write there), `max_len` positions each."""
+    layers, heads, width = kv_geometry(config)
+    return 2 * layers * (slots + 1) * heads * max_len * width * dtype_bytes
+
+
+SMALLEST_SPAN = 32
+
+
+def span_bucket(positions: np.ndarray, length: int) -> int:
+    """Cache positions a step's attention reads: past the furthest row's position, rounded up to a power of
+    two (at least SMALLEST_SPAN, at most the cache's `length`): at most twice what is needed, and few
+    distinct shapes for a tracer (log2 of the context)."""
+    needed = int(positions.max()) + 1
+    return min(length, max(SMALLEST_SPAN, 1 << (needed - 1).bit_length()))
+
+
+def span_buckets(length: int) -> list[int]:
+    """Every span span_bucket can return for a cache of `length` positions."""
+    return sorted({min(length, SMALLEST_SPAN << i) for i in range(max(1, length.bit_length()))})
+
+
+def rows_bucket(rows: int) -> int:
+    """Rows of a step padded to a power of two: static-shape compilers (XLA) compile one graph per bucket."""
+    return 1 << max(0, rows - 1).bit_length()
+
+
 def batch_shard(batch: Batch, index: int, count: int) -> Batch:
     """Data parallel: worker `index` of `count` takes this contiguous 1/count of the global batch."""
     size = len(batch.inputs) // count
@@ -145,6 +180,15 @@ def model_module_name(workload: Workload, framework: str) -> str | None:
     """The workload's model file this framework runs (Keras' other backends run the Keras one); None for a
     framework that builds its model itself (numpy)."""
     return workload.model_modules.get(FRAMEWORK_INFO[framework].models)
+
+
+# What every LLM-serving module (FrameworkInfo.llm_module: torch_llm.py, tf_llm.py) exposes, same arguments.
+LLM_CONTRACT: tuple[str, ...] = ("load_stepper", "describe")
+
+
+def load_llm(framework: str) -> ModuleType:
+    """The LLM server's forward: load_stepper(spec, slots, max_len, max_rows) and describe(spec) (*_llm.py)."""
+    return importlib.import_module(capability(framework, "llm_module"))
 
 
 def load_exporter(framework: str) -> ModuleType:

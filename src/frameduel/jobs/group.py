@@ -115,8 +115,12 @@ def wait_for_group(processes: list[subprocess.Popen], workdir: Path, workers: in
     dead = [rank for rank in range(workers) if read_result(workdir, rank) is None and not alive(workdir, rank)]
     if not dead:
         return failure
-    if len(processes) == 1:  # torchrun: its failure summary has the exit code
-        return f"worker {dead[0]} {torchrun_reason(workdir / 'process0.stderr', dead[0])}; then {failure}"
+    if len(processes) == 1:  # torchrun: its failure summary has each worker's exit code
+        reasons = {rank: torchrun_reason(workdir / "process0.stderr", rank) for rank in dead}
+        # torchrun stops the survivors of a death with SIGTERM: the worker that died otherwise is the cause,
+        # whichever rank's death was noticed first (on a busy machine, often a survivor's).
+        rank = next((r for r in dead if reasons[r] != "killed by SIGTERM"), dead[0])
+        return f"worker {rank} {reasons[rank]}; then {failure}"
     return f"{death_cause(workdir, dead[0], processes[dead[0]].returncode)}; then {failure}"
 
 

@@ -11,6 +11,7 @@ from frameduel.checkpoints import model_config, resolve_workload
 from frameduel.errors import FrameduelError
 from frameduel.frameworks import check_framework
 from frameduel.jobs.cores import core_slots
+from frameduel.jobs.servers import ForkServers
 from frameduel.parity.check import (
     NATIVE_DIRECTIONS,
     ModesReport,
@@ -67,11 +68,12 @@ def prove_requests(store: Store, requests: list[ParityRequest]) -> tuple[list[Pa
     fingerprint = environment.fingerprint()
     reports: list[ParityReport] = []
     modes_reports: list[ModesReport] = []
-    for request in requests:
-        task_reports, modes_report = check_parity(request)
-        save_parity(store, task_reports, modes_report, fingerprint)
-        reports += task_reports
-        modes_reports += [modes_report] if modes_report else []
+    with ForkServers() as servers:  # each framework imported once for all its side and modes jobs
+        for request in requests:
+            task_reports, modes_report = check_parity(request, servers.launcher)
+            save_parity(store, task_reports, modes_report, fingerprint)
+            reports += task_reports
+            modes_reports += [modes_report] if modes_report else []
     return reports, modes_reports
 
 

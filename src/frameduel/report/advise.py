@@ -26,6 +26,7 @@ from frameduel.analysis.evidence import (
     geometric_mean,
     load_evidence,
     pair_figures,
+    served_generation,
 )
 from frameduel.analysis.summary import NOISE_BAND, CellSummary, RunSummary, group_label
 from frameduel.spec import FRAMEWORK_INFO, FRAMEWORKS, NATIVE_FRAMEWORKS, check_choice
@@ -33,18 +34,20 @@ from frameduel.stats import NOISE_THRESHOLD
 from frameduel.store import Store
 
 # criterion -> weight, per scenario. Weights of criteria without evidence in a run are dropped and
-# the rest renormalised. "deployed latency", "edge latency", "edge size", "edge memory", "export success" and
-# "served throughput" come from `frameduel export` / `frameduel loadtest` results of the run's workloads
-# (analysis/evidence.py); the edge ones weigh toolchain against toolchain where fair edge pairs exist.
+# the rest renormalised. "deployed latency", "edge latency", "edge size", "edge memory", "export success",
+# "served throughput" and "served generation" come from `frameduel export` / `frameduel loadtest [--llm]` results
+# of the run's workloads (analysis/evidence.py); the edge ones weigh toolchain against toolchain where fair edge
+# pairs exist.
 SCENARIO_WEIGHTS: dict[str, dict[str, float]] = {
     "research": {"training speed": 0.35, "compile cost": 0.15, "memory": 0.10, "research ecosystem": 0.40},
     "serving": {"inference latency": 0.20, "inference throughput": 0.15, "memory": 0.10, "deployed latency": 0.10,
                 "served throughput": 0.10, "serving ecosystem": 0.35},
     "edge": {"inference latency": 0.10, "memory": 0.15, "edge latency": 0.15, "edge size": 0.05, "edge memory": 0.05,
              "export success": 0.10, "edge ecosystem": 0.40},
-    # Fine-tuning an open-weight model is LoRA far more often than a full fine-tune: it weighs more.
-    "llm": {"generation speed": 0.30, "fine-tuning speed": 0.20, "fine-tuning memory": 0.10, "training speed": 0.10,
-            "memory": 0.05, "llm ecosystem": 0.25},
+    # Fine-tuning an open-weight model is LoRA far more often than a full fine-tune: it weighs more. Serving
+    # many users at once (continuous batching) is what most deployed LLMs do: it weighs as much as one stream.
+    "llm": {"generation speed": 0.20, "served generation": 0.20, "fine-tuning speed": 0.15, "fine-tuning memory": 0.10,
+            "training speed": 0.05, "memory": 0.05, "llm ecosystem": 0.25},
     "training": {"training speed": 0.60, "compile cost": 0.20, "memory": 0.20},
 }
 DECISIVE_MARGIN = 0.05  # weighted shares closer than this are a tie
@@ -239,6 +242,8 @@ def deployment_criteria(evidence: Evidence) -> dict[str, Criterion]:
         **edge_criteria(evidence.exports),
         "served throughput": figures_criterion("served throughput", best_served_throughput(evidence.loadtests),
                                                "samples/s served", higher_is_better=True),
+        "served generation": figures_criterion("served generation", served_generation(evidence.llm_loadtests),
+                                               "output tok/s, continuous batching", higher_is_better=True),
     }
     success = export_success(evidence.exports)
     if "torch" in success and "tf" in success:

@@ -12,6 +12,7 @@ from frameduel.export.table import COLUMNS as EXPORT_COLUMNS
 from frameduel.export.table import PAIR_COLUMNS, pair_rows
 from frameduel.export.table import export_rows as artefact_rows
 from frameduel.report.document import Report
+from frameduel.report.llm_serving import LLM_COLUMNS, llm_rows, quirks
 from frameduel.report.scaling import SCALING_COLUMNS, SCALING_NOTE, scaling_table_rows
 from frameduel.report.tables import (
     BREAK_EVEN_COLUMNS,
@@ -78,6 +79,18 @@ PAIRS_NOTE = ("Each pair is one set of weights through both on-device toolchains
               "Keras twin -> LiteRT; batch-1 latency at the export's threads; peak RSS of the runtime process, and "
               "what the artefact added once the runtime was imported (ExecuTorch's Python binding imports torch).")
 NO_LOADTESTS = "No load tests of these workloads' artefacts: `frameduel serve` + `frameduel loadtest URL`."
+NO_LLM_LOADTESTS = ("No LLM serving load tests of these workloads: `frameduel serve --llm` + `frameduel loadtest "
+                    "--llm URL` (benchmarks/llm_serving.py runs both frameworks and the peers).")
+
+
+def llm_serving_block(report: Report, table: Callable[[tuple[str, ...], list[list[str]]], str],
+                      paragraph: Callable[[str], str]) -> str:
+    """Torch vs TF vs peers under the same load, and what each server did differently."""
+    results = report.evidence.llm_loadtests
+    if not results:
+        return paragraph(NO_LLM_LOADTESTS)
+    notes = {f"{r['label']}: {note}" for r in results for note in quirks(r)}
+    return table(LLM_COLUMNS, llm_rows(results)) + "".join(paragraph(note) for note in sorted(notes))
 
 
 def deployment_blocks(report: Report, table: Callable[[tuple[str, ...], list[list[str]]], str],
@@ -93,6 +106,7 @@ def deployment_blocks(report: Report, table: Callable[[tuple[str, ...], list[lis
             + "\n" + table(PAIR_COLUMNS, pair_rows(pairs)))] if pairs else []),
         ("Served load tests", table(LOADTEST_COLUMNS, loadtest_rows(evidence.loadtests)) if evidence.loadtests
          else paragraph(NO_LOADTESTS)),
+        ("LLM serving", llm_serving_block(report, table, paragraph)),
     ]
 
 

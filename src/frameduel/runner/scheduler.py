@@ -17,12 +17,14 @@ from typing import Any, Protocol
 
 from frameduel import environment
 from frameduel.doctor import diagnose
+from frameduel.errors import FrameduelError
 from frameduel.jobs.cores import core_slots
 from frameduel.jobs.process import run_job
 from frameduel.jobs.servers import ForkServers
 from frameduel.jobs.spawn import Launcher, spawn_job
 from frameduel.runner.plan import Plan
-from frameduel.spec import MeasureBudget, Measurement, RunSpec
+from frameduel.runner.store_writer import CellWriter, when_writable
+from frameduel.spec import LOST, MeasureBudget, Measurement, RunSpec
 from frameduel.store import Store
 
 CellCallback = Callable[[int, RunSpec, "Measurement | None"], None]  # None = the cell is starting
@@ -156,21 +158,50 @@ def run_plan(store: Store, run_id: str, plan: Plan, on_cell: CellCallback | None
              executor: CellExecutor | None = None, added_rounds: AddedRounds | None = None) -> None:
     """Run every cell round not yet stored for run_id (on this machine, or with the executor given),
     then the rounds added_rounds asks for until it asks for none, storing each cell as it ends, from this
-    thread: the database has one writer."""
+    thread: the database has one writer. Cells whose machine was lost (status LOST) are reported, not stored,
+    and end the run incomplete with one line saying how to finish it; so does a store that cannot be written."""
     notify = on_cell or (lambda *_: None)
     executor = executor or LocalCells()
-    store.set_run_status(run_id, "running")
+    writer = CellWriter(store, run_id)
+    lost: list[Cell] = []
+    when_writable(store, lambda: store.set_run_status(run_id, "running"), "the run's status")
     try:
         # the plan's rounds not stored yet; once they all are (a resumed run), whatever processes verdicts need
         cells = pending_cells(store, run_id, plan) or (added_rounds() if added_rounds else [])
         while cells:
             for (round_index, spec), measurement in executor.run(cells, plan, lambda c: notify(c[0], c[1], None)):
-                store.save_measurement(run_id, round_index, measurement)
+                if measurement.status == LOST:
+                    lost.append((round_index, spec))
+                else:
+                    writer.save(round_index, measurement)
                 notify(round_index, spec, measurement)
-            cells = added_rounds() if added_rounds else []
-    except BaseException:
-        store.set_run_status(run_id, "interrupted")
+            writer.flush()  # added rounds are chosen from what the store holds
+            cells = added_rounds() if added_rounds and not lost else []
+    except BaseException as exc:
+        mark_interrupted(store, run_id)
+        if isinstance(exc, FrameduelError):  # the store could not be written: the cells stored so far are kept
+            raise FrameduelError(f"{exc}; the cells stored before it are kept: once fixed, finish the run with "
+                                 f"frameduel compare --resume {run_id}") from None
         raise
     finally:
         executor.close()
-    store.set_run_status(run_id, "complete")
+    if lost:
+        mark_interrupted(store, run_id)
+        raise FrameduelError(f"{len(lost)} cell round(s) were lost with their machine ({named(lost)}) and are not "
+                             f"stored; the rest are: finish the run with frameduel compare --resume {run_id}")
+    when_writable(store, lambda: store.set_run_status(run_id, "complete"), "the run's status")
+
+
+def named(cells: list[Cell], shown: int = 4) -> str:
+    """'mlp infer numpy eager round 2, ...' for the first `shown` cells, then how many more."""
+    names = [f"{spec.workload} {spec.task} {spec.framework} {spec.mode} round {round_index + 1}"
+             for round_index, spec in cells[:shown]]
+    return ", ".join(names) + (f" and {len(cells) - shown} more" if len(cells) > shown else "")
+
+
+def mark_interrupted(store: Store, run_id: str) -> None:
+    """Best effort: a run left "running" resumes the same way, and the store may be what failed."""
+    try:
+        store.set_run_status(run_id, "interrupted")
+    except FrameduelError:
+        pass

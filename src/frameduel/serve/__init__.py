@@ -8,6 +8,8 @@ tester.
     service.py     what every transport shares: resolve, check, batch, metadata, repository parameters
     app.py         the REST face: FastAPI routes, auth, error mapping; the lifespan; run_server()
     grpc_app.py    the gRPC face (inference.GRPCInferenceService, grpc.aio on the same event loop)
+    drain.py       SIGTERM: admitted requests finish, new ones get 503, then the server stops
+    connections.py HTTP connections that send nothing (slowloris), or too many: 408 / 429 and closed
     grpc_v2/       the reduced KServe v2 / Triton .proto and its committed generated stubs
     loadtest.py    closed- and open-loop load generator (grpc_load.py: its gRPC client); results go to the store
 

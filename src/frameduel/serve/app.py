@@ -1,13 +1,16 @@
 """The HTTP face of the model server: KServe v2 routes, the repository extension, /metrics, auth.
 
 Every error a client can cause leaves as a 4xx JSON ``{"error": "..."}``; 5xx is reserved for the
-server's own state (a version unloading, a request timing out in the queue, a runtime failure).
+server's own state (a version unloading, a request timing out in the queue, a runtime failure, draining).
+With a token, only ``/v2/health/live`` and ``/v2/health/ready`` answer without it (gRPC: ServerLive and
+ServerReady); the OpenAPI schema needs it too and the /docs page is off.
 What a request does beyond HTTP lives in service.py, shared with the gRPC face (grpc_app.py), which
 the same lifespan starts when ``grpc_port`` is set.
 """
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import json
 import logging
@@ -28,6 +31,7 @@ from starlette.exceptions import HTTPException
 from frameduel import __version__
 from frameduel.errors import FrameduelError
 from frameduel.serve.batcher import BatchingConfig
+from frameduel.serve.connections import ConnectionLimits
 from frameduel.serve.metrics import CONTENT_TYPE, ServerMetrics
 from frameduel.serve.repository import ModelRepository
 from frameduel.serve.service import Inferred, ModelService, token_matches
@@ -52,7 +56,16 @@ class ServerConfig:
     threads: int | None = None  # runtime intra-op threads per model version
     batching: BatchingConfig = field(default_factory=BatchingConfig)
     max_body_bytes: int = 64 * 2**20  # larger bodies get 413 before they are read into memory (gRPC: messages)
+    # The JSON part of a body: parsed, each number is a Python object for a while (~15x the text in memory), so
+    # JSON is for small tensors; large ones go as binary data (Inference-Header-Content-Length), read in place.
+    max_json_bytes: int = 16 * 2**20
+    # All infer bodies held at once (being read, parsed, or viewed by queued inputs); past it: 429. Without it,
+    # every open connection could hold max_body_bytes.
+    max_buffered_bytes: int = 256 * 2**20
     grpc_port: int | None = None  # also serve the v2 gRPC API on this port (None: REST only)
+    body_timeout_s: float = 60.0  # a request's body must arrive within this; else 408
+    drain_timeout_s: float = 30.0  # after SIGTERM, the longest requests in flight get to finish (drain.py)
+    connections: ConnectionLimits = field(default_factory=ConnectionLimits)  # open connections, header timeout
 
 
 def default_threads() -> int:
@@ -64,16 +77,47 @@ def error_response(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
-async def read_body(request: Request, limit: int) -> bytes:
+class BodyBudget:
+    """The bytes of infer bodies the server holds at once, bounded: a request that would pass the bound is refused
+    (429) instead of growing memory, whatever the number of connections sending large bodies."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.held = limit, 0
+
+    def take(self, size: int) -> None:
+        if self.held + size > self.limit:
+            raise ServeError(f"the server holds {self.held} bytes of other requests' bodies (limit {self.limit}); "
+                             "retry later", "overloaded")
+        self.held += size
+
+    def release(self, size: int) -> None:
+        self.held -= size
+
+
+async def read_body(request: Request, limit: int, timeout_s: float = 60.0, budget: BodyBudget | None = None,
+                    held: list[int] | None = None, hint: str = "") -> bytes:
+    """The whole body, within limit bytes and timeout_s; with a budget, what it holds is added to held[0] (the
+    caller releases it once the request is answered). hint: the fix a too large body's message names."""
     declared = request.headers.get("content-length", "")
     if declared.isascii() and declared.isdigit() and int(declared) > limit:
-        raise ServeError(f"the body is {declared} bytes; the limit is {limit}", "too_large")
-    chunks, size = [], 0
-    async for chunk in request.stream():  # counted as it arrives: chunked bodies have no declared length
-        size += len(chunk)
-        if size > limit:
-            raise ServeError(f"the body exceeds the limit of {limit} bytes", "too_large")
-        chunks.append(chunk)
+        raise ServeError(f"the body is {declared} bytes; the limit is {limit}{hint}", "too_large")
+    chunks: list[bytes] = []
+
+    async def read() -> None:
+        size = 0
+        async for chunk in request.stream():  # counted as it arrives: chunked bodies have no declared length
+            size += len(chunk)
+            if size > limit:
+                raise ServeError(f"the body exceeds the limit of {limit} bytes{hint}", "too_large")
+            if budget is not None and held is not None:
+                budget.take(len(chunk))
+                held[0] += len(chunk)
+            chunks.append(chunk)
+
+    try:
+        await asyncio.wait_for(read(), timeout_s)
+    except TimeoutError:  # asyncio's (an alias of the builtin since 3.11)
+        raise ServeError(f"the request body did not arrive within {timeout_s:g} s", "request_timeout") from None
     return b"".join(chunks)
 
 
@@ -92,6 +136,10 @@ async def request_parameters(request: Request) -> dict[str, Any]:
     return parameters
 
 
+JSON_HINT = ("; JSON bodies are for small tensors: send large ones as binary data (the binary tensor extension, "
+             f"{HEADER_LENGTH})")
+
+
 def encode_rest(done: Inferred) -> tuple[bytes, dict[str, str]]:
     return encode_infer_response(done.loaded.name, done.loaded.version, done.request, done.outputs)
 
@@ -103,7 +151,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)  # unknown routes, wrong methods, auth
     async def on_http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
+        message = str(exc.detail)
+        if exc.status_code == 404 and message == "Not Found":  # no route matched (a name holding '/' never does)
+            message = (f"no endpoint {request.method} {request.url.path}; model names hold no '/', and the "
+                       "endpoints are listed in /openapi.json")
+        return JSONResponse({"error": message}, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def on_invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -156,8 +208,9 @@ def create_app(config: ServerConfig) -> FastAPI:
         async with serving(service, config):
             yield
 
+    closed = {"openapi_url": None, "docs_url": None, "redoc_url": None} if config.token else {}
     app = FastAPI(title="frameduel model server (KServe v2 / Open Inference Protocol)", version=__version__,
-                  lifespan=lifespan)
+                  lifespan=lifespan, **closed)
     app.state.repository = repository
     app.state.metrics = metrics
     app.state.service = service
@@ -168,9 +221,14 @@ def create_app(config: ServerConfig) -> FastAPI:
         if config.token is None:
             return
         if not token_matches(credentials.credentials if credentials else "", config.token):
+            service.count_auth_failure("rest")
             raise HTTPException(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
 
     guarded = [Depends(authorized)] if config.token else []  # no per-request dependency work without a token
+    if config.token:
+        @app.get("/openapi.json", dependencies=guarded, include_in_schema=False)
+        async def openapi() -> dict[str, Any]:
+            return app.openapi()
 
     @app.get("/v2/health/live")
     async def live() -> dict[str, bool]:
@@ -209,15 +267,32 @@ def create_app(config: ServerConfig) -> FastAPI:
         BINARY_CONTENT_TYPE: {"schema": {"type": "string", "format": "binary"}},
     }}}
 
+    bodies = BodyBudget(config.max_buffered_bytes)
+
+    def body_limit(header_length: str | None) -> tuple[int, str]:
+        """(bytes an infer body may take, the fix a larger one is told): all JSON, or JSON and binary tensor data."""
+        if header_length is None:
+            return min(config.max_json_bytes, config.max_body_bytes), JSON_HINT
+        if header_length.isascii() and header_length.isdigit() and int(header_length) > config.max_json_bytes:
+            raise ServeError(f"{HEADER_LENGTH} {header_length} is past the JSON limit of {config.max_json_bytes} "
+                             "bytes; send the tensors' values as binary data", "too_large")
+        return config.max_body_bytes, ""
+
     async def infer(request: Request, model: str, version: str | None) -> Response:
-        try:
-            body = await read_body(request, config.max_body_bytes)
-        except ServeError as exc:
-            service.count_failure("rest", exc)
-            raise
+        held = [0]  # bytes of this body in the budget, released once it is answered (its inputs may view it)
         header_length = request.headers.get(HEADER_LENGTH)
-        answer, headers = await service.infer("rest", model, version,
-                                              lambda: parse_infer_request(body, header_length), encode_rest)
+        with service.admitted("rest"):
+            try:
+                try:
+                    limit, hint = body_limit(header_length)
+                    body = await read_body(request, limit, config.body_timeout_s, bodies, held, hint)
+                except ServeError as exc:
+                    service.count_failure("rest", exc)
+                    raise
+                answer, headers = await service.infer("rest", model, version,
+                                                      lambda: parse_infer_request(body, header_length), encode_rest)
+            finally:
+                bodies.release(held[0])
         return Response(answer, headers=headers)
 
     @app.post("/v2/models/{model}/infer", dependencies=guarded, openapi_extra=infer_body)
@@ -266,8 +341,12 @@ def check_address(host: str, port: int, option: str = "--port") -> None:
 
 
 def run_server(config: ServerConfig) -> None:
-    """Serve until interrupted. The access log is off: one line per request would cost throughput."""
+    """Serve until SIGTERM or Ctrl-C, then drain (drain.py). The access log is off: one line per request would cost
+    throughput. Connections that send nothing, or too many at once, are closed with a reason (connections.py)."""
     import uvicorn  # imported here so that building the app in tests needs no server
+
+    from frameduel.serve.connections import guarded_protocol
+    from frameduel.serve.drain import DrainingServer
 
     check_address(config.host, config.port)
     if config.grpc_port is not None:
@@ -275,4 +354,8 @@ def run_server(config: ServerConfig) -> None:
             raise FrameduelError(f"--grpc-port {config.grpc_port} is the REST --port too; give gRPC a port of its own")
         check_address(config.host, config.grpc_port, "--grpc-port")
 
-    uvicorn.run(create_app(config), host=config.host, port=config.port, log_level="warning", access_log=False)
+    app = create_app(config)
+    protocol = guarded_protocol(config.connections, app.state.metrics)
+    server_config = uvicorn.Config(app, host=config.host, port=config.port, log_level="warning", access_log=False,
+                                   http=protocol)  # type: ignore[arg-type] - uvicorn takes a protocol class too
+    DrainingServer(server_config, app.state.service, config.drain_timeout_s).run()

@@ -16,16 +16,26 @@ from whatever arrived meanwhile. A batch that computes in under ``INLINE_BELOW_S
 loop instead: handing it to the thread and back costs two GIL hand-offs, and while the loop is busy
 each waits out the interpreter's switch interval (5 ms), so for a tiny model the hop, not the
 compute, made the tail (compute phase p99 10 ms for a 0.1 ms batch).
+
+Faults stay in their batch. A runtime that raises fails every request of that batch with the cause (500) and
+the next batch runs. A runtime that does not return within ``compute_timeout_s`` fails its batch's requests
+with 504 and its compute thread is replaced: a thread cannot be killed, so the stuck one is left to finish
+(a daemon: it never keeps the server from exiting) and a new one runs the next batches. A batch "inline"
+is therefore handed to the compute thread too, while the event loop blocks on it for at most
+``INLINE_WAIT_S``: the loop releases the GIL while it waits, so neither hand-off waits out a switch
+interval, and a runtime that hangs there stalls the loop for that long, not forever.
 """
 
 from __future__ import annotations
 
 import asyncio
 import bisect
+import concurrent.futures
+import queue
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -35,8 +45,10 @@ from frameduel.errors import FrameduelError
 from frameduel.v2.protocol import ServeError
 
 Infer = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
-INLINE_BELOW_S = 1e-3  # batches computing faster than this run on the event loop, not the worker thread
+INLINE_BELOW_S = 1e-3  # batches computing faster than this are waited for on the event loop, blocking it
+INLINE_WAIT_S = 0.1  # the longest the event loop blocks on an inline batch before it awaits the rest
 RECENT_BATCHES = 16  # how many batches' compute times decide where the next one runs
+MAX_STUCK_WORKERS = 4  # compute threads still stuck in the runtime after which the version stops taking requests
 
 
 @dataclass(frozen=True)
@@ -46,10 +58,12 @@ class BatchingConfig:
     max_queue_size: int = 1024  # samples waiting in the queue; more -> 429
     timeout_s: float = 30.0  # from enqueue; still queued after this -> 503
     allowed_batch_sizes: tuple[int, ...] | None = None  # None: any size up to max_batch_size
+    compute_timeout_s: float = 60.0  # one runtime call; longer -> its requests get 504, its thread is replaced
 
     def __post_init__(self) -> None:
-        if self.max_batch_size < 1 or self.max_queue_size < 1 or self.max_queue_delay_us < 0 or self.timeout_s <= 0:
-            raise FrameduelError(f"invalid batching settings {self}: sizes must be >= 1, delay >= 0, timeout > 0")
+        if self.max_batch_size < 1 or self.max_queue_size < 1 or self.max_queue_delay_us < 0 or self.timeout_s <= 0 \
+                or self.compute_timeout_s <= 0:
+            raise FrameduelError(f"invalid batching settings {self}: sizes must be >= 1, delay >= 0, timeouts > 0")
 
     def for_artefact(self, accepted: tuple[int, ...] | None, max_batch: int) -> BatchingConfig:
         """Fit these settings to what an artefact accepts (its manifest's batch_sizes and max_batch)."""
@@ -98,9 +112,48 @@ class _Pending:
 
 
 Piece = tuple[_Pending, int, int]  # (request, first sample, end sample)
+Batch = tuple[list[dict[str, np.ndarray]], float]  # the outputs of each piece, compute seconds
 
 
-def _run_batch(infer: Infer, pieces: list[Piece], padded: int) -> tuple[list[dict[str, np.ndarray]], float]:
+class ComputeThread:
+    """One daemon thread that runs a version's batches, one at a time. A daemon: one stuck in a runtime call that
+    never returns does not keep the server from exiting."""
+
+    def __init__(self, name: str) -> None:
+        self.jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self.thread = threading.Thread(target=self._serve, name=name, daemon=True)
+        self.thread.start()
+
+    def submit(self, function: Callable[..., Batch], *args: Any) -> concurrent.futures.Future:
+        future: concurrent.futures.Future = concurrent.futures.Future()
+        self.jobs.put((future, function, args))
+        return future
+
+    def stop(self) -> None:
+        """Exit after the call in progress, if any; calls queued behind it are not run."""
+        self.jobs.put(None)
+
+    def _serve(self) -> None:
+        while (job := self.jobs.get()) is not None:
+            future, function, args = job
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(function(*args))
+                except BaseException as exc:  # noqa: BLE001 - handed to the event loop, which fails the batch
+                    future.set_exception(exc)
+
+
+class ComputeTimeout(Exception):
+    """A runtime call overstayed compute_timeout_s."""
+
+
+def one_line(exc: BaseException) -> str:
+    """A runtime's error as one line: its type and first non-empty line (runtimes raise multi-line reports)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return f"{type(exc).__name__}: {lines[0][:300]}" if lines else type(exc).__name__
+
+
+def _run_batch(infer: Infer, pieces: list[Piece], padded: int) -> Batch:
     """In the worker thread: concatenate the pieces, pad, run, split the outputs back per piece."""
     first = pieces[0][0]
     if len(pieces) == 1 and pieces[0][1:] == (0, first.size) and padded == first.size:
@@ -125,25 +178,40 @@ class DynamicBatcher:
     """One queue and one compute thread for one model version. Create and use it on the event loop."""
 
     def __init__(self, infer: Infer, config: BatchingConfig, on_batch: Callable[[BatchStats], Any] | None = None,
-                 on_depth: Callable[[int], Any] | None = None) -> None:
+                 on_depth: Callable[[int], Any] | None = None,
+                 on_failure: Callable[[str], Any] | None = None) -> None:
         self.infer = infer
         self.config = config
         self.on_batch = on_batch or (lambda stats: None)
         self.on_depth = on_depth or (lambda depth: None)
+        self.on_failure = on_failure or (lambda cause: None)  # "error" or "timeout", once per failed batch
         self.queue: deque[_Pending] = deque()
         self.queued = 0  # samples in the queue not yet taken by a batch
         self.busy = False
         self.closing = False
         self.wake = asyncio.Event()
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="frameduel-batch")
+        self.compute = ComputeThread("frameduel-batch")
+        self.stuck: list[ComputeThread] = []  # replaced threads, some maybe still inside the runtime
         self.recent_compute_s: deque[float] = deque(maxlen=RECENT_BATCHES)
         self.worker = asyncio.get_running_loop().create_task(self._work())
+
+    @property
+    def stuck_workers(self) -> int:
+        """Replaced compute threads still inside a runtime call."""
+        return sum(thread.thread.is_alive() for thread in self.stuck)
+
+    @property
+    def healthy(self) -> bool:
+        return self.stuck_workers < MAX_STUCK_WORKERS
 
     async def submit(self, inputs: dict[str, np.ndarray]) -> BatchResult:
         """Queue one request (already validated; any batch size >= 1) and wait for its outputs."""
         size = next(iter(inputs.values())).shape[0]
         if self.closing:
             raise ServeError("this model version is unloading; retry to reach the current one", "unavailable")
+        if not self.healthy:
+            raise ServeError(f"the runtime hung {self.stuck_workers} times and its threads are still stuck; reload "
+                             "the model (unload, load)", "unavailable")
         if size > self.config.max_queue_size:
             raise ServeError(f"a request of {size} samples exceeds the queue of {self.config.max_queue_size}; "
                              "send fewer samples per request", "too_large")
@@ -163,7 +231,7 @@ class DynamicBatcher:
         self.closing = True
         self.wake.set()
         await self.worker
-        self.executor.shutdown(wait=True)
+        self.compute.stop()
 
     async def _work(self) -> None:
         while True:
@@ -212,18 +280,16 @@ class DynamicBatcher:
         samples = sum(b - a for _, a, b in pieces)
         padded = self.config.padded_size(samples)
         try:
-            if self.runs_inline():
-                splits, compute_s = _run_batch(self.infer, pieces, padded)
-            else:
-                splits, compute_s = await asyncio.get_running_loop().run_in_executor(
-                    self.executor, _run_batch, self.infer, pieces, padded)
+            splits, compute_s = await self._compute(pieces, padded)
+        except ComputeTimeout:
+            self._replace_compute_thread()
+            self._fail(pieces, ServeError(f"the runtime did not answer within {self.config.compute_timeout_s:g} s "
+                                          "(compute_timeout_s); its worker thread was replaced", "deadline_exceeded"))
+            self.on_failure("timeout")
+            return
         except Exception as exc:  # a runtime failure fails every request in the batch, never the server
-            error = ServeError(f"the runtime failed on this batch: {exc}", "compute_error")
-            for pending, _, _ in pieces:
-                pending.fail(error)
-                if pending in self.queue:  # its later pieces would answer a request that already failed
-                    self.queue.remove(pending)
-                    self.queued -= pending.size - pending.taken
+            self._fail(pieces, ServeError(f"the runtime failed on this batch: {one_line(exc)}", "compute_error"))
+            self.on_failure("error")
             return
         self.recent_compute_s.append(compute_s)
         self.on_batch(BatchStats(samples, padded - samples, compute_s))
@@ -234,6 +300,35 @@ class DynamicBatcher:
             if pending.done == pending.size and not pending.future.done():
                 pending.future.set_result(BatchResult(_join(pending.parts), pending.started - pending.enqueued,
                                                       pending.compute_s))
+
+    async def _compute(self, pieces: list[Piece], padded: int) -> Batch:
+        """The batch on the compute thread; an inline one blocks the loop until done or INLINE_WAIT_S has passed."""
+        started = time.perf_counter()
+        future = self.compute.submit(_run_batch, self.infer, pieces, padded)
+        if self.runs_inline():
+            try:
+                return future.result(timeout=min(INLINE_WAIT_S, self.config.compute_timeout_s))
+            except concurrent.futures.TimeoutError:
+                pass  # slower than it used to be: await the rest
+        left = self.config.compute_timeout_s - (time.perf_counter() - started)
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(future), max(left, 0.0))
+        except TimeoutError:  # asyncio's (an alias of the builtin since 3.11)
+            raise ComputeTimeout from None
+
+    def _fail(self, pieces: list[Piece], error: ServeError) -> None:
+        for pending, _, _ in pieces:
+            pending.fail(error)
+            if pending in self.queue:  # its later pieces would answer a request that already failed
+                self.queue.remove(pending)
+                self.queued -= pending.size - pending.taken
+
+    def _replace_compute_thread(self) -> None:
+        """Leave the stuck thread to its runtime call (it exits once the call returns) and start a new one."""
+        self.compute.stop()
+        self.stuck = [thread for thread in self.stuck if thread.thread.is_alive()] + [self.compute]
+        self.compute = ComputeThread("frameduel-batch")
+        self.recent_compute_s.clear()  # the next batches are timed afresh before any runs inline again
 
     def runs_inline(self) -> bool:
         """Whether the next batch runs on the event loop: the median of the recent batches was all but free.

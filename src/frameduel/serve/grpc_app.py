@@ -37,6 +37,9 @@ from frameduel.v2.protocol import (
 )
 
 OPEN_METHODS = frozenset(f"/{SERVICE}/{rpc}" for rpc in ("ServerLive", "ServerReady"))  # health needs no token
+# Typed contents become a Python number each while decoded (a 61 MB message of FP32: +670 MB, 3 s of the event
+# loop), so they are for small tensors, as REST's JSON is (app.ServerConfig.max_json_bytes); raw contents are not.
+MAX_TYPED_VALUES = 4 * 2**20
 Message = TypeVar("Message")
 
 
@@ -52,7 +55,11 @@ def typed_tensor(tensor: Any, shape: tuple[int, ...], dtype: np.dtype, where: st
     stray = [f.name for f, _ in tensor.contents.ListFields() if f.name != field]
     if stray:
         raise ServeError(f"{where}: a {tensor.datatype} tensor's values go in contents.{field}, not {stray}")
-    values = np.array(getattr(tensor.contents, field), dtype=FIELD_DTYPES[field])
+    contents = getattr(tensor.contents, field)
+    if len(contents) > MAX_TYPED_VALUES:
+        raise ServeError(f"{where}: {len(contents)} typed values; typed contents are for up to {MAX_TYPED_VALUES}: "
+                         "send large tensors in raw_input_contents", "too_large")
+    values = np.array(contents, dtype=FIELD_DTYPES[field])
     return checked_values(values, shape, dtype, where, f"contents.{field}")
 
 
@@ -157,9 +164,10 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     @refusals
     async def ModelInfer(self, request: pb.ModelInferRequest, context: Any) -> pb.ModelInferResponse:
         raw = bool(request.raw_input_contents)
-        return await self.service.infer("grpc", request.model_name, request.model_version,
-                                        lambda: decode_infer_request(request),
-                                        lambda done: encode_infer_response(done, raw))
+        with self.service.admitted("grpc"):
+            return await self.service.infer("grpc", request.model_name, request.model_version,
+                                            lambda: decode_infer_request(request),
+                                            lambda done: encode_infer_response(done, raw))
 
     @refusals
     async def RepositoryIndex(self, request: pb.RepositoryIndexRequest, context: Any) -> pb.RepositoryIndexResponse:
@@ -190,8 +198,9 @@ def bearer_token(metadata: Sequence[tuple[str, Any]] | None) -> str:
 class BearerAuth(grpc.aio.ServerInterceptor):
     """Every rpc but health needs the metadata 'authorization: Bearer TOKEN'."""
 
-    def __init__(self, token: str) -> None:
+    def __init__(self, token: str, service: ModelService) -> None:
         self.token = token
+        self.service = service  # counts the refusals
 
         async def deny(request: bytes, context: grpc.aio.ServicerContext) -> None:
             await context.abort(grpc.StatusCode.UNAUTHENTICATED,
@@ -203,13 +212,14 @@ class BearerAuth(grpc.aio.ServerInterceptor):
                                 details: grpc.HandlerCallDetails) -> Any:
         if details.method in OPEN_METHODS or token_matches(bearer_token(details.invocation_metadata), self.token):
             return await continuation(details)
+        self.service.count_auth_failure("grpc")
         return self.deny
 
 
 async def start_grpc_server(service: ModelService, host: str, port: int, token: str | None,
                             max_message_bytes: int) -> grpc.aio.Server:
     """Listen on host:port on the running event loop (where the batchers live)."""
-    server = grpc.aio.server(interceptors=[BearerAuth(token)] if token else None, options=[
+    server = grpc.aio.server(interceptors=[BearerAuth(token, service)] if token else None, options=[
         ("grpc.max_receive_message_length", max_message_bytes),  # larger requests: RESOURCE_EXHAUSTED, by grpc
         ("grpc.max_send_message_length", -1),
         ("grpc.so_reuseport", 0),  # a busy port is an error, never a port silently shared with another server

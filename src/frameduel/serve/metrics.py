@@ -38,6 +38,15 @@ class ServerMetrics:
         self.samples = Counter("frameduel_inferred_samples", "Real samples computed", labels, registry=self.registry)
         self.queue_depth = Gauge("frameduel_queue_depth_samples", "Samples waiting in the batch queue",
                                  labels, registry=self.registry)
+        # Faults: batches a runtime failed (cause "error") or overstayed compute_timeout_s in ("timeout", after
+        # which its compute thread was replaced); refused bearer tokens; connections closed unanswered.
+        self.batch_failures = Counter("frameduel_batch_failures", "Batches the runtime failed or did not finish",
+                                      (*labels, "cause"), registry=self.registry)
+        self.auth_failures = Counter("frameduel_auth_failures", "Requests refused for a missing or wrong bearer "
+                                     "token", ("protocol",), registry=self.registry)
+        self.connections_refused = Counter("frameduel_connections_refused", "HTTP connections closed without "
+                                           "serving a request: too many open, or a request's headers too slow",
+                                           ("reason",), registry=self.registry)
 
     def observe_request(self, protocol: str, model: str, version: str, code: str, reason: str | None = None,
                         phases: dict[str, float] | None = None) -> None:
@@ -52,6 +61,9 @@ class ServerMetrics:
         self.samples.labels(model, version).inc(stats.samples)
         if stats.padding:
             self.padding.labels(model, version).inc(stats.padding)
+
+    def observe_batch_failure(self, model: str, version: str, cause: str) -> None:
+        self.batch_failures.labels(model, version, cause).inc()
 
     def set_queue_depth(self, model: str, version: str, samples: int) -> None:
         self.queue_depth.labels(model, version).set(samples)

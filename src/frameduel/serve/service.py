@@ -11,7 +11,8 @@ from __future__ import annotations
 import hmac
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -79,6 +80,9 @@ class ModelService:
         self.repository = repository
         self.metrics = metrics
         self.ready = False
+        self.draining = False  # after SIGTERM: infer calls already admitted finish, new ones get 503 (drain.py)
+        self.in_flight = 0  # infer calls admitted and not yet answered
+        self.last_admitted = 0.0  # time.monotonic() of the latest admitted infer call
 
     async def start(self) -> None:
         for name in self.repository.models_on_disk():
@@ -91,6 +95,29 @@ class ModelService:
     async def stop(self) -> None:
         self.ready = False
         await self.repository.close()
+
+    def begin_drain(self) -> None:
+        """Stop admitting infer calls (503, reason shutting_down); readiness turns false for load balancers."""
+        self.draining = True
+        self.ready = False
+
+    @contextmanager
+    def admitted(self, protocol: str) -> Iterator[None]:
+        """One infer call while it is in flight; refused once the server drains. A face enters this before it
+        reads the request, so a request whose body is still arriving when SIGTERM comes is still answered."""
+        if self.draining:
+            error = ServeError("the server is shutting down; retry on another replica", "shutting_down")
+            self.count_failure(protocol, error)
+            raise error
+        self.in_flight += 1
+        self.last_admitted = time.monotonic()
+        try:
+            yield
+        finally:
+            self.in_flight -= 1
+
+    def count_auth_failure(self, protocol: str) -> None:
+        self.metrics.auth_failures.labels(protocol).inc()
 
     # -- health and metadata -----------------------------------------------------------------------
     def server_metadata(self) -> dict[str, Any]:
@@ -115,12 +142,12 @@ class ModelService:
     def model_ready(self, model: str, version: str | None) -> bool:
         """False for a model or version on disk but not loaded; an unknown one is an error."""
         try:
-            self.repository.get(model, optional_version(version))
+            loaded = self.repository.get(model, optional_version(version))
         except ServeError as exc:
             if exc.reason != "not_loaded":
                 raise
             return False
-        return True
+        return loaded.batcher.healthy and not self.draining
 
     # -- inference ---------------------------------------------------------------------------------
     def count_failure(self, protocol: str, exc: FrameduelError) -> None:
@@ -166,7 +193,12 @@ class ModelService:
         return [entry for entry in self.repository.index() if not ready_only or entry["state"] == "READY"]
 
     async def load(self, model: str, parameters: dict[str, Any]) -> list[int]:
-        """Serve the newest version, or exactly parameters["versions"]; new versions load before old unload."""
+        """Serve the newest version, or exactly parameters["versions"]; new versions load before old unload. Other
+        parameters (Triton's "config", "file:..." uploads) are refused: a load only ever reads the repository."""
+        unknown = sorted(set(parameters) - {"versions"})
+        if unknown:
+            raise ServeError(f"unknown load parameters {unknown}; a load takes only 'versions' (models are read from "
+                             "the repository, never sent)")
         return await self.repository.load(model, version_list(parameters.get("versions")))
 
     async def unload(self, model: str, parameters: dict[str, Any]) -> list[int]:

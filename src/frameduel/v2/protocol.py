@@ -57,6 +57,9 @@ REASONS: dict[str, tuple[int, str]] = {
     "unavailable": (503, "UNAVAILABLE"),  # the version is unloading
     "timeout": (503, "UNAVAILABLE"),  # still queued after timeout_s: the server is behind
     "compute_error": (500, "INTERNAL"),  # the runtime failed: the server's fault, never the client's
+    "deadline_exceeded": (504, "DEADLINE_EXCEEDED"),  # the runtime did not answer within compute_timeout_s
+    "shutting_down": (503, "UNAVAILABLE"),  # the server drains after SIGTERM: retry on another replica
+    "request_timeout": (408, "DEADLINE_EXCEEDED"),  # the request's body did not arrive in time (REST)
 }
 
 

@@ -35,7 +35,7 @@ def residual_std(config: GPTConfig) -> float:
 
 def split_heads(x, n_head: int):
     """(B, T, C) -> (B, nh, T, hd)."""
-    T, C = x.shape[1], x.shape[2]
+    T, C = keras.ops.shape(x)[1], x.shape[2]  # T may be known only when the graph runs (a server step)
     return keras.ops.transpose(keras.ops.reshape(x, (-1, T, n_head, C // n_head)), (0, 2, 1, 3))
 
 
@@ -49,9 +49,9 @@ class CausalSelfAttention(keras.layers.Layer):
         self.causal = np.tril(np.ones((config.n_positions, config.n_positions), dtype=bool))
 
     def call(self, x, positions, cache=None):
-        """x (B, T, C) holds the tokens at `positions` (T,). With a cache, their keys and values are
-        written into it and the queries attend over the whole cache; without, over x alone."""
-        T, C = x.shape[1], x.shape[2]
+        """x (B, T, C) holds the tokens at `positions`, (T,) or (B, T) per row. With a cache, their keys and
+        values are written into it and the queries attend over the whole cache; without, over x alone."""
+        T, C = keras.ops.shape(x)[1], x.shape[2]
         q, k, v = keras.ops.split(self.c_attn(x), 3, axis=-1)  # 3 x (B, T, C)
         q, k, v = (split_heads(t, self.n_head) for t in (q, k, v))  # (B, nh, T, hd)
         if cache is not None:
@@ -67,7 +67,8 @@ class CausalSelfAttention(keras.layers.Layer):
         where slots past the current position are masked out).
         """
         att = keras.ops.matmul(q, keras.ops.swapaxes(k, -2, -1)) / math.sqrt(k.shape[-1])  # (B, nh, T, Tk)
-        visible = keras.ops.take(self.causal[:, : k.shape[2]], positions, axis=0)  # (T, Tk)
+        visible = keras.ops.take(self.causal[:, : k.shape[2]], positions, axis=0)  # (T, Tk) or (B, T, Tk)
+        visible = keras.ops.expand_dims(visible, -3)  # the same for every head
         # Mask and softmax in float32 under mixed precision, as torch autocast does; a no-op in fp32.
         att = keras.ops.where(visible, keras.ops.cast(att, full_precision()), float("-inf"))
         att = keras.ops.cast(keras.ops.softmax(att, axis=-1), v.dtype)
@@ -115,7 +116,7 @@ class GPT(keras.Model):
         return keras.ops.cast(keras.ops.reshape(logits, (-1, logits.shape[-1])), full_precision())  # (B*T, vocab)
 
     def hidden(self, idx, positions, caches=None):
-        """Final hidden states (B, T, C) of tokens idx (B, T) sitting at `positions` (T,)."""
+        """Final hidden states (B, T, C) of tokens idx (B, T) sitting at `positions`, (T,) or (B, T)."""
         x = self.wte(idx) + self.wpe(positions)  # (B, T, C)
         for i, block in enumerate(self.blocks):
             x = block(x, positions, cache=caches[i] if caches else None)

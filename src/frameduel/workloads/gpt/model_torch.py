@@ -36,12 +36,12 @@ class CausalSelfAttention(nn.Module):
         self.c_proj = nn.Linear(config.n_embd, config.n_embd)
         # True where a query may look: itself and earlier positions. A buffer, not a weight.
         size = config.n_positions
-        causal = torch.tril(torch.ones(size, size, dtype=torch.bool)).view(1, 1, size, size)
+        causal = torch.tril(torch.ones(size, size, dtype=torch.bool))  # (positions, positions)
         self.register_buffer("causal", causal, persistent=False)
 
     def forward(self, x: torch.Tensor, positions: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
-        """x (B, T, C) holds the tokens at `positions` (T,). With a cache, their keys and values are
-        written into it and the queries attend over the whole cache; without, over x alone."""
+        """x (B, T, C) holds the tokens at `positions`, (T,) or (B, T) per row. With a cache, their keys and
+        values are written into it and the queries attend over the whole cache; without, over x alone."""
         B, T, C = x.shape
         q, k, v = self.c_attn(x).split(C, dim=2)  # 3 x (B, T, C)
         q, k, v = (split_heads(t, self.n_head) for t in (q, k, v))  # (B, nh, T, hd)
@@ -58,7 +58,7 @@ class CausalSelfAttention(nn.Module):
         where slots past the current position are masked out).
         """
         att = (q @ k.transpose(-2, -1)) / math.sqrt(k.size(-1))  # (B, nh, T, Tk)
-        visible = self.causal[:, :, positions, : k.size(-2)]  # (1, 1, T, Tk)
+        visible = self.causal[positions, : k.size(-2)].unsqueeze(-3)  # (1, T, Tk) or (B, 1, T, Tk)
         att = att.masked_fill(~visible, float("-inf"))
         att = torch.softmax(att, dim=-1)
         return att @ v  # (B, nh, T, hd)
@@ -135,7 +135,7 @@ class GPT(nn.Module):
         return logits.view(B * T, -1)  # flattened for the (N, classes) loss contract, see __init__.py
 
     def hidden(self, idx: torch.Tensor, positions: torch.Tensor, caches: list[KVCache] | None = None) -> torch.Tensor:
-        """Final hidden states (B, T, C) of tokens idx (B, T) sitting at `positions` (T,)."""
+        """Final hidden states (B, T, C) of tokens idx (B, T) sitting at `positions`, (T,) or (B, T)."""
         x = self.wte(idx) + self.wpe(positions)  # (B, T, C)
         for i, block in enumerate(self.blocks):
             x = block(x, positions, cache=caches[i] if caches else None)

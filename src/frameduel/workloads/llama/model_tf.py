@@ -45,10 +45,11 @@ class RotaryEmbedding:
         self.inv_freq = inverse_frequencies(config)  # float64; cast at call time to the policy's precision
 
     def __call__(self, positions):
+        """positions (T,) shared by the batch, or (B, T) per row (a server's ragged batch) -> (..., T, hd)."""
         full = full_precision()
         inv_freq = keras.ops.convert_to_tensor(self.inv_freq.astype(full))
-        angles = keras.ops.cast(positions, full)[:, None] * inv_freq[None, :]  # (T, hd/2)
-        angles = keras.ops.concatenate((angles, angles), axis=-1)  # (T, hd)
+        angles = keras.ops.expand_dims(keras.ops.cast(positions, full), -1) * inv_freq  # (..., T, hd/2)
+        angles = keras.ops.concatenate((angles, angles), axis=-1)  # (..., T, hd)
         return keras.ops.cos(angles), keras.ops.sin(angles)
 
 
@@ -58,8 +59,9 @@ def rotate_half(x):
 
 
 def apply_rotary(x, cos, sin):
-    """x (B, heads, T, hd) rotated by the angles of its positions (T, hd), in x's dtype."""
-    cos, sin = keras.ops.cast(cos, x.dtype), keras.ops.cast(sin, x.dtype)
+    """x (B, heads, T, hd) rotated by the angles of its positions, (T, hd) or (B, T, hd), in x's dtype."""
+    cos = keras.ops.expand_dims(keras.ops.cast(cos, x.dtype), -3)  # broadcast over the heads
+    sin = keras.ops.expand_dims(keras.ops.cast(sin, x.dtype), -3)
     return x * cos + rotate_half(x) * sin
 
 
@@ -70,7 +72,8 @@ def repeat_kv(x, groups: int):
 
 def split_heads(x, heads: int, head_dim: int):
     """(B, T, heads * hd) -> (B, heads, T, hd)."""
-    return keras.ops.transpose(keras.ops.reshape(x, (-1, x.shape[1], heads, head_dim)), (0, 2, 1, 3))
+    # keras.ops.shape: T may be known only when the graph runs (a traced server step of any prompt length)
+    return keras.ops.transpose(keras.ops.reshape(x, (-1, keras.ops.shape(x)[1], heads, head_dim)), (0, 2, 1, 3))
 
 
 class LlamaAttention(keras.layers.Layer):
@@ -83,7 +86,7 @@ class LlamaAttention(keras.layers.Layer):
         self.o_proj = linear(config.hidden_size, config)
 
     def call(self, x, rotary, positions, cache=None):
-        T = x.shape[1]
+        T = keras.ops.shape(x)[1]
         q = split_heads(self.q_proj(x), self.n_head, self.head_dim)  # (B, nh, T, hd)
         k = split_heads(self.k_proj(x), self.n_kv, self.head_dim)  # (B, nkv, T, hd)
         v = split_heads(self.v_proj(x), self.n_kv, self.head_dim)
@@ -96,9 +99,10 @@ class LlamaAttention(keras.layers.Layer):
         return self.o_proj(y)  # heads side by side, then projected back to the model width
 
     def attend(self, q, k, v, positions):
-        """Queries at `positions` (T,) attend to keys 0..Tk-1 at or before their own position."""
+        """Queries at `positions`, (T,) or (B, T), attend to keys 0..Tk-1 at or before their own position."""
         att = keras.ops.matmul(q, keras.ops.swapaxes(k, -2, -1)) / math.sqrt(self.head_dim)  # (B, nh, T, Tk)
-        visible = keras.ops.arange(k.shape[2])[None, :] <= keras.ops.cast(positions, "int32")[:, None]  # (T, Tk)
+        visible = keras.ops.arange(k.shape[2]) <= keras.ops.expand_dims(keras.ops.cast(positions, "int32"), -1)
+        visible = keras.ops.expand_dims(visible, -3)  # (1, T, Tk) or (B, 1, T, Tk): the same for every head
         # Mask and softmax in float32 under mixed precision, as torch autocast does; a no-op in fp32.
         att = keras.ops.where(visible, keras.ops.cast(att, full_precision()), float("-inf"))
         att = keras.ops.cast(keras.ops.softmax(att, axis=-1), v.dtype)
@@ -143,7 +147,7 @@ class LlamaModel(keras.layers.Layer):
         self.rotary_emb = RotaryEmbedding(config)
 
     def call(self, idx, positions, caches=None):
-        """Final hidden states (B, T, C) of tokens idx (B, T) sitting at `positions` (T,)."""
+        """Final hidden states (B, T, C) of tokens idx (B, T) sitting at `positions`, (T,) or (B, T)."""
         x = self.embed_tokens(idx)
         rotary = self.rotary_emb(positions)
         for i, layer in enumerate(self.layers):

@@ -43,9 +43,10 @@ class RotaryEmbedding(nn.Module):
         self.register_buffer("inv_freq", torch.from_numpy(inverse_frequencies(config)), persistent=False)
 
     def forward(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """positions (T,) shared by the batch, or (B, T) per row (a server's ragged batch) -> (..., T, hd)."""
         # The buffer takes the weights' dtype with model.to(): float32, or float64 for fp64 parity.
-        angles = positions.to(self.inv_freq.dtype)[:, None] * self.inv_freq[None, :]  # (T, hd/2)
-        angles = torch.cat((angles, angles), dim=-1)  # (T, hd)
+        angles = positions.to(self.inv_freq.dtype)[..., None] * self.inv_freq  # (..., T, hd/2)
+        angles = torch.cat((angles, angles), dim=-1)  # (..., T, hd)
         return angles.cos(), angles.sin()
 
 
@@ -55,8 +56,8 @@ def rotate_half(x: torch.Tensor) -> torch.Tensor:
 
 
 def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """x (B, heads, T, hd) rotated by the angles of its positions (T, hd), in x's dtype."""
-    cos, sin = cos.to(x.dtype), sin.to(x.dtype)
+    """x (B, heads, T, hd) rotated by the angles of its positions, (T, hd) or (B, T, hd), in x's dtype."""
+    cos, sin = cos.to(x.dtype).unsqueeze(-3), sin.to(x.dtype).unsqueeze(-3)  # broadcast over the heads
     return x * cos + rotate_half(x) * sin
 
 
@@ -104,10 +105,10 @@ class LlamaAttention(nn.Module):
         return self.o_proj(y.transpose(1, 2).reshape(B, T, self.n_head * self.head_dim))
 
     def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-        """Queries at `positions` (T,) attend to keys 0..Tk-1 at or before their own position."""
+        """Queries at `positions`, (T,) or (B, T), attend to keys 0..Tk-1 at or before their own position."""
         att = (q @ k.transpose(-2, -1)) / math.sqrt(self.head_dim)  # (B, nh, T, Tk)
-        visible = torch.arange(k.size(-2), device=q.device)[None, :] <= positions[:, None]  # (T, Tk)
-        att = att.masked_fill(~visible, float("-inf"))
+        visible = torch.arange(k.size(-2), device=q.device) <= positions[..., None]  # (T, Tk) or (B, T, Tk)
+        att = att.masked_fill(~visible.unsqueeze(-3), float("-inf"))
         return torch.softmax(att, dim=-1) @ v
 
 
@@ -149,7 +150,7 @@ class LlamaModel(nn.Module):
         self.rotary_emb = RotaryEmbedding(config)
 
     def forward(self, idx: torch.Tensor, positions: torch.Tensor, caches: list[KVCache] | None = None) -> torch.Tensor:
-        """Final hidden states (B, T, C) of tokens idx (B, T) sitting at `positions` (T,)."""
+        """Final hidden states (B, T, C) of tokens idx (B, T) sitting at `positions`, (T,) or (B, T)."""
         x = self.embed_tokens(idx)
         rotary = self.rotary_emb(positions)
         for i, layer in enumerate(self.layers):
@@ -175,7 +176,11 @@ class Llama(nn.Module):
         return logits.view(-1, logits.size(-1))  # flattened for the (N, classes) loss contract
 
     def logits(self, idx: torch.Tensor) -> torch.Tensor:
-        return self.lm_head(self.model(idx, torch.arange(idx.size(1), device=idx.device)))
+        return self.lm_head(self.hidden(idx, torch.arange(idx.size(1), device=idx.device)))
+
+    def hidden(self, idx: torch.Tensor, positions: torch.Tensor, caches: list | None = None) -> torch.Tensor:
+        """Final hidden states (B, T, C): the decoder stack (gpt's and the Keras twins' name for it)."""
+        return self.model(idx, positions, caches)
 
 
 def build(config: LlamaConfig) -> nn.Module:
