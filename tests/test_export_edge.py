@@ -1,10 +1,10 @@
 """ExecuTorch beside LiteRT: PyTorch's on-device formats, gated like every format, and the fair edge pairs.
 
-One module-scoped fixture exports mlp, cnn and transformer from torch through the real CLI: executorch and
-executorch-int8 of each, and for mlp all three ExecuTorch formats against LiteRT's three (the Keras twin of
-the same weights), the fair pairs. The mlp is digits-trained (size "digits"), so its int8 artefacts are
-judged on test accuracy after quantization; cnn and transformer are size "tiny" (untrained: gated on their
-outputs), which keeps the fixture near a minute on two cores. The tests read back the gates, the manifests'
+One module-scoped fixture exports mlp, cnn and transformer from torch through the real CLI: the transformer
+to executorch-int8, the cnn to executorch, and the mlp to all three ExecuTorch formats and LiteRT's three
+(the Keras twin of the same weights), the fair pairs. The mlp is digits-trained (size "digits"), so its int8
+artefacts are judged on test accuracy after quantization; cnn and transformer are size "tiny" (untrained:
+gated on their outputs), which keeps the fixture near a minute on two cores. The tests read back the gates, the manifests'
 delegation, the runtime process's RSS, the pairs' rows and the claim row. benchmarks/edge.py runs every
 workload digits-trained with every format, the figures the README quotes.
 
@@ -36,9 +36,11 @@ from tests.tools import require_module
 
 LITERT_FORMATS = ("tflite", "tflite-int8", "tflite-int8-full")
 # workload -> (size, formats); the slowest export first, so the two at a time finish together.
-EXPORTS = {"transformer": ("tiny", ("executorch", "executorch-int8")),
+# cnn and transformer one ExecuTorch format each (what broke lowering them hit every format: the CNN's
+# convolution backend guard and 0 stride, the transformer's split); mlp every format of both toolchains.
+EXPORTS = {"transformer": ("tiny", ("executorch-int8",)),
            "mlp": ("digits", (*EXECUTORCH_FORMATS, *LITERT_FORMATS)),
-           "cnn": ("tiny", ("executorch", "executorch-int8"))}
+           "cnn": ("tiny", ("executorch",))}
 slow = pytest.mark.usefixtures("frameworks")  # torch/TensorFlow workers: the slow tier
 
 
@@ -99,7 +101,8 @@ def test_executorch_manifests_say_what_xnnpack_took(exported):
             assert manifest["delegation"]["delegate"] == "XNNPACK" and manifest["delegation"]["partitions"] >= 1
             assert (manifest["quantization"] != {}) == (fmt != "executorch")
     # The transformer's LayerNorms stay on ExecuTorch's portable kernels (mlp: every op is delegated).
-    assert any("layer_norm" in op for op in exported["transformer"]["executorch"]["manifest"]["delegation"]["outside"])
+    outside = exported["transformer"]["executorch-int8"]["manifest"]["delegation"]["outside"]
+    assert any("layer_norm" in op for op in outside), outside
     assert exported["mlp"]["executorch"]["manifest"]["delegation"]["outside"] == {}
 
 
@@ -166,6 +169,23 @@ def test_edge_advice_weighs_toolchain_against_toolchain(exported):
         assert set(shares) == {"torch", "tf"} and abs(sum(shares.values()) - 1) < 1e-9
         assert criteria[name].evidence.count("mlp-digits") == 3  # one figure pair per precision
     assert "(executorch-int8) vs tf" in criteria["edge size"].evidence
+
+
+@slow
+def test_the_report_and_advise_read_the_stored_pairs(edge_db, tmp_path):
+    """frameduel report: the fair pairs' table and the edge claim row; advise --scenario edge: the toolchains."""
+    out = tmp_path / "report"
+    proc = run_cli("report", "r1", "--db", str(edge_db), "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    markdown = (out / "report.md").read_text()
+    assert "Fair edge pairs: ExecuTorch vs LiteRT" in markdown
+    assert markdown.count("| mlp-digits |") == 6 + 6  # six artefacts in the export table, six pair rows
+    assert EDGE_CLAIM in markdown and NEEDS in markdown  # an mlp run: no transformer pairs to judge
+    proc = run_cli("advise", "r1", "--scenario", "edge", "--db", str(edge_db), "--json")
+    assert proc.returncode == 0, proc.stderr
+    criteria = {c["name"]: c for c in json.loads(proc.stdout)["criteria"]}
+    assert {"edge latency", "edge size", "edge memory"} <= set(criteria)
+    assert "(executorch-int8) vs tf" in criteria["edge size"]["evidence"]
 
 
 def test_tf_to_executorch_is_unsupported_with_its_reason():

@@ -74,7 +74,7 @@ def side_cells(side: Side, source_accuracy: float | None) -> list[str]:
         accuracy = f"{100 * side.test_accuracy:.1f}% ({100 * (side.test_accuracy - source_accuracy) + 0.0:+.1f})"
     return [side.format, VALID_MARKS[side.status] + (f": {side.reason}" if side.reason else ""),
             human_bytes(side.size_bytes) if side.size_bytes else "",
-            "" if side.load_s is None else f"{1e3 * side.load_s:.0f} ms", ms(side.p50_ms), ms(side.p99_ms),
+            "" if side.load_s is None else f"{1e3 * side.load_s:.1f} ms", ms(side.p50_ms), ms(side.p99_ms),
             f"{side.samples_per_s:,.0f}/s @b{side.throughput_batch}" if side.samples_per_s else "",
             "" if side.agreement is None else f"{100 * side.agreement:.1f}%", accuracy,
             megabytes(side.peak_rss_mb), megabytes(side.artefact_rss_mb), outside_ops(side.outside)]
