@@ -11,10 +11,12 @@
    pairs. Its batch-1 p50 is what a call costs before any model work: the Python binding, copying the
    input and output, and frameduel's checked call (gate.infer_one), which every figure here includes.
 
-No native benchmark runner of either runtime installs here (README, "ExecuTorch against LiteRT"), so the
-binding's overhead is measured this way rather than subtracted from a native figure.
+No native benchmark runner of either runtime installs here (the executorch wheel has no executor_runner;
+ai-edge-litert's litert-benchmark is a Python script; README, "On device: ExecuTorch against LiteRT"), so
+the binding's overhead is measured this way rather than subtracted from a native figure.
 
-    .venv/bin/python benchmarks/edge.py              # ~10 minutes on 2 busy cores
+    .venv/bin/python benchmarks/edge.py              # ~6 minutes on 2 busy cores
+    .venv/bin/python benchmarks/edge.py --json benchmarks/results/edge-DATE.json   # keep every result
     .venv/bin/python benchmarks/edge.py --quick      # smoke run: short budgets, fewer epochs
     .venv/bin/python benchmarks/edge.py --db PATH    # also store the exports (kind "export") for `frameduel report`
 """
