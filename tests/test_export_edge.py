@@ -4,9 +4,9 @@ One module-scoped fixture exports mlp, cnn and transformer from torch through th
 to executorch-int8, the cnn to executorch, and the mlp to all three ExecuTorch formats and LiteRT's three
 (the Keras twin of the same weights), the fair pairs. The mlp is digits-trained (size "digits"), so its int8
 artefacts are judged on test accuracy after quantization; cnn and transformer are size "tiny" (untrained:
-gated on their outputs), which keeps the fixture near a minute on two cores. The tests read back the gates, the manifests'
-delegation, the runtime process's RSS, the pairs' rows and the claim row. benchmarks/edge.py runs every
-workload digits-trained with every format, the figures the README quotes.
+gated on their outputs), which keeps the fixture near a minute on two cores. The tests read back the gates,
+the manifests' delegation, the runtime process's RSS, the pairs' rows, the claim row, the report and advise.
+benchmarks/edge.py runs every workload digits-trained with every format: the figures the README quotes.
 
 The tests that export or import torch use `frameworks` (the slow tier); the refusals before any work
 starts (a tf -> ExecuTorch route, a missing executorch package) stay in the fast tier.
@@ -123,6 +123,12 @@ def test_fair_pairs_rows_and_the_claim_row(exported):
     assert [row[2] for row in rows[:2]] == ["ExecuTorch", "LiteRT"]
     # Every column filled: size, load, p50/p99, samples/s, agreement, test accuracy (digits), RSS, delegation.
     assert all(cell for row in rows for cell in row), rows
+    # A side that produced no artefact still pairs, its reason in the valid? cell and no figures.
+    reason = "ValueError: ExecuTorch cannot lower aten.foo.default: ..."
+    failed = [{**r, "status": "failed", "reason": reason, "manifest": None, "benchmark": None}
+              if r["format"] == "executorch" else r for r in exported["mlp"].values()]
+    first = pair_rows(fair_pairs(failed))[0]
+    assert first[3:5] == ["executorch", f"failed: {reason}"] and not any(first[5:]), first
     # The claim reads the transformer's int8 pairs: these real pairs, labelled as the transformer's.
     as_transformer = [{**result, "workload": "transformer"} for result in exported["mlp"].values()]
     status, evidence = check_edge_claim(as_transformer)
