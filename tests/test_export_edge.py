@@ -213,8 +213,16 @@ def test_a_model_that_cannot_run_names_the_op(tmp_path):
             return x.median(dim=1, keepdim=True).values
 
     sample = np.random.default_rng(0).standard_normal((2, 16)).astype(np.float32)
-    with pytest.raises(ValueError, match=r"^ExecuTorch cannot run aten::median\.dim_values: its runtime has no kernel"):
+    refusal = r"^ExecuTorch cannot run aten::median\.dim_values: its runtime has no kernel"
+    with pytest.raises(ValueError, match=refusal) as refused:
         export_artefact("executorch", get_workload("mlp"), Median(), sample, sample, tmp_path, 32)
+    assert "\n" not in str(refused.value) and not (tmp_path / "model.pte").exists()
+    # exir's own lowering errors (several lines, the op inside) become one line naming the op.
+    from frameduel.frameworks.torch_executorch import lowering_error
+
+    error = RuntimeError("Missing out variants: {'aten::_fake_op.default'}\n  while lowering node %x")
+    assert lowering_error(error) == ("ExecuTorch cannot lower aten::_fake_op.default: RuntimeError: Missing out "
+                                     "variants: {'aten::_fake_op.default'}")
 
 
 def test_a_missing_executorch_is_one_line_naming_the_extra(tmp_path):
