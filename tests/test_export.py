@@ -127,7 +127,7 @@ def corrupt_copy(exported: dict, tmp_path: Path, workload: str, framework: str, 
 def test_gate_rejects_a_truncated_onnx(exported, tmp_path):
     directory, path = corrupt_copy(exported, tmp_path, "mlp", "torch", "onnx")
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-    validation, bench = validate_artefact(directory, budget=None, timeout_s=120)
+    validation, bench, _ = validate_artefact(directory, budget=None, timeout_s=120)
     assert not validation.valid and validation.reason.startswith("cannot load") and bench is None
 
 
@@ -138,7 +138,7 @@ def test_gate_rejects_a_tflite_with_flipped_weight_bytes(exported, tmp_path):
     middle = len(data) // 2
     data[middle : middle + 4096] = bytes(b ^ 0x5A for b in data[middle : middle + 4096])  # inside the weights
     path.write_bytes(bytes(data))
-    validation, _ = validate_artefact(directory, budget=None, timeout_s=120)
+    validation, *_ = validate_artefact(directory, budget=None, timeout_s=120)
     assert not validation.valid and validation.reason
 
 
@@ -154,7 +154,7 @@ def test_pt2_loader_refuses_pickled_payloads(exported, tmp_path):
     with zipfile.ZipFile(path, "w") as archive:
         for name, content in entries.items():
             archive.writestr(name, content)
-    validation, _ = validate_artefact(directory, budget=None, timeout_s=120)
+    validation, *_ = validate_artefact(directory, budget=None, timeout_s=120)
     assert not validation.valid and "pickled object" in validation.reason
 
 

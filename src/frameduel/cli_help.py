@@ -5,7 +5,7 @@ Named COMMAND_OPTION; the options several commands share have the option's name 
 from __future__ import annotations
 
 from frameduel.accuracy.run import DEFAULT_MODES
-from frameduel.export.manifest import BROWSER_FORMATS, FORMATS
+from frameduel.export.manifest import BROWSER_FORMATS, EXECUTORCH_FORMATS, FORMATS
 from frameduel.export.reference import DIGITS_SIZE
 
 # --modes, one syntax in every command (spec.mode_items).
@@ -87,7 +87,8 @@ LOADTEST_JSON_TENSORS = "JSON tensors instead of the binary extension (gRPC: typ
 
 EXPORT_WORKLOAD = "workload to export, e.g. mlp or cnn (default: the checkpoint's family)"
 EXPORT_FORMATS = (f"comma-separated: {', '.join(FORMATS)} (browser formats {', '.join(BROWSER_FORMATS)}: run "
-                  "`frameduel browser setup`)")
+                  f"`frameduel browser setup`; ExecuTorch's {', '.join(EXECUTORCH_FORMATS)}: from torch, with the "
+                  "edge extra)")
 EXPORT_SIZE = (f"{DIGITS_SIZE} (trained on load_digits; the default where the workload has a digits model, else "
                "tiny), tiny, small, base (untrained)")
 

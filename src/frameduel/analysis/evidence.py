@@ -8,17 +8,18 @@ model fares once deployed. Only the newest result per key counts (``Store.result
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from frameduel.export.manifest import BROWSER_FORMATS
+from frameduel.export.manifest import BROWSER_FORMATS, EXECUTORCH_FORMATS
+from frameduel.export.pairs import TOOLCHAIN_FRAMEWORK, Side, fair_pairs
 from frameduel.loadgen.llm_load import RESULT_KIND as LLM_LOADTEST
 from frameduel.parity.data_parallel import DATA_PARALLEL_PARITY
 from frameduel.store import Store
 
-# What runs on a device rather than a server: TFLite, and the browser formats (TF.js, ONNX Runtime Web).
-EDGE_FORMATS = ("tflite", "tflite-int8", "tflite-int8-full", *BROWSER_FORMATS)
+# What runs on a device rather than a server: TFLite, ExecuTorch, and the browser formats (TF.js, ONNX Runtime Web).
+EDGE_FORMATS = ("tflite", "tflite-int8", "tflite-int8-full", *EXECUTORCH_FORMATS, *BROWSER_FORMATS)
 
 
 @dataclass(frozen=True)
@@ -209,3 +210,20 @@ def best_served_throughput(loadtests: list[dict[str, Any]]) -> Figures:
             best[source["workload"]][source["framework"]] = Figure(result["throughput_sps"], label,
                                                                    result.get("window_noise", 0.0))
     return best
+
+
+def pair_figures(exports: list[dict[str, Any]], figure: Callable[[Side], float | None], noise: float | None = None,
+                 floor: float = 0.0) -> Figures:
+    """One figure per toolchain of each fair edge pair (export/pairs.py), keyed "<model> <precision>": ExecuTorch's
+    as torch's, LiteRT's as tf's. noise: the figures' spread (None: the sides' own latency noise); values below
+    floor count as floor (a memory figure under a megabyte is no difference)."""
+    found: Figures = {}
+    for pair in fair_pairs(exports):
+        values = {side.toolchain: figure(side) for side in pair.sides}
+        if None in values.values():
+            continue
+        found[f"{pair.model} {pair.precision}"] = {
+            TOOLCHAIN_FRAMEWORK[side.toolchain]: Figure(max(values[side.toolchain], floor), side.format,
+                                                        side.latency_noise if noise is None else noise)
+            for side in pair.sides}
+    return found

@@ -46,6 +46,10 @@ class ArtefactBenchmark:
     throughput_sps: float  # samples per second at throughput_batch: batch / median call time
     throughput_sps_ci: tuple[float, float]
     throughput_calls: int
+    # RSS of the process that ran it (validate_worker.py; None in the browser, which runs in Chromium's):
+    harness_rss_mb: float | None = None  # before importing the runtime
+    runtime_rss_mb: float | None = None  # after importing it: peak - this is what the artefact added
+    peak_rss_mb: float | None = None  # once the artefact was loaded and run at every gate batch size
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

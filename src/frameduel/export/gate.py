@@ -9,15 +9,23 @@ parity check: max |artefact - source|, and that relative to the source's largest
     torch-export      rel <= 1e-5  (the same torch kernels)
     savedmodel        rel <= 1e-5  (the same TF kernels)
     tflite            rel <= 1e-4  (XNNPACK kernels; from torch also the Keras twin)
+    executorch        rel <= 1e-4  (XNNPACK kernels, as tflite)
     tfjs, onnx-web    rel <= 1e-4  on every browser backend (wasm; TF.js also webgl)
-    tflite-int8       digits test accuracy drop <= 1 point; without a task metric rel <= 0.10
-    tflite-int8-full  digits test accuracy drop <= 1 point; without a task metric rel <= 0.25
+    tflite-int8, executorch-int8-dynamic
+                      digits test accuracy drop <= 1 point; without a task metric rel <= 0.10
+    tflite-int8-full, executorch-int8
+                      digits test accuracy drop <= 1 point; without a task metric rel <= 0.25
+
+The int8 formats of the two toolchains share their rules: dynamic-range with dynamic-range, static
+with full int8, so their fair pairs (pairs.py) are held to one bar.
 
 int8 outputs are not expected to be close to float ones, so where the task metric exists (size
 "digits": a model trained on load_digits, judged on the held-out split) the metric decides; the
 output differences are still measured and stored. The bounds without a metric (other workloads, or
 a preset size with untrained weights) are coarse sanity checks, not accuracy claims. Float formats
-on size "digits" also get the metric reported (not judged).
+on size "digits" also get the metric reported (not judged). Every artefact also gets its top-1
+agreement with the source model (metric "agreement"): on the digits test split where there is one,
+else on the largest gate batch (for a language model, per position).
 """
 
 from __future__ import annotations
@@ -45,6 +53,9 @@ GATE_RULES: dict[str, GateRule] = {
     "tflite": GateRule(max_rel=1e-4),
     "tflite-int8": GateRule(max_rel=0.10, max_accuracy_drop=0.01),
     "tflite-int8-full": GateRule(max_rel=0.25, max_accuracy_drop=0.01),
+    "executorch": GateRule(max_rel=1e-4),
+    "executorch-int8-dynamic": GateRule(max_rel=0.10, max_accuracy_drop=0.01),
+    "executorch-int8": GateRule(max_rel=0.25, max_accuracy_drop=0.01),
     # Measured on mlp and cnn digits models from both frameworks: <= 6.1e-7 on every backend (wasm of both
     # runtimes, TF.js webgl on SwiftShader); 1e-4, as for native ONNX Runtime, leaves room for other GPUs.
     "tfjs": GateRule(max_rel=1e-4),
@@ -91,8 +102,9 @@ def judge(runtime: Runtime, reference: Reference) -> Validation:
             return invalid(rule, f"non-finite outputs at batch {batch}")
         batch_abs, batch_rel = max_rel_diff(expected, output)
         max_abs, max_rel = max(max_abs, batch_abs), max(max_rel, batch_rel)
-    metric = task_metric(runtime, reference)
-    by_metric = rule.max_accuracy_drop is not None and metric
+    # Without a task metric, agreement on the last batch: the largest (load_reference sorts them).
+    metric = task_metric(runtime, reference) or {"agreement": agreement(expected, output)}
+    by_metric = rule.max_accuracy_drop is not None and "accuracy_drop" in metric
     if by_metric and metric["accuracy_drop"] > rule.max_accuracy_drop:
         reason = (f"accuracy drop {100 * metric['accuracy_drop']:.2f} points > "
                   f"{100 * rule.max_accuracy_drop:g} on the digits test split")
@@ -106,14 +118,20 @@ def judge(runtime: Runtime, reference: Reference) -> Validation:
 
 
 def task_metric(runtime: Runtime, reference: Reference) -> dict[str, float]:
-    """Digits test accuracy of source and artefact, when the source was trained on digits."""
+    """Digits test accuracy of source and artefact, and their agreement, when the source was trained on digits."""
     if reference.digits is None:
         return {}
     inputs, labels, source_logits = reference.digits
     artefact_logits = run_batched(runtime, inputs.astype(runtime.manifest.inputs[0].dtype))
     source = float(np.mean(np.argmax(source_logits, axis=1) == labels))
     artefact = float(np.mean(np.argmax(artefact_logits, axis=1) == labels))
-    return {"source_accuracy": source, "artefact_accuracy": artefact, "accuracy_drop": source - artefact}
+    return {"source_accuracy": source, "artefact_accuracy": artefact, "accuracy_drop": source - artefact,
+            "agreement": agreement(source_logits, artefact_logits)}
+
+
+def agreement(source_logits: np.ndarray, artefact_logits: np.ndarray) -> float:
+    """Share of samples (a language model's: positions) whose top-1 class is the source model's."""
+    return float(np.mean(np.argmax(source_logits, axis=-1) == np.argmax(artefact_logits, axis=-1)))
 
 
 def invalid(rule: GateRule, reason: str) -> Validation:

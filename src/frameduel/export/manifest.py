@@ -26,6 +26,10 @@ FORMAT_RUNTIMES: dict[str, str] = {
     "tflite": "litert",  # float32 flatbuffer
     "tflite-int8": "litert",  # dynamic-range int8: int8 weights, float activations
     "tflite-int8-full": "litert",  # full int8: weights and activations, calibrated on a representative set
+    # PyTorch's on-device runtime: ExecuTorch programs (.pte) lowered to its XNNPACK delegate.
+    "executorch": "executorch",  # float32
+    "executorch-int8-dynamic": "executorch",  # int8 weights, activations quantized per call (as tflite-int8)
+    "executorch-int8": "executorch",  # static int8: weights and activations, calibrated (as tflite-int8-full)
     "tfjs": "tfjs",  # TF.js graph model (model.json + weight shards), run in headless Chromium
     "onnx-web": "onnxruntime-web",  # the .onnx file, run by ONNX Runtime Web in headless Chromium
 }
@@ -33,7 +37,9 @@ FORMATS: tuple[str, ...] = tuple(FORMAT_RUNTIMES)
 # Formats that run in the browser: they need `frameduel browser setup` and Chromium, so an export
 # without --formats leaves them out (DEFAULT_FORMATS); the browser runner gates and times them.
 BROWSER_FORMATS: tuple[str, ...] = ("tfjs", "onnx-web")
-DEFAULT_FORMATS: tuple[str, ...] = tuple(fmt for fmt in FORMATS if fmt not in BROWSER_FORMATS)
+# ExecuTorch comes with the `edge` extra, so an export without --formats leaves its formats out as well.
+EXECUTORCH_FORMATS: tuple[str, ...] = ("executorch", "executorch-int8-dynamic", "executorch-int8")
+DEFAULT_FORMATS: tuple[str, ...] = tuple(fmt for fmt in FORMATS if fmt not in (*BROWSER_FORMATS, *EXECUTORCH_FORMATS))
 DTYPES: tuple[str, ...] = ("float32", "float16", "int64", "int32", "int8", "uint8")
 # What a model name (a directory, a URL path segment) may not hold: the model server's MODEL_NAME rule.
 UNSAFE_NAME_CHARACTERS = re.compile(r"[^A-Za-z0-9._-]+")
@@ -94,6 +100,9 @@ class Manifest:
     # Empty for float artefacts; else what is int8 and what stays float, e.g. {"weights": "int8",
     # "activations": "int8", "io": "float32", "calibration": "..."} (the I/O dtypes are also in inputs/outputs).
     quantization: dict[str, str] = field(default_factory=dict)
+    # Where the ops run, for runtimes with a delegate (ExecuTorch, LiteRT; XNNPACK in both): {"delegate",
+    # "partitions", "delegated_ops", "outside": {op: count} (ops left to the runtime's own kernels), "how"}.
+    delegation: dict[str, Any] = field(default_factory=dict)
     created: str = ""
     validation: Validation | None = None
     manifest_version: int = MANIFEST_VERSION

@@ -11,14 +11,19 @@ weights through the workload's weight map (the same transfer the parity check pr
 converts that with TFLiteConverter. The artefact is gated against the *torch* model's outputs, so
 any difference the twin or the converter introduces shows up there. onnx2tf is no option: it pins
 older TensorFlow and numpy.
+
+torch -> ExecuTorch is PyTorch's own on-device toolchain (frameworks/torch_executorch.py); together with
+the route above, one torch export gives both toolchains' artefacts of the very same weights, the fair
+pairs of export/pairs.py.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from importlib.util import find_spec
 
 from frameduel.errors import FrameduelError, Unsupported
-from frameduel.export.manifest import FORMATS
+from frameduel.export.manifest import EXECUTORCH_FORMATS, FORMATS
 from frameduel.spec import FRAMEWORKS, capability, check_choice
 
 
@@ -34,6 +39,11 @@ TFJS_VIA_KERAS = "torch weights -> Keras twin (frameduel weight map) -> SavedMod
 # Why a language model is not exported for the browser: the runner feeds float32 tensors, and TF.js has
 # no int64 (token ids would be cast to int32 inside the graph).
 BROWSER_TOKEN_IDS = "the browser runner feeds float32 inputs; a language model's int64 token ids are not run there"
+EXECUTORCH_LOWERING = "to_edge_transform_and_lower (XnnpackPartitioner) -> ExecuTorch program (.pte)"
+EXECUTORCH_FROM_TF = ("an ExecuTorch program is lowered from a torch.export graph: export it with --framework torch "
+                      "(TensorFlow's on-device formats are tflite, tflite-int8, tflite-int8-full)")
+# format -> (module it needs, the extra that installs it): a missing one is a user error before any worker starts.
+FORMAT_PACKAGES: dict[str, tuple[str, str]] = dict.fromkeys(EXECUTORCH_FORMATS, ("executorch", "edge"))
 
 # source framework -> format -> Route, or the reason the pair is unsupported.
 ROUTES: dict[str, dict[str, Route | str]] = {
@@ -46,6 +56,13 @@ ROUTES: dict[str, dict[str, Route | str]] = {
         "tflite-int8-full": Route("tf", TFLITE_VIA_KERAS + ", full int8 calibrated on representative inputs"),
         "tfjs": Route("tf", TFJS_VIA_KERAS),
         "onnx-web": Route("torch", "torch.onnx.export (dynamo exporter), run by ONNX Runtime Web (wasm)"),
+        "executorch": Route("torch", "torch.export -> " + EXECUTORCH_LOWERING),
+        "executorch-int8-dynamic": Route("torch", "torch.export -> PT2E dynamic int8 (XNNPACKQuantizer: per-channel "
+                                                  "int8 weights, activations quantized per call) -> "
+                                                  + EXECUTORCH_LOWERING),
+        "executorch-int8": Route("torch", "torch.export -> PT2E static int8 (XNNPACKQuantizer: per-channel int8 "
+                                          "weights, int8 activations calibrated on representative inputs) -> "
+                                          + EXECUTORCH_LOWERING),
     },
     "tf": {
         "onnx": Route("tf", "tf2onnx.convert.from_function (tf.function with an explicit input signature)"),
@@ -57,6 +74,7 @@ ROUTES: dict[str, dict[str, Route | str]] = {
                                         "on representative inputs"),
         "tfjs": Route("tf", "keras.export.ExportArchive SavedModel -> " + TFJS_CONVERTER),
         "onnx-web": Route("tf", "tf2onnx.convert.from_function, run by ONNX Runtime Web (wasm)"),
+        **dict.fromkeys(EXECUTORCH_FORMATS, EXECUTORCH_FROM_TF),
     },
 }
 
@@ -79,3 +97,13 @@ def check_formats(formats: tuple[str, ...]) -> tuple[str, ...]:
     for fmt in formats:
         check_choice("format", fmt, FORMATS)
     return formats
+
+
+def check_packages(framework: str, formats: tuple[str, ...]) -> None:
+    """A format whose route runs needs its package; a missing one is one line naming the extra to install."""
+    for fmt in formats:
+        if fmt in FORMAT_PACKAGES and isinstance(route(framework, fmt), Route):
+            module, extra = FORMAT_PACKAGES[fmt]
+            if find_spec(module) is None:
+                raise FrameduelError(f"format {fmt} needs the '{module}' package, which is not installed; install "
+                                     f"frameduel's {extra} extra: pip install -e '.[{extra}]'")

@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from frameduel import __version__
 from frameduel.browser.page import require_chromium, require_playwright
@@ -52,14 +52,14 @@ from frameduel.export.reference import (
     load_reference,
     sequence_logits,
 )
-from frameduel.export.routes import BROWSER_TOKEN_IDS, Route, check_formats, route
+from frameduel.export.routes import BROWSER_TOKEN_IDS, Route, check_formats, check_packages, route
 from frameduel.jobs.spawn import spawn_job
 from frameduel.spec import FRAMEWORKS, MODES, SIZES, RunSpec, check_choice, split_list
 from frameduel.store import Store, now_iso
 from frameduel.workloads import get_workload
 
 STATUSES = ("valid", "invalid", "unsupported", "failed")  # failed: the conversion produced no artefact
-RUNTIME_PACKAGES = ("onnx", "onnxruntime", "onnxscript", "tf2onnx", "ai-edge-litert")
+RUNTIME_PACKAGES = ("onnx", "onnxruntime", "onnxscript", "tf2onnx", "ai-edge-litert", "executorch", "torchao")
 
 
 @dataclass(frozen=True)
@@ -132,6 +132,7 @@ def check_request(request: ExportRequest) -> None:
     workload = get_workload(request.workload)
     check_choice("framework", request.framework, FRAMEWORKS)
     check_formats(request.formats)
+    check_packages(request.framework, request.formats)
     if request.checkpoint is not None:
         if request.size == DIGITS_SIZE:
             raise FrameduelError(f"size '{DIGITS_SIZE}' trains the workload's digits model; a checkpoint is "
@@ -190,7 +191,7 @@ def publish(request: ExportRequest, fmt: str, facts: dict[str, Any], source: dic
                 "weights_sha256": source["weights_sha256"], "framework_version": source["framework_version"],
                 "train": source["train"], "frameduel": __version__,
                 **({"checkpoint": checkpoint_facts(request.checkpoint)} if request.checkpoint else {})},
-        created=now_iso(), quantization=facts.get("quantization") or {},
+        created=now_iso(), quantization=facts.get("quantization") or {}, delegation=facts.get("delegation") or {},
     )
     directory = new_version_dir(request.out / manifest.model_name)
     shutil.move(str(work_dir / fmt / facts["artefact"]), directory / facts["artefact"])
@@ -219,17 +220,27 @@ def new_version_dir(model_dir: Path) -> Path:
             continue
 
 
+class Checked(NamedTuple):
+    """What the validation worker found: the gate's verdict, the benchmark (null unless it passed and a
+    budget was given), and the delegation its runtime reported at load ({} where the export decided it)."""
+
+    validation: Validation
+    benchmark: dict[str, Any] | None
+    delegation: dict[str, Any]
+
+
 def validate_artefact(directory: Path, threads: int = 1, budget: BenchBudget | None = BenchBudget(),
-                      timeout_s: float = 600.0) -> tuple[Validation, dict[str, Any] | None]:
+                      timeout_s: float = 600.0) -> Checked:
     """Gate (and, if it passes and budget is given, benchmark) the artefact in directory, in a fresh process."""
     payload = {"directory": str(directory), "threads": threads, "budget": asdict(budget) if budget else None}
     with tempfile.TemporaryDirectory(prefix="frameduel-validate-") as tmp:
         envelope = spawn_job("validate", payload, timeout_s, Path(tmp), "validation worker")
     if not envelope.ok:
-        return Validation(False, envelope.error), None
+        return Checked(Validation(False, envelope.error), None, {})
     result = envelope.data
     validation = result["validation"]
-    return Validation(**{**validation, "batch_sizes": tuple(validation["batch_sizes"])}), result["benchmark"]
+    return Checked(Validation(**{**validation, "batch_sizes": tuple(validation["batch_sizes"])}), result["benchmark"],
+                   result.get("delegation") or {})
 
 
 def convert_all(request: ExportRequest, work_dir: Path) -> tuple[dict[str, Route | str], dict[str, str]]:
@@ -266,8 +277,8 @@ def format_outcome(request: ExportRequest, fmt: str, how: Route | str, work_dir:
         return replace(result, reason=facts["error"])
     source = json.loads((work_dir / SOURCE_FILE).read_text())
     directory, manifest = publish(request, fmt, facts, source, how, work_dir, export_id)
-    validation, bench = validate_artefact(directory, request.threads, request.budget, request.timeout_s)
-    manifest = replace(manifest, validation=validation)
+    validation, bench, delegation = validate_artefact(directory, request.threads, request.budget, request.timeout_s)
+    manifest = replace(manifest, validation=validation, delegation=manifest.delegation or delegation)
     write_manifest(directory, manifest)
     return replace(result, status="valid" if validation.valid else "invalid", reason=validation.reason,
                    directory=str(directory), manifest=json.loads(manifest.to_json()), benchmark=bench)
@@ -300,9 +311,10 @@ def save_results(store: Store, export_id: str, request: ExportRequest, results: 
     framework, format, status (valid | invalid | unsupported | failed), reason, directory (the
     version directory, or null), manifest (manifest.json's content, validation included: valid,
     reason, batch_sizes, max_abs_diff, max_rel_diff, tolerance, metric {source_accuracy,
-    artefact_accuracy, accuracy_drop}), benchmark (null unless valid: runtime, threads, size_bytes,
-    load_s, latency_ms_p50, latency_ms_p99, latency_calls, latency_noise, throughput_batch,
-    throughput_sps, throughput_sps_ci [low, high], throughput_calls).
+    artefact_accuracy, accuracy_drop, agreement}; and delegation {delegate, partitions, delegated_ops,
+    outside {op: count}, how}), benchmark (null unless valid: runtime, threads, size_bytes, load_s, import_s,
+    latency_ms_p50, latency_ms_p99, latency_calls, latency_noise, throughput_batch, throughput_sps,
+    throughput_sps_ci [low, high], throughput_calls, harness_rss_mb, runtime_rss_mb, peak_rss_mb).
     """
     packages = {name: package_version(name) for name in RUNTIME_PACKAGES}
     request_data = {**asdict(request), "out": str(request.out), "formats": list(request.formats)}

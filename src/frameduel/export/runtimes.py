@@ -20,6 +20,8 @@ from frameduel.export.manifest import Manifest, read_manifest
 
 
 class Runtime(Protocol):
+    """Runtimes whose delegate is chosen at load (LiteRT) also have delegation() -> Manifest.delegation's dict."""
+
     manifest: Manifest
 
     def infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -33,6 +35,7 @@ RUNTIME_FACTORIES: dict[str, str] = {
     "litert": "frameduel.export.litert_runtime:LiteRtRuntime",
     "torch": "frameduel.frameworks.torch_export:TorchExportRuntime",
     "tf": "frameduel.frameworks.tf_export:SavedModelRuntime",
+    "executorch": "frameduel.frameworks.executorch_runtime:ExecuTorchRuntime",
     # Browser formats run only in the browser runner (export/browser_validate.py).
     "tfjs": "frameduel.export.browser_validate:BrowserOnlyRuntime",
     "onnxruntime-web": "frameduel.export.browser_validate:BrowserOnlyRuntime",

@@ -1,4 +1,5 @@
-"""PyTorch deployment artefacts: ONNX (dynamo exporter) and torch.export programs (.pt2), and their runtime.
+"""PyTorch deployment artefacts: ONNX (dynamo exporter), torch.export programs (.pt2) and, through
+torch_executorch.py, ExecuTorch programs (.pte); and the .pt2 runtime.
 
 Same public names as tf_export.py: export_artefact(fmt, ...) writes one artefact; the runtime class
 is what ``frameduel.export.runtimes.load_runtime`` returns for the "torch" runtime.
@@ -27,10 +28,12 @@ from torch.export.pt2_archive._package import PT2ArchiveReader
 
 from frameduel.errors import FrameduelError
 from frameduel.export.contract import INPUT_NAME, OUTPUT_NAME, onnx_opset, sequence_logits
-from frameduel.export.manifest import Manifest
+from frameduel.export.manifest import EXECUTORCH_FORMATS, Manifest
+from frameduel.frameworks import torch_executorch
 from frameduel.workloads.base import Workload
 
-ARTEFACT_FILES = {"onnx": "model.onnx", "onnx-web": "model.onnx", "torch-export": "model.pt2"}
+ARTEFACT_FILES = {"onnx": "model.onnx", "onnx-web": "model.onnx", "torch-export": "model.pt2",
+                  **dict.fromkeys(EXECUTORCH_FORMATS, torch_executorch.ARTEFACT_FILE)}
 
 
 class SequenceLogits(torch.nn.Module):
@@ -50,7 +53,8 @@ def export_artefact(fmt: str, workload: Workload, model: torch.nn.Module, sample
                     calibration: np.ndarray, out_dir: Path, max_batch: int) -> dict[str, Any]:
     """Write one artefact of model (canonical-layout input sample, batch >= 2) into out_dir.
 
-    Returns the manifest facts only the exporter knows: {"artefact": file name, "opset": ...}.
+    Returns the manifest facts only the exporter knows: {"artefact": file name, "opset": ...}, and for
+    ExecuTorch its quantization and delegation.
     """
     if fmt not in ARTEFACT_FILES:
         raise ValueError(f"the torch exporter does not write {fmt}")
@@ -58,13 +62,19 @@ def export_artefact(fmt: str, workload: Workload, model: torch.nn.Module, sample
     if sequence_logits(workload):
         model = SequenceLogits(model)
     path = out_dir / ARTEFACT_FILES[fmt]
-    args = (torch.from_numpy(np.ascontiguousarray(sample)),)
+    # A fresh copy, so every axis has its dense stride: the digits CNN's (B, 1, 8, 8) inputs are a view whose
+    # size-1 channel axis has stride 0, which torch.tensor and .contiguous() keep, torch.export records and
+    # ExecuTorch refuses ("0 in strides is not supported").
+    args = (torch.from_numpy(np.array(sample)),)
     # One dynamic batch axis, 1..max_batch, on the one positional input; every other axis stays the sample's.
     dynamic = ({0: torch.export.Dim("batch", min=1, max=max_batch)},)
     if fmt in ("onnx", "onnx-web"):
         torch.onnx.export(model, args, path, dynamo=True, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
                           dynamic_shapes=dynamic, external_data=False, verbose=False)
         return {"artefact": path.name, "opset": onnx_opset(path)}
+    if fmt in EXECUTORCH_FORMATS:
+        facts = torch_executorch.write_program(fmt, model, args, dynamic, calibration, max_batch, path)
+        return {"artefact": path.name, "opset": None, **facts}
     with torch.no_grad():
         program = torch.export.export(model, args, dynamic_shapes=dynamic)
     torch.export.save(program, path)

@@ -25,22 +25,25 @@ from frameduel.analysis.evidence import (
     export_success,
     geometric_mean,
     load_evidence,
+    pair_figures,
     served_generation,
 )
 from frameduel.analysis.summary import NOISE_BAND, CellSummary, RunSummary, group_label
 from frameduel.spec import FRAMEWORK_INFO, FRAMEWORKS, NATIVE_FRAMEWORKS, check_choice
+from frameduel.stats import NOISE_THRESHOLD
 from frameduel.store import Store
 
 # criterion -> weight, per scenario. Weights of criteria without evidence in a run are dropped and
-# the rest renormalised. "deployed latency", "edge latency", "export success", "served throughput" and "served
-# generation" come from `frameduel export` / `frameduel loadtest [--llm]` results of the run's workloads
-# (analysis/evidence.py).
+# the rest renormalised. "deployed latency", "edge latency", "edge size", "edge memory", "export success",
+# "served throughput" and "served generation" come from `frameduel export` / `frameduel loadtest [--llm]` results
+# of the run's workloads (analysis/evidence.py); the edge ones weigh toolchain against toolchain where fair edge
+# pairs exist.
 SCENARIO_WEIGHTS: dict[str, dict[str, float]] = {
     "research": {"training speed": 0.35, "compile cost": 0.15, "memory": 0.10, "research ecosystem": 0.40},
     "serving": {"inference latency": 0.20, "inference throughput": 0.15, "memory": 0.10, "deployed latency": 0.10,
                 "served throughput": 0.10, "serving ecosystem": 0.35},
-    "edge": {"inference latency": 0.15, "memory": 0.20, "edge latency": 0.15, "export success": 0.10,
-             "edge ecosystem": 0.40},
+    "edge": {"inference latency": 0.10, "memory": 0.15, "edge latency": 0.15, "edge size": 0.05, "edge memory": 0.05,
+             "export success": 0.10, "edge ecosystem": 0.40},
     # Fine-tuning an open-weight model is LoRA far more often than a full fine-tune: it weighs more. Serving
     # many users at once (continuous batching) is what most deployed LLMs do: it weighs as much as one stream.
     "llm": {"generation speed": 0.20, "served generation": 0.20, "fine-tuning speed": 0.15, "fine-tuning memory": 0.10,
@@ -214,13 +217,29 @@ def figures_criterion(name: str, figures: Figures, unit: str, higher_is_better: 
     return Criterion(name, {"torch": r / (1 + r), "tf": 1 / (1 + r)}, "; ".join(lines), measured=True)
 
 
+def edge_criteria(exports: list[dict]) -> dict[str, Criterion | None]:
+    """The edge scenario's toolchain criteria. Where fair edge pairs exist (export/pairs.py: one set of weights
+    through ExecuTorch and through LiteRT) they decide, ExecuTorch's figures counting for torch and LiteRT's
+    for tf; otherwise edge latency is each source framework's best edge artefact (a torch model's TFLite,
+    converted through its Keras twin, then counts for torch)."""
+    latency = pair_figures(exports, lambda side: side.p50_ms) or best_artefact_latency(exports, EDGE_FORMATS)
+    # RSS moves by allocator pages and heap growth: its spread is taken as the noise threshold, 1 MB at least.
+    memory = pair_figures(exports, lambda side: side.artefact_rss_mb, noise=NOISE_THRESHOLD, floor=1.0)
+    return {
+        "edge latency": figures_criterion("edge latency", latency, "ms p50 batch 1", higher_is_better=False),
+        "edge size": figures_criterion("edge size", pair_figures(exports, lambda side: side.size_bytes, noise=0.0),
+                                       "bytes", higher_is_better=False),
+        "edge memory": figures_criterion("edge memory", memory, "MB RSS added by the artefact",
+                                         higher_is_better=False),
+    }
+
+
 def deployment_criteria(evidence: Evidence) -> dict[str, Criterion]:
     """Criteria from stored export and load-test results, where both frameworks have some."""
     found = {
         "deployed latency": figures_criterion("deployed latency", best_artefact_latency(evidence.exports),
                                               "ms p50 batch 1", higher_is_better=False),
-        "edge latency": figures_criterion("edge latency", best_artefact_latency(evidence.exports, EDGE_FORMATS),
-                                          "ms p50 batch 1", higher_is_better=False),
+        **edge_criteria(evidence.exports),
         "served throughput": figures_criterion("served throughput", best_served_throughput(evidence.loadtests),
                                                "samples/s served", higher_is_better=True),
         "served generation": figures_criterion("served generation", served_generation(evidence.llm_loadtests),

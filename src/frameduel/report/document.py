@@ -17,6 +17,7 @@ from frameduel.analysis.verdict import Verdict, verdicts
 from frameduel.report import plots
 from frameduel.report.browser_claim import BROWSER_CLAIM, check_browser_claim
 from frameduel.report.claims import ClaimResult, check_claims
+from frameduel.report.edge_claim import EDGE_CLAIM, check_edge_claim
 from frameduel.report.finetuning import LoraComparison, lora_comparisons
 from frameduel.report.llm_serving import LLM_CLAIM, check_llm_claim
 from frameduel.report.scaling import Scaling, scaling_rows
@@ -151,6 +152,7 @@ def build_report(run: RunRecord, summary: RunSummary, with_figures: bool = True,
                  evidence: Evidence | None = None) -> Report:
     evidence = evidence or Evidence()
     claims = [*check_claims(summary), ClaimResult(BROWSER_CLAIM, *check_browser_claim(evidence.exports)),
+              ClaimResult(EDGE_CLAIM, *check_edge_claim(evidence.exports)),
               ClaimResult(LLM_CLAIM, *check_llm_claim(evidence.llm_loadtests))]
     report = Report(run=run, summary=summary, break_even=break_even_rows(summary), claims=claims,
                     evidence=evidence, finetuning=lora_comparisons(summary), scaling=scaling_rows(summary))

@@ -7,7 +7,9 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+from frameduel.export.pairs import fair_pairs
 from frameduel.export.table import COLUMNS as EXPORT_COLUMNS
+from frameduel.export.table import PAIR_COLUMNS, pair_rows
 from frameduel.export.table import export_rows as artefact_rows
 from frameduel.report.document import Report
 from frameduel.report.llm_serving import LLM_COLUMNS, llm_rows, quirks
@@ -73,6 +75,9 @@ def export_rows(report: Report) -> list[list[str]]:
 
 
 NO_EXPORTS = "No exported artefacts of these workloads: `frameduel export WORKLOAD --framework torch|tf`."
+PAIRS_NOTE = ("Each pair is one set of weights through both on-device toolchains: torch -> ExecuTorch, and the "
+              "Keras twin -> LiteRT; batch-1 latency at the export's threads; peak RSS of the runtime process, and "
+              "what the artefact added once the runtime was imported (ExecuTorch's Python binding imports torch).")
 NO_LOADTESTS = "No load tests of these workloads' artefacts: `frameduel serve` + `frameduel loadtest URL`."
 NO_LLM_LOADTESTS = ("No LLM serving load tests of these workloads: `frameduel serve --llm` + `frameduel loadtest "
                     "--llm URL` (benchmarks/llm_serving.py runs both frameworks and the peers).")
@@ -92,10 +97,13 @@ def deployment_blocks(report: Report, table: Callable[[tuple[str, ...], list[lis
                       paragraph: Callable[[str], str]) -> list[tuple[str, str]]:
     """(heading, body) of the run's workloads' parity, exported artefacts and load tests, in one format."""
     evidence = report.evidence
+    pairs = fair_pairs(evidence.exports)
     return [
         ("Parity", "".join(paragraph(line) for line in evidence.parity_notes(report.summary.workloads))),
         ("Exported artefacts", table(EXPORT_COLUMNS, export_rows(report)) if evidence.exports
          else paragraph(NO_EXPORTS)),
+        *([("Fair edge pairs: ExecuTorch vs LiteRT, same weights", paragraph(PAIRS_NOTE)
+            + "\n" + table(PAIR_COLUMNS, pair_rows(pairs)))] if pairs else []),
         ("Served load tests", table(LOADTEST_COLUMNS, loadtest_rows(evidence.loadtests)) if evidence.loadtests
          else paragraph(NO_LOADTESTS)),
         ("LLM serving", llm_serving_block(report, table, paragraph)),

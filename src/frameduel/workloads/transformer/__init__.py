@@ -4,6 +4,15 @@ Token + learned position embeddings, pre-LN blocks (multi-head self-attention, G
 LayerNorm, mean-pool over tokens, linear head.
 
 Canonical data: inputs int64 token ids (B, T) with T = seq_len, targets int64 (B,).
+
+Its real task is the digits set read as a sequence: each 8x8 image becomes 64 tokens in raster order,
+one per pixel, whose id says which pixel holds which of the 17 intensity levels (pixel * 17 + level, a
+vocabulary of 1088). No text classification set ships inside an installed package (scikit-learn's
+20newsgroups and Keras' IMDB download theirs); this one exercises the classifier's every part (an
+embedding table that dominates its size, as a BERT's does, attention, LayerNorm, GELU, pooling, head) on
+held-out real data, which is what an int8 conversion's accuracy drop is judged on. Measured: ~90% test
+accuracy after 5 epochs (torch, 1 thread, ~3 s an epoch); ids of the level alone (a vocabulary of 17)
+learnt far slower (40% after 5 epochs, 94% at best after 40).
 """
 
 from __future__ import annotations
@@ -12,7 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from frameduel.workloads.base import Batch, Workload, side_by_side
+from frameduel.datasets import DIGITS_MAX_PIXEL
+from frameduel.workloads.base import Batch, DigitsAdapter, Workload, side_by_side
 
 
 @dataclass(frozen=True)
@@ -51,6 +61,20 @@ def make_batch(config: TransformerConfig, batch_size: int, seed: int) -> Batch:
     return Batch(inputs=tokens, targets=np.argmax(counts, axis=1).astype(np.int64))
 
 
+LEVELS = int(DIGITS_MAX_PIXEL) + 1  # load_digits' intensities 0..16
+
+
+def digits_to_tokens(images: np.ndarray) -> np.ndarray:
+    """Digits images (N, 8, 8) in [0, 1] -> token ids (N, 64), row by row: pixel index * LEVELS + its level."""
+    levels = np.rint(images.reshape(len(images), -1) * DIGITS_MAX_PIXEL).astype(np.int64)  # (N, 64) in 0..16
+    return np.arange(levels.shape[1]) * LEVELS + levels
+
+
+# BERT-mini's width and depth (2 x 64, 4 heads) over the 64 pixels.
+DIGITS = DigitsAdapter(config=TransformerConfig(vocab_size=64 * LEVELS, seq_len=64, n_layer=2,
+                                                n_head=4, n_embd=64, classes=10), to_inputs=digits_to_tokens)
+
+
 def forward_flops(config: TransformerConfig) -> float:
     """Per block and token: qkv 6C^2, projection 2C^2, MLP 16C^2, attention scores and mix 4TC."""
     T, C = config.seq_len, config.n_embd
@@ -65,4 +89,5 @@ TRANSFORMER_WORKLOAD = Workload(
     make_batch=make_batch,
     forward_flops=forward_flops,
     model_modules=side_by_side(__name__),
+    digits=DIGITS,
 )
